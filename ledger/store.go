@@ -1,0 +1,299 @@
+// Package ledger keeps Keybrake's vault keys, reservations and call records.
+//
+// A Store is the single source of truth for spend. Every backend (Postgres for
+// a fleet, embedded SQLite for one node) implements the same contract, tested
+// by the shared suite in ledger/ledgertest:
+//
+//   - Reserve is atomic: it checks that the key exists, belongs to the vendor,
+//     is not revoked or expired, and that spent + reserved + estimate stays
+//     within both the daily (UTC day) and the lifetime cap; then it adds the
+//     reservation and writes the call record, all or nothing. No cap is ever
+//     exceeded, whatever the concurrency and however many nodes share the
+//     store.
+//   - The call record is durable before Reserve returns, so it exists before
+//     the vendor is called.
+//   - Keys are stored by the SHA-256 of their secret only.
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/keybrake/keybrake/money"
+)
+
+// Errors returned by a Store. Backends wrap their driver errors; callers test
+// with errors.Is.
+var (
+	// ErrNotFound: no key (or call) with that id or hash.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the store cannot be reached. The gate fails closed on it.
+	ErrUnavailable = errors.New("ledger unavailable")
+	// ErrConflict: a key id or hash that already exists.
+	ErrConflict = errors.New("conflict")
+)
+
+// Key statuses.
+const (
+	StatusActive  = "active"
+	StatusExpired = "expired"
+	StatusRevoked = "revoked"
+)
+
+// Call outcomes. A refused call is recorded with the outcome that refused it.
+const (
+	OutcomeForwarded        = "forwarded"
+	OutcomeIdempotentReplay = "idempotent_replay"
+	OutcomeCapHit           = "cap_hit"
+	OutcomeRevoked          = "revoked"
+	OutcomeExpired          = "expired"
+	OutcomeWrongVendor      = "wrong_vendor"
+	OutcomeEndpointDenied   = "endpoint_denied"
+	OutcomeUnknownCost      = "unknown_cost_denied"
+	OutcomeBadRequest       = "bad_request"
+	OutcomeUnauthenticated  = "unauthenticated"
+	OutcomeUpstreamError    = "upstream_error"
+)
+
+// Cost states of a call.
+const (
+	CostReserved = "reserved" // reservation held, response not yet read
+	CostSettled  = "settled"  // real cost known and recorded
+	CostReleased = "released" // vendor moved no money; reservation returned
+	CostUnknown  = "unknown"  // ambiguous outcome; reservation kept for reconciliation
+	CostUnpriced = "unpriced" // provisional: estimate kept until the vendor prices it (Twilio)
+	CostNone     = "none"     // refused before any reservation
+)
+
+// Hash is the SHA-256 of a vault key's secret. Only hashes are stored.
+type Hash [sha256.Size]byte
+
+// HashSecret returns the Hash of a vault key secret.
+func HashSecret(secret string) Hash { return sha256.Sum256([]byte(secret)) }
+
+// Key is a vault key as stored: never its secret.
+type Key struct {
+	ID     string
+	Hash   Hash
+	Vendor string
+	// DailyCap and TotalCap are nil when that cap is not set. At least one
+	// is set (the key API enforces it).
+	DailyCap         *money.Micros
+	TotalCap         *money.Micros
+	AllowedEndpoints []string
+	RunLabel         string
+	Metadata         json.RawMessage // a JSON object, or nil
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+	RevokedAt        *time.Time // nil unless revoked
+}
+
+// Status tells whether the key is active, expired or revoked at now.
+// Revocation wins over expiry.
+func (k *Key) Status(now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return StatusRevoked
+	case !now.Before(k.ExpiresAt):
+		return StatusExpired
+	default:
+		return StatusActive
+	}
+}
+
+// KeyUsage is a key with its running totals.
+type KeyUsage struct {
+	Key
+	Spent    money.Micros // settled costs (and provisional unpriced ones)
+	Reserved money.Micros // open reservations, including unknown ones
+	// DaySpent and DayReserved are the same for the current UTC day.
+	DaySpent    money.Micros
+	DayReserved money.Micros
+	Calls       int64 // calls forwarded (including idempotent replays)
+	CapHits     int64
+}
+
+// ReserveRequest asks to reserve Estimate against a key and record the call.
+type ReserveRequest struct {
+	CallID   string // chosen by the caller, unique
+	KeyID    string
+	Vendor   string // the vendor of the route; a key of another vendor is refused
+	Method   string
+	Path     string
+	Endpoint string // the allowlist entry matched
+	Estimate money.Micros
+	// IdempotencyKey, when not empty, makes a repeat of the same key and
+	// idempotency key a replay: nothing is reserved again, the call is
+	// recorded with OutcomeIdempotentReplay and ReplayOf names the original.
+	IdempotencyKey string
+	Now            time.Time
+}
+
+// ReserveResult is the outcome of Reserve.
+type ReserveResult struct {
+	// Outcome is OutcomeForwarded (reserved; go ahead), OutcomeIdempotentReplay
+	// (go ahead, nothing reserved), or the refusal: OutcomeCapHit,
+	// OutcomeRevoked, OutcomeExpired, OutcomeWrongVendor. A refusal is
+	// recorded as a call too.
+	Outcome string
+	// ReplayOf is the call id of the original call for a replay.
+	ReplayOf string
+	// RunLabel is the key's run label, for logs.
+	RunLabel string
+	// Remaining is how much the tighter cap still allows after this
+	// reservation (or, on a cap hit, without it).
+	Remaining money.Micros
+}
+
+// Allowed reports whether the call may be forwarded.
+func (r ReserveResult) Allowed() bool {
+	return r.Outcome == OutcomeForwarded || r.Outcome == OutcomeIdempotentReplay
+}
+
+// Settlement is what the vendor's response said about a call.
+type Settlement struct {
+	StatusCode     int
+	Cost           money.Micros // real cost; for Release it is ignored (0)
+	VendorAmount   *int64       // in the vendor's minor units, when it said
+	VendorCurrency string
+	VendorTxnID    string
+	Outcome        string // overrides the call's outcome when set (e.g. OutcomeUpstreamError)
+	// CostState is the state to settle into; Settle defaults to CostSettled
+	// and accepts CostUnpriced for a provisional cost.
+	CostState string
+	Now       time.Time
+}
+
+// Call is one call record, as the audit API shows it.
+type Call struct {
+	CallID         string
+	KeyID          string // empty for a call refused before a key was known
+	RunLabel       string
+	Vendor         string
+	Method         string
+	Path           string
+	Endpoint       string
+	StatusCode     int
+	Outcome        string
+	Reserved       money.Micros
+	Cost           money.Micros
+	VendorAmount   *int64
+	VendorCurrency string
+	VendorTxnID    string
+	IdempotencyKey string
+	ReplayOf       string
+	CostState      string
+	StartedAt      time.Time
+	FinishedAt     *time.Time
+}
+
+// KeyFilter selects keys for ListKeys. Empty fields do not filter.
+type KeyFilter struct {
+	RunLabel string
+	Vendor   string
+	Status   string // active|expired|revoked, evaluated at Now
+	Now      time.Time
+	Cursor   string // opaque; from a previous page
+	Limit    int    // 1..1000; 0 means 100
+}
+
+// AuditFilter selects calls for Audit. Empty fields do not filter.
+type AuditFilter struct {
+	RunLabel  string
+	KeyID     string
+	Vendor    string
+	Outcome   string
+	CostState string
+	Since     time.Time // inclusive, on StartedAt
+	Until     time.Time // exclusive, on StartedAt
+	Cursor    string    // opaque; from a previous page
+	Limit     int       // 1..1000; 0 means 100
+}
+
+// SummaryRow aggregates the calls of a run for one vendor and endpoint.
+type SummaryRow struct {
+	Vendor   string
+	Endpoint string
+	Calls    int64 // every recorded call, refused ones included
+	Forwarded int64
+	CapHits  int64
+	Refused  int64 // refusals other than cap hits
+	Spent    money.Micros
+	Reserved money.Micros // reservations still open (reserved or unknown)
+}
+
+// Store is a ledger backend. All methods are safe for concurrent use.
+// Errors that mean the backend cannot be reached wrap ErrUnavailable.
+type Store interface {
+	// CreateKey stores a new key. ErrConflict if the id or hash exists.
+	CreateKey(ctx context.Context, k Key) error
+	// KeyByHash finds a key by the hash of its secret. ErrNotFound if none.
+	KeyByHash(ctx context.Context, h Hash) (Key, error)
+	// GetKey returns a key with its usage; DaySpent/DayReserved are for the
+	// UTC day of now. ErrNotFound if none.
+	GetKey(ctx context.Context, id string, now time.Time) (KeyUsage, error)
+	// ListKeys lists keys newest first with a cursor for the next page
+	// ("" when there is none).
+	ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, string, error)
+	// RevokeKey revokes a key at now. Revoking twice keeps the first time.
+	// ErrNotFound if none.
+	RevokeKey(ctx context.Context, id string, now time.Time) (Key, error)
+
+	// Reserve is the atomic check-and-reserve described in the package doc.
+	// ErrNotFound if the key does not exist.
+	Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error)
+	// Settle replaces a call's reservation with its real cost.
+	Settle(ctx context.Context, callID string, s Settlement) error
+	// Release returns a call's reservation: the vendor moved no money.
+	Release(ctx context.Context, callID string, s Settlement) error
+	// MarkUnknown keeps a call's reservation and marks its cost unknown.
+	MarkUnknown(ctx context.Context, callID string, s Settlement) error
+	// Settle, Release and MarkUnknown apply only to a call whose cost state
+	// is reserved, unknown or unpriced; on any other they do nothing and
+	// return nil, so a late or repeated settlement cannot count twice.
+	// ErrNotFound if there is no such call.
+	//
+	// The counters move like this, on the key and on the key's day row for
+	// the UTC day the call started (the call's "held" reservation is its
+	// Reserved amount while its state is reserved or unknown, else 0):
+	//   Settle:      reserved -= held; spent += s.Cost - call.Cost;
+	//                call.Cost = s.Cost; state = s.CostState or settled.
+	//   Release:     reserved -= held; spent -= call.Cost; call.Cost = 0;
+	//                state = released.
+	//   MarkUnknown: counters unchanged; state reserved -> unknown (an
+	//                unpriced or unknown call is left as it is).
+	// Each also records StatusCode, the vendor fields that are set, Outcome
+	// when set, and FinishedAt = s.Now.
+
+	// RecordRefusal records a call refused before reservation (bad
+	// credential, endpoint outside the allowlist, unknown cost...). Reserved
+	// and Cost are zero; CostState is CostNone.
+	RecordRefusal(ctx context.Context, c Call) error
+
+	// FindVendorTxn returns the most recent settled call with that vendor
+	// transaction id, for "have we seen this PaymentIntent". ErrNotFound if none.
+	FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error)
+	// Audit lists calls oldest first with a cursor for the next page.
+	Audit(ctx context.Context, f AuditFilter) ([]Call, string, error)
+	// Summary aggregates a run's calls by vendor and endpoint, ordered by
+	// vendor then endpoint.
+	Summary(ctx context.Context, runLabel string) ([]SummaryRow, error)
+	// PendingCalls lists calls of a vendor in a cost state (CostUnpriced for
+	// reconciliation of provisional prices, CostReserved for reservations
+	// whose node died) that started before the given time, oldest first, at
+	// most limit of them.
+	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error)
+	// Ping checks the store can be reached.
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Day returns the UTC day of t at midnight, the unit of daily caps.
+func Day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
