@@ -56,6 +56,10 @@ type Error struct {
 	// CapHit marks the answer with X-Keybrake-Cap-Hit: true and tells the
 	// vendor to add its own do-not-retry signals.
 	CapHit bool
+	// Retryable says the same request may succeed later (the ledger was
+	// unreachable, the upstream failed): vendors with a retry signal (Stripe)
+	// leave it to the SDK; every other refusal tells the SDK not to retry.
+	Retryable bool
 }
 
 func (e *Error) Error() string { return e.Message }

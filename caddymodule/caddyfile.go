@@ -1,0 +1,280 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/keybrake/keybrake/money"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("keybrake", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("keybrake", parseHandler)
+	httpcaddyfile.RegisterHandlerDirective("keybrake_api", parseAPIHandler)
+	httpcaddyfile.RegisterDirectiveOrder("keybrake", httpcaddyfile.Before, "reverse_proxy")
+	httpcaddyfile.RegisterDirectiveOrder("keybrake_api", httpcaddyfile.Before, "keybrake")
+}
+
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "keybrake", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the keybrake app from Caddyfile tokens.
+//
+// Syntax:
+//
+//	keybrake {
+//		ledger        <postgres://…|sqlite:PATH>
+//		api_token     <token>
+//		max_ttl       <duration>
+//		default_ttl   <duration>
+//		key_cache_ttl <duration>
+//		vendor <name> {
+//			kind         <stripe|twilio|resend|declared>
+//			secret_key   <secret>
+//			unknown_cost deny|reserve <usd>
+//			rate         <currency> <usd_per_unit>
+//		}
+//	}
+//
+// api_token may be given more than once.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "ledger":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Ledger = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "api_token":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.APITokens = append(a.APITokens, d.Val())
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "max_ttl", "default_ttl", "key_cache_ttl":
+			opt := d.Val()
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			switch opt {
+			case "max_ttl":
+				a.MaxTTL = dur
+			case "default_ttl":
+				a.DefaultTTL = dur
+			default:
+				a.KeyCacheTTL = dur
+			}
+		case "vendor":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			name := d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, dup := a.Vendors[name]; dup {
+				return d.Errf("vendor %s is declared twice", name)
+			}
+			vc := new(VendorConfig)
+			if err := vc.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+			if a.Vendors == nil {
+				a.Vendors = map[string]*VendorConfig{}
+			}
+			a.Vendors[name] = vc
+		default:
+			return d.Errf("unrecognized keybrake option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalCaddyfile reads a vendor block; the dispenser is on its name.
+func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "kind":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			vc.Kind = d.Val()
+			switch vc.Kind {
+			case "stripe", "twilio", "resend", "declared":
+			default:
+				return d.Errf("unknown vendor kind '%s' (want stripe, twilio, resend or declared)", vc.Kind)
+			}
+		case "secret_key":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			vc.SecretKey = d.Val()
+		case "unknown_cost":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			switch d.Val() {
+			case "deny":
+				vc.UnknownCost = "deny"
+			case "reserve":
+				vc.UnknownCost = "reserve"
+				if !d.NextArg() {
+					return d.Errf("unknown_cost reserve needs an amount in USD")
+				}
+				amt, err := money.ParseUSD(d.Val())
+				if err != nil || amt <= 0 {
+					return d.Errf("unknown_cost reserve: invalid amount '%s'", d.Val())
+				}
+				vc.UnknownCostUSD = amt
+			default:
+				return d.Errf("unknown_cost must be deny or reserve, not '%s'", d.Val())
+			}
+		case "rate":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("rate needs a currency and dollars per unit, e.g. 'rate jpy 0.0067'")
+			}
+			if _, err := money.ParseRate(args[1]); err != nil {
+				return d.Errf("rate %s: invalid rate '%s'", args[0], args[1])
+			}
+			if vc.Rates == nil {
+				vc.Rates = map[string]string{}
+			}
+			vc.Rates[args[0]] = args[1]
+			continue
+		default:
+			return d.Errf("unrecognized vendor option '%s'", d.Val())
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return 0, d.Errf("invalid duration '%s': %v", d.Val(), err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("duration must be positive: '%s'", d.Val())
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return caddy.Duration(dur), nil
+}
+
+func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the gate from Caddyfile tokens.
+//
+// Syntax:
+//
+//	keybrake <vendor> {
+//		max_request_body <bytes>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.NextArg() {
+		return d.Errf("keybrake needs a vendor name, e.g. 'keybrake stripe'")
+	}
+	h.Vendor = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "max_request_body":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := parseSize(d.Val())
+			if err != nil {
+				return d.Errf("invalid max_request_body '%s': %v", d.Val(), err)
+			}
+			h.MaxRequestBody = size
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized keybrake option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseSize(s string) (int64, error) {
+	var n int64
+	if err := json.Unmarshal([]byte(s), &n); err != nil || n <= 0 {
+		return 0, errInvalidSize
+	}
+	return n, nil
+}
+
+type sizeError struct{}
+
+func (sizeError) Error() string { return "want a positive number of bytes" }
+
+var errInvalidSize = sizeError{}
+
+func parseAPIHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(APIHandler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the key API from Caddyfile tokens. It takes no
+// options: tokens and limits live in the keybrake global option.
+//
+// Syntax:
+//
+//	keybrake_api
+func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("keybrake_api takes no options; configure it in the keybrake global option")
+	}
+	return nil
+}
+
+var _ = time.Second
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*APIHandler)(nil)
+)

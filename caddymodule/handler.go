@@ -1,0 +1,91 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/keybrake/keybrake/gate"
+	"github.com/keybrake/keybrake/vendors"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the gate on a vendor route: it checks the vault key, reserves
+// the call's cost, swaps in the real secret and lets the next handler
+// (reverse_proxy) forward the call, then settles from the response.
+type Handler struct {
+	// Vendor names a vendor declared in the keybrake app (stripe, twilio,
+	// resend, or a declared one). Required.
+	Vendor string `json:"vendor"`
+
+	// MaxRequestBody bounds the request body read to price a call, in
+	// bytes. Default: 1 MiB.
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+
+	gate    *gate.Gate
+	vendor  *vendorRuntime
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.keybrake",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision builds the gate on the app's shared ledger.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	appIface, err := ctx.App("keybrake")
+	if err != nil {
+		return fmt.Errorf("loading keybrake app: %w", err)
+	}
+	app := appIface.(*App)
+	rt, ok := app.vendors[h.Vendor]
+	if !ok {
+		return fmt.Errorf("vendor %q is not declared in the keybrake global option (declared: %v)", h.Vendor, app.vendorNames())
+	}
+	h.vendor = rt
+	h.gate, err = gate.New(gate.Config{
+		Vendor:         rt.vendor,
+		Store:          app.ledger.store,
+		Keys:           app.ledger.keys,
+		UnknownCost:    rt.unknownCost,
+		MaxRequestBody: h.MaxRequestBody,
+		Logger:         ctx.Logger(),
+	})
+	return err
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.Vendor == "" {
+		return fmt.Errorf("vendor is required")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.vendor.missing != "" {
+		h.vendor.vendor.WriteError(w, &vendors.Error{
+			Status:  http.StatusServiceUnavailable,
+			Code:    "keybrake_vendor_not_configured",
+			Message: "Keybrake has no " + h.vendor.missing + " for " + h.Vendor + "; set it in the keybrake global option.",
+		})
+		return nil
+	}
+	return h.gate.ServeHTTP(w, r, next.ServeHTTP)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,60 @@
+"""Windmill step: ask Keybrake for a short-lived, capped Stripe vault key for
+this flow run. Runs after the approval step, so an unapproved run never holds
+spend power. The run label is the flow's job id (WM_FLOW_JOB_ID); `run_label`
+is used only when the script runs outside a flow. Standard library only.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+
+def main(
+    keybrake_url: str,  # e.g. "https://keybrake.internal" (the site root)
+    api_token: str,  # KEYBRAKE_API_TOKEN; pass "$var:f/keybrake/api_token"
+    cap_usd: float,  # lifetime cap of the key (total_usd_cap)
+    daily_cap_usd: float = 0,  # 0 = no per-day cap
+    allowed_endpoints: list = ["POST /v1/payment_intents"],
+    expires_in: str = "2h",
+    run_label: str = "",
+    metadata: dict = {},
+):
+    label = os.environ.get("WM_FLOW_JOB_ID") or run_label
+    if not label:
+        raise ValueError("no run label: run inside a flow (WM_FLOW_JOB_ID) or pass run_label")
+
+    body = {
+        "vendor": "stripe",
+        "total_usd_cap": cap_usd,
+        "allowed_endpoints": list(allowed_endpoints),
+        "expires_in": expires_in,
+        "agent_run_label": label,
+        "metadata": {
+            "windmill_workspace": os.environ.get("WM_WORKSPACE", ""),
+            "windmill_flow_path": os.environ.get("WM_FLOW_PATH", ""),
+            **metadata,
+        },
+    }
+    if daily_cap_usd > 0:
+        body["daily_usd_cap"] = daily_cap_usd
+
+    req = urllib.request.Request(
+        keybrake_url.rstrip("/") + "/vault/keys",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {api_token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            key = json.load(res)
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"Keybrake refused the key: {e.code} {e.read().decode(errors='replace')}") from None
+
+    # key_id for revocation, vault_key for the charge steps, the label for the summary.
+    return {
+        "key_id": key["key_id"],
+        "vault_key": key["vault_key"],
+        "expires_at": key["expires_at"],
+        "agent_run_label": label,
+    }

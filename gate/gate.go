@@ -1,0 +1,136 @@
+// Package gate is Keybrake's per-request spend gate, in plain Go: it checks
+// a vault key, reserves the call's cost in the ledger, swaps in the real
+// secret, lets the next handler (Caddy's reverse_proxy) forward the call,
+// and settles the reservation from the vendor's response.
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/vendors"
+)
+
+// UnknownCostPolicy is what to do with an allowed call whose cost cannot be
+// told from the request.
+type UnknownCostPolicy struct {
+	// Reserve, when true, reserves Amount for such a call; when false (the
+	// default) the call is refused.
+	Reserve bool
+	Amount  money.Micros
+}
+
+// Config configures a Gate.
+type Config struct {
+	Vendor vendors.Vendor
+	Store  ledger.Store
+	Keys   *ledger.KeyCache
+	// UnknownCost defaults to deny.
+	UnknownCost UnknownCostPolicy
+	// MaxRequestBody bounds the request body read for pricing. Default 1 MiB.
+	MaxRequestBody int64
+	// MaxResponseCapture bounds how much of the response body is kept to
+	// read the transaction id and amount. Default 256 KiB.
+	MaxResponseCapture int
+	// SettleTimeout bounds the ledger write after the response. Default 10s.
+	SettleTimeout time.Duration
+	// Now is the clock; default time.Now. Tests inject their own.
+	Now    func() time.Time
+	Logger *zap.Logger
+}
+
+// Next is the rest of the handler chain: Caddy's reverse_proxy.
+type Next func(w http.ResponseWriter, r *http.Request) error
+
+// Gate guards one vendor route.
+type Gate struct {
+	cfg Config
+	log *zap.Logger
+}
+
+// New returns a Gate.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Vendor == nil || cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("gate needs a vendor, a store and a key cache")
+	}
+	if cfg.MaxRequestBody <= 0 {
+		cfg.MaxRequestBody = 1 << 20
+	}
+	if cfg.MaxResponseCapture <= 0 {
+		cfg.MaxResponseCapture = 256 << 10
+	}
+	if cfg.SettleTimeout <= 0 {
+		cfg.SettleTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Gate{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Header names Keybrake sets on its answers.
+const (
+	HeaderCapHit    = "X-Keybrake-Cap-Hit"
+	HeaderCallID    = "X-Keybrake-Call-Id"
+	HeaderRemaining = "X-Keybrake-Remaining-Usd"
+)
+
+// refusal is a call refused by the gate, before anything is forwarded.
+type refusal struct {
+	status    int
+	code      string
+	message   string
+	outcome   string
+	capHit    bool
+	retryable bool
+	// record says the refusal is written to the ledger (it is, whenever a
+	// key is known; refusals of unknown credentials are only logged, so
+	// that a flood of garbage cannot fill the ledger).
+	record bool
+}
+
+func (f *refusal) vendorError() *vendors.Error {
+	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, CapHit: f.capHit, Retryable: f.retryable}
+}
+
+func unavailable(err error) *refusal {
+	return &refusal{
+		status: http.StatusServiceUnavailable, code: "keybrake_ledger_unavailable",
+		message:   "Keybrake cannot reach its ledger, so it forwards nothing. Try again shortly.",
+		outcome:   "ledger_unavailable",
+		retryable: true,
+	}
+}
+
+func capHitRefusal(remaining money.Micros) *refusal {
+	return &refusal{
+		status: http.StatusTooManyRequests, code: "keybrake_cap_hit",
+		message: fmt.Sprintf("This vault key has reached its spending cap (%s left, not enough for this call). "+
+			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
+		outcome: ledger.OutcomeCapHit, capHit: true,
+	}
+}
+
+func keyStatusRefusal(outcome string) *refusal {
+	f := &refusal{status: http.StatusUnauthorized, outcome: outcome, record: true}
+	switch outcome {
+	case ledger.OutcomeRevoked:
+		f.code, f.message = "keybrake_key_revoked", "This vault key has been revoked."
+	case ledger.OutcomeExpired:
+		f.code, f.message = "keybrake_key_expired", "This vault key has expired."
+	case ledger.OutcomeWrongVendor:
+		f.code, f.message = "keybrake_wrong_vendor", "This vault key was issued for another vendor."
+	default:
+		f.code, f.message = "keybrake_invalid_key", "Invalid vault key."
+	}
+	return f
+}

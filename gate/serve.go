@@ -1,0 +1,357 @@
+package gate
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/vendors"
+)
+
+// call is what the gate knows of one request as it goes.
+type call struct {
+	id       string
+	started  time.Time
+	key      *ledger.Key
+	path     string
+	endpoint string
+	estimate vendors.Estimate
+	idemKey  string
+}
+
+// ServeHTTP gates one vendor call. It answers refusals itself and returns
+// nil; it only returns an error for a failure Caddy should handle.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	c := &call{id: newCallID(), started: g.cfg.Now()}
+	f := g.admit(r, c)
+	if f != nil {
+		g.refuse(w, r, c, f)
+		return nil
+	}
+	res, err := g.cfg.Store.Reserve(r.Context(), ledger.ReserveRequest{
+		CallID:         c.id,
+		KeyID:          c.key.ID,
+		Vendor:         g.cfg.Vendor.Name(),
+		Method:         r.Method,
+		Path:           c.path,
+		Endpoint:       c.endpoint,
+		Estimate:       c.estimate.Cost,
+		IdempotencyKey: c.idemKey,
+		Now:            c.started,
+	})
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		g.refuse(w, r, c, keyStatusRefusal(""))
+		return nil
+	case err != nil:
+		g.log.Error("reserving cost", zap.String("call_id", c.id), zap.Error(err))
+		g.refuse(w, r, c, unavailable(err))
+		return nil
+	}
+	switch res.Outcome {
+	case ledger.OutcomeForwarded, ledger.OutcomeIdempotentReplay:
+	case ledger.OutcomeCapHit:
+		g.refuse(w, r, c, capHitRefusal(res.Remaining))
+		return nil
+	default:
+		f := keyStatusRefusal(res.Outcome)
+		f.record = false // Reserve has recorded it already
+		g.refuse(w, r, c, f)
+		return nil
+	}
+	return g.forward(w, r, c, res, next)
+}
+
+// admit runs every check that needs no reservation, cheapest first.
+func (g *Gate) admit(r *http.Request, c *call) *refusal {
+	v := g.cfg.Vendor
+	secret, ok := v.Credential(r)
+	if !ok {
+		return &refusal{status: http.StatusUnauthorized, code: "keybrake_missing_credential",
+			message: "No vault key provided. Send the vault key where the " + v.Name() + " SDK sends its API key.",
+			outcome: ledger.OutcomeUnauthenticated}
+	}
+	h := ledger.HashSecret(secret)
+	key, err := g.cfg.Keys.Lookup(r.Context(), h)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
+			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
+	case err != nil:
+		g.log.Error("looking up vault key", zap.String("call_id", c.id), zap.Error(err))
+		return unavailable(err)
+	}
+	// The lookup was by hash already; comparing in constant time as well
+	// keeps a future index change from opening a timing side channel.
+	if subtle.ConstantTimeCompare(key.Hash[:], h[:]) != 1 {
+		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
+			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
+	}
+	c.key = &key
+	if key.Vendor != v.Name() {
+		return keyStatusRefusal(ledger.OutcomeWrongVendor)
+	}
+	// The cached status may be stale in the active direction only for
+	// the cache TTL; Reserve checks again in the ledger.
+	if st := key.Status(c.started); st != ledger.StatusActive {
+		return keyStatusRefusal(st)
+	}
+	path, err := vendors.CanonicalPath(r)
+	if err != nil {
+		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_path",
+			message: "Keybrake refuses this path: " + err.Error() + ".", outcome: ledger.OutcomeBadRequest, record: true}
+	}
+	c.path = path
+	allow, err := vendors.ParseAllowlist(key.AllowedEndpoints)
+	if err != nil {
+		g.log.Error("parsing allowlist", zap.String("key_id", key.ID), zap.Error(err))
+		allow = nil
+	}
+	endpoint, ok := allow.Match(r.Method, path)
+	if !ok {
+		return &refusal{status: http.StatusForbidden, code: "keybrake_endpoint_denied",
+			message: "This vault key may not call " + r.Method + " " + path + ".",
+			outcome: ledger.OutcomeEndpointDenied, record: true}
+	}
+	c.endpoint = endpoint
+	body, f := g.readBody(r)
+	if f != nil {
+		return f
+	}
+	est, err := v.Estimate(r, body)
+	if err != nil {
+		var ve *vendors.Error
+		if errors.As(err, &ve) {
+			return &refusal{status: ve.Status, code: ve.Code, message: ve.Message, outcome: ledger.OutcomeBadRequest, record: true}
+		}
+		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
+			outcome: ledger.OutcomeBadRequest, record: true}
+	}
+	if est.SeenTxn != "" {
+		prior, err := g.cfg.Store.FindVendorTxn(r.Context(), v.Name(), est.SeenTxn)
+		switch {
+		case err == nil && (prior.CostState == ledger.CostSettled || prior.CostState == ledger.CostUnpriced):
+			// Counted when it was created: nothing more to reserve.
+			est = vendors.Estimate{Known: true, SeenTxn: est.SeenTxn}
+		case err == nil, errors.Is(err, ledger.ErrNotFound):
+		default:
+			g.log.Error("looking up prior transaction", zap.String("call_id", c.id), zap.Error(err))
+			return unavailable(err)
+		}
+	}
+	if !est.Known {
+		if !g.cfg.UnknownCost.Reserve {
+			msg := "Keybrake cannot tell what this call will cost, and this vendor's unknown_cost policy is deny."
+			if est.Reason != "" {
+				msg = "Keybrake cannot tell what this call will cost (" + est.Reason + "), and this vendor's unknown_cost policy is deny."
+			}
+			return &refusal{status: http.StatusForbidden, code: "keybrake_unknown_cost", message: msg,
+				outcome: ledger.OutcomeUnknownCost, record: true}
+		}
+		est.Cost, est.Known = g.cfg.UnknownCost.Amount, true
+	}
+	c.estimate = est
+	c.idemKey = r.Header.Get("Idempotency-Key")
+	if len(c.idemKey) > 255 {
+		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
+			message: "Idempotency-Key is longer than 255 characters.", outcome: ledger.OutcomeBadRequest, record: true}
+	}
+	return nil
+}
+
+// readBody reads the request body for pricing and puts it back for the
+// upstream.
+func (g *Gate) readBody(r *http.Request) ([]byte, *refusal) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, g.cfg.MaxRequestBody+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, &refusal{status: http.StatusBadRequest, code: "keybrake_body_unreadable",
+			message: "The request body could not be read.", outcome: ledger.OutcomeBadRequest}
+	}
+	if int64(len(body)) > g.cfg.MaxRequestBody {
+		return nil, &refusal{status: http.StatusRequestEntityTooLarge, code: "keybrake_body_too_large",
+			message: "The request body is larger than Keybrake accepts.", outcome: ledger.OutcomeBadRequest, record: true}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Del("Transfer-Encoding")
+	r.TransferEncoding = nil
+	return body, nil
+}
+
+// forward sends the call upstream with the real secret and settles it.
+func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledger.ReserveResult, next Next) error {
+	for name := range r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-keybrake-") {
+			r.Header.Del(name)
+		}
+	}
+	// The response must arrive uncompressed for the gate to read it.
+	r.Header.Del("Accept-Encoding")
+	if err := g.cfg.Vendor.Authorize(r); err != nil {
+		g.settle(r, c, res, 0, nil, err)
+		g.refuse(w, r, c, &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(), outcome: ledger.OutcomeBadRequest})
+		return nil
+	}
+	w.Header().Set(HeaderCallID, c.id)
+	if res.Outcome == ledger.OutcomeForwarded {
+		w.Header().Set(HeaderRemaining, res.Remaining.String())
+	}
+	cw := newCaptureWriter(w, g.cfg.MaxResponseCapture)
+	err := next(cw, r)
+	g.settle(r, c, res, cw.status, cw, err)
+	if err != nil && cw.status == 0 {
+		// Nothing reached the client yet: answer in the vendor's format
+		// rather than with Caddy's empty 502.
+		g.cfg.Vendor.WriteError(w, &vendors.Error{Status: http.StatusBadGateway, Code: "keybrake_upstream_error",
+			Message: "Keybrake could not get an answer from the vendor. The call may or may not have been made; " +
+				"its reservation is kept until it is reconciled.", Retryable: true})
+	}
+	return nil
+}
+
+// settle turns the vendor's answer into a ledger settlement. It runs after
+// the client has its response, on a context that outlives the request, so a
+// client hanging up cannot leave the ledger unsettled.
+func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
+	defer cancel()
+	now := g.cfg.Now()
+	s := ledger.Settlement{StatusCode: status, Now: now}
+	var result vendors.Result
+	switch {
+	case upstreamErr != nil && status == 0:
+		result.Decision = vendors.DecisionUnknown
+		s.Outcome = ledger.OutcomeUpstreamError
+	case status == 0:
+		result.Decision = vendors.DecisionUnknown
+	default:
+		var body []byte
+		if cw != nil {
+			body = cw.body
+		}
+		result = g.cfg.Vendor.Settle(r, status, cw.Header(), body, c.estimate)
+	}
+	s.VendorTxnID, s.VendorAmount, s.VendorCurrency = result.TxnID, result.Amount, result.Currency
+	var err error
+	replay := res.Outcome == ledger.OutcomeIdempotentReplay
+	switch {
+	case replay:
+		// A replay reserved nothing and costs nothing; if the original's
+		// outcome was ambiguous and the vendor now says it went through,
+		// the original is settled with the real cost.
+		s.Cost, s.CostState = 0, ledger.CostSettled
+		err = g.cfg.Store.Settle(ctx, c.id, s)
+		if err == nil && result.Decision == vendors.DecisionSettle && res.ReplayOf != "" {
+			orig := s
+			orig.Cost = result.Cost
+			err = g.cfg.Store.Settle(ctx, res.ReplayOf, orig)
+		}
+	case result.Decision == vendors.DecisionSettle:
+		s.Cost, s.CostState = result.Cost, ledger.CostSettled
+		err = g.cfg.Store.Settle(ctx, c.id, s)
+	case result.Decision == vendors.DecisionUnpriced:
+		s.Cost, s.CostState = c.estimate.Cost, ledger.CostUnpriced
+		err = g.cfg.Store.Settle(ctx, c.id, s)
+	case result.Decision == vendors.DecisionRelease:
+		err = g.cfg.Store.Release(ctx, c.id, s)
+	default:
+		err = g.cfg.Store.MarkUnknown(ctx, c.id, s)
+	}
+	fields := []zap.Field{
+		zap.String("call_id", c.id),
+		zap.String("key_id", c.key.ID),
+		zap.String("agent_run_label", c.key.RunLabel),
+		zap.String("vendor", g.cfg.Vendor.Name()),
+		zap.String("method", r.Method),
+		zap.String("path", c.path),
+		zap.String("endpoint", c.endpoint),
+		zap.Int("status", status),
+		zap.String("outcome", res.Outcome),
+		zap.String("decision", result.Decision),
+		zap.String("reserved_usd", c.estimate.Cost.String()),
+		zap.String("cost_usd", s.Cost.String()),
+		zap.String("vendor_txn_id", result.TxnID),
+		zap.Duration("duration", now.Sub(c.started)),
+	}
+	if upstreamErr != nil {
+		fields = append(fields, zap.NamedError("upstream_error", upstreamErr))
+	}
+	if err != nil {
+		// The reservation stays held: the ledger errs on the side of the
+		// cap, and the reconciler settles it later.
+		g.log.Error("settling call", append(fields, zap.Error(err))...)
+		return
+	}
+	g.log.Info("vendor call", fields...)
+}
+
+// refuse answers a refusal in the vendor's format, logs it, and records it
+// when the key is known.
+func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusal) {
+	h := w.Header()
+	h.Set(HeaderCallID, c.id)
+	if f.capHit {
+		h.Set(HeaderCapHit, "true")
+	}
+	g.cfg.Vendor.WriteError(w, f.vendorError())
+	fields := []zap.Field{
+		zap.String("call_id", c.id),
+		zap.String("vendor", g.cfg.Vendor.Name()),
+		zap.String("method", r.Method),
+		zap.String("path", r.URL.Path),
+		zap.Int("status", f.status),
+		zap.String("outcome", f.outcome),
+	}
+	if c.key != nil {
+		fields = append(fields, zap.String("key_id", c.key.ID), zap.String("agent_run_label", c.key.RunLabel))
+	}
+	g.log.Info("vendor call refused", fields...)
+	if !f.record || c.key == nil {
+		return
+	}
+	path := c.path
+	if path == "" {
+		path = truncate(r.URL.Path, 512)
+	}
+	err := g.cfg.Store.RecordRefusal(context.WithoutCancel(r.Context()), ledger.Call{
+		CallID:     c.id,
+		KeyID:      c.key.ID,
+		RunLabel:   c.key.RunLabel,
+		Vendor:     g.cfg.Vendor.Name(),
+		Method:     r.Method,
+		Path:       path,
+		Endpoint:   c.endpoint,
+		StatusCode: f.status,
+		Outcome:    f.outcome,
+		CostState:  ledger.CostNone,
+		StartedAt:  c.started,
+		FinishedAt: ptr(g.cfg.Now()),
+	})
+	if err != nil {
+		g.log.Error("recording refusal", zap.String("call_id", c.id), zap.Error(err))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var _ = money.PerDollar

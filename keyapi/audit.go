@@ -1,0 +1,123 @@
+package keyapi
+
+import (
+	"net/http"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+)
+
+// callView is one call record as the audit API shows it. csvColumns lists
+// the same fields in the same order.
+type callView struct {
+	CallID         string       `json:"call_id"`
+	KeyID          string       `json:"key_id"`
+	AgentRunLabel  string       `json:"agent_run_label"`
+	Vendor         string       `json:"vendor"`
+	Method         string       `json:"method"`
+	Path           string       `json:"path"`
+	Endpoint       string       `json:"endpoint"`
+	StatusCode     int          `json:"status_code"`
+	Outcome        string       `json:"outcome"`
+	ReservedUSD    money.Micros `json:"reserved_usd"`
+	CostUSD        money.Micros `json:"cost_usd"`
+	VendorAmount   *int64       `json:"vendor_amount"`
+	VendorCurrency string       `json:"vendor_currency"`
+	VendorTxnID    string       `json:"vendor_txn_id"`
+	IdempotencyKey string       `json:"idempotency_key"`
+	ReplayOf       string       `json:"replay_of"`
+	StartedAt      string       `json:"started_at"`
+	FinishedAt     *string      `json:"finished_at"`
+	CostState      string       `json:"cost_state"`
+}
+
+func newCallView(c ledger.Call) callView {
+	return callView{
+		CallID:         c.CallID,
+		KeyID:          c.KeyID,
+		AgentRunLabel:  c.RunLabel,
+		Vendor:         c.Vendor,
+		Method:         c.Method,
+		Path:           c.Path,
+		Endpoint:       c.Endpoint,
+		StatusCode:     c.StatusCode,
+		Outcome:        c.Outcome,
+		ReservedUSD:    c.Reserved,
+		CostUSD:        c.Cost,
+		VendorAmount:   c.VendorAmount,
+		VendorCurrency: c.VendorCurrency,
+		VendorTxnID:    c.VendorTxnID,
+		IdempotencyKey: c.IdempotencyKey,
+		ReplayOf:       c.ReplayOf,
+		StartedAt:      formatTime(c.StartedAt),
+		FinishedAt:     formatTimePtr(c.FinishedAt),
+		CostState:      c.CostState,
+	}
+}
+
+// callList is the JSON answer to GET /vault/audit.
+type callList struct {
+	Data       []callView `json:"data"`
+	NextCursor *string    `json:"next_cursor"`
+}
+
+// audit serves GET /vault/audit, as JSON pages or, with format=csv, as one
+// CSV export.
+func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, "agent_run_label", "key_id", "vendor", "outcome", "cost_state",
+		"since", "until", "cursor", "limit", "format")
+	if err != nil {
+		return err
+	}
+	var f ledger.AuditFilter
+	if f.RunLabel, err = textParam(q, "agent_run_label", maxLabelLength*4); err != nil {
+		return err
+	}
+	if f.KeyID, err = textParam(q, "key_id", maxKeyIDLen); err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"vendor", &f.Vendor}, {"outcome", &f.Outcome}, {"cost_state", &f.CostState}} {
+		if *p.dst, err = textParam(q, p.name, maxFilterLength); err != nil {
+			return err
+		}
+	}
+	if f.Since, err = timeParam(q, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = timeParam(q, "until"); err != nil {
+		return err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return invalidField("until", "until must be after since")
+	}
+	if f.Cursor, err = textParam(q, "cursor", maxCursorLength); err != nil {
+		return err
+	}
+	switch q.Get("format") {
+	case "", "json":
+	case "csv":
+		maxRows, err := limitParam(q, maxCSVRows, maxCSVRows)
+		if err != nil {
+			return err
+		}
+		return h.auditCSV(w, r, f, maxRows)
+	default:
+		return invalidField("format", "format must be json or csv")
+	}
+	if f.Limit, err = limitParam(q, defaultPageLimit, maxPageLimit); err != nil {
+		return err
+	}
+	calls, next, err := h.store.Audit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := callList{Data: make([]callView, 0, len(calls)), NextCursor: nullableCursor(next)}
+	for _, c := range calls {
+		out.Data = append(out.Data, newCallView(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,217 @@
+// Package keyapi is Keybrake's HTTP key API, mounted under /vault/: it issues
+// and revokes vault keys and shows their spend, the audit trail of calls and a
+// per-run summary.
+//
+// It is plain Go on net/http with no Caddy in it; the keybrake_api Caddy
+// module passes requests through to a Handler unchanged.
+package keyapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+)
+
+// PathPrefix is the prefix of every path the Handler serves.
+const PathPrefix = "/vault/"
+
+// Defaults for Config.
+const (
+	DefaultMaxTTL     = 24 * time.Hour
+	DefaultDefaultTTL = time.Hour
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Store is the ledger. Required.
+	Store ledger.Store
+	// Tokens are the bearer tokens accepted by the API. Blank entries are
+	// ignored (an unset {env.KEYBRAKE_API_TOKEN} placeholder becomes one);
+	// with no token at all the API refuses every call.
+	Tokens []string
+	// Vendors are the vendor names a key may be issued for.
+	Vendors []string
+	// MaxTTL bounds expires_in (default 24h). DefaultTTL is used when
+	// expires_in is omitted (default 1h, or MaxTTL when that is shorter).
+	MaxTTL, DefaultTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnRevoke, when set, is called with the key id after every successful
+	// revocation (the gate's key cache uses it).
+	OnRevoke func(keyID string)
+	// Logger; default a no-op logger.
+	Logger *zap.Logger
+}
+
+// Handler serves the key API. It implements http.Handler for paths that
+// start with PathPrefix; any other path is answered 404.
+type Handler struct {
+	store      ledger.Store
+	tokens     [][sha256.Size]byte
+	vendors    map[string]bool
+	vendorList []string
+	maxTTL     time.Duration
+	defaultTTL time.Duration
+	now        func() time.Time
+	onRevoke   func(string)
+	log        *zap.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New checks cfg and returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("keyapi: a ledger store is required")
+	}
+	if cfg.MaxTTL < 0 {
+		return nil, fmt.Errorf("keyapi: max TTL %s is negative", cfg.MaxTTL)
+	}
+	if cfg.DefaultTTL < 0 {
+		return nil, fmt.Errorf("keyapi: default TTL %s is negative", cfg.DefaultTTL)
+	}
+	h := &Handler{
+		store:      cfg.Store,
+		vendors:    map[string]bool{},
+		maxTTL:     cfg.MaxTTL,
+		defaultTTL: cfg.DefaultTTL,
+		now:        cfg.Now,
+		onRevoke:   cfg.OnRevoke,
+		log:        cfg.Logger,
+	}
+	if h.maxTTL == 0 {
+		h.maxTTL = DefaultMaxTTL
+	}
+	if h.defaultTTL == 0 {
+		h.defaultTTL = min(DefaultDefaultTTL, h.maxTTL)
+	}
+	if h.defaultTTL > h.maxTTL {
+		return nil, fmt.Errorf("keyapi: default TTL %s is longer than the max TTL %s", h.defaultTTL, h.maxTTL)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	for _, t := range cfg.Tokens {
+		if strings.TrimSpace(t) == "" {
+			continue
+		}
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	for _, v := range cfg.Vendors {
+		if v == "" {
+			return nil, errors.New("keyapi: empty vendor name")
+		}
+		if !h.vendors[v] {
+			h.vendors[v] = true
+			h.vendorList = append(h.vendorList, v)
+		}
+	}
+	sort.Strings(h.vendorList)
+	return h, nil
+}
+
+// ServeHTTP authenticates the request, routes it and writes any error as
+// JSON.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if err := h.authenticate(w, r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.route(w, r); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+// route dispatches on path, then method.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
+	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
+	if !ok {
+		return errNotFound("no such endpoint")
+	}
+	switch {
+	case rest == "keys":
+		switch r.Method {
+		case http.MethodGet:
+			return h.listKeys(w, r)
+		case http.MethodPost:
+			return h.createKey(w, r)
+		}
+		return methodNotAllowed(w, "GET, POST")
+	case strings.HasPrefix(rest, "keys/") && !strings.Contains(rest[len("keys/"):], "/") && len(rest) > len("keys/"):
+		id := rest[len("keys/"):]
+		switch r.Method {
+		case http.MethodGet:
+			return h.getKey(w, r, id)
+		case http.MethodDelete:
+			return h.revokeKey(w, r, id)
+		}
+		return methodNotAllowed(w, "GET, DELETE")
+	case rest == "audit":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, "GET")
+		}
+		return h.audit(w, r)
+	case rest == "summary":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, "GET")
+		}
+		return h.summary(w, r)
+	}
+	return errNotFound("no such endpoint")
+}
+
+// authenticate checks the bearer token in constant time against every
+// configured token. Tokens are compared as SHA-256 digests so neither the
+// length nor the contents of a configured token leak through timing.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) error {
+	if len(h.tokens) == 0 {
+		return &apiError{Status: http.StatusUnauthorized, Code: "api_token_not_configured",
+			Message: "no API token is configured (set KEYBRAKE_API_TOKEN); the key API refuses every call"}
+	}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keybrake"`)
+		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
+			Message: "missing API token: send Authorization: Bearer <token>"}
+	}
+	sum := sha256.Sum256([]byte(token))
+	match := 0
+	for i := range h.tokens {
+		match |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	}
+	if match != 1 {
+		h.log.Debug("key API: invalid token", zap.String("remote_addr", r.RemoteAddr),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path))
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keybrake", error="invalid_token"`)
+		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid API token"}
+	}
+	return nil
+}
+
+// clock is the current time in UTC at microsecond precision, the precision
+// Postgres keeps: what a POST or DELETE answers is what a later GET shows.
+func (h *Handler) clock() time.Time {
+	return h.now().UTC().Truncate(time.Microsecond)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) error {
+	w.Header().Set("Allow", allow)
+	return &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Message: "method not allowed; allowed: " + allow}
+}

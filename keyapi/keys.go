@@ -1,0 +1,168 @@
+package keyapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+)
+
+// createAttempts bounds retries on an (astronomically unlikely) id clash.
+const createAttempts = 3
+
+// createKey serves POST /vault/keys.
+func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
+	var req createKeyRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	spec, err := h.validateCreate(&req)
+	if err != nil {
+		return err
+	}
+	now := h.clock()
+	for range createAttempts {
+		id, err := newKeyID()
+		if err != nil {
+			return fmt.Errorf("key id: %w", err)
+		}
+		secret, err := newSecret()
+		if err != nil {
+			return fmt.Errorf("vault key: %w", err)
+		}
+		k := ledger.Key{
+			ID:               id,
+			Hash:             ledger.HashSecret(secret),
+			Vendor:           spec.vendor,
+			DailyCap:         spec.dailyCap,
+			TotalCap:         spec.totalCap,
+			AllowedEndpoints: spec.endpoints,
+			RunLabel:         spec.label,
+			Metadata:         spec.metadata,
+			CreatedAt:        now,
+			ExpiresAt:        now.Add(spec.ttl),
+		}
+		err = h.store.CreateKey(r.Context(), k)
+		if errors.Is(err, ledger.ErrConflict) {
+			h.log.Warn("key API: key id or hash conflict; retrying", zap.String("key_id", id))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h.log.Info("vault key issued",
+			zap.String("key_id", id),
+			zap.String("vendor", k.Vendor),
+			zap.String("agent_run_label", k.RunLabel),
+			zap.Time("expires_at", k.ExpiresAt),
+			zap.Int("allowed_endpoints", len(k.AllowedEndpoints)))
+		view := newKeyView(ledger.KeyUsage{Key: k}, now)
+		view.VaultKey = secret
+		w.Header().Set("Location", PathPrefix+"keys/"+id)
+		writeJSON(w, http.StatusCreated, view)
+		return nil
+	}
+	return fmt.Errorf("create key: %w after %d attempts", ledger.ErrConflict, createAttempts)
+}
+
+// getKey serves GET /vault/keys/{key_id}.
+func (h *Handler) getKey(w http.ResponseWriter, r *http.Request, id string) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if !plausibleKeyID(id) {
+		return errNoKey(id)
+	}
+	now := h.clock()
+	u, err := h.store.GetKey(r.Context(), id, now)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return errNoKey(id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newKeyView(u, now))
+	return nil
+}
+
+// keyList is the answer to GET /vault/keys.
+type keyList struct {
+	Data       []keyView `json:"data"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// listKeys serves GET /vault/keys.
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseQuery(r, "agent_run_label", "vendor", "status", "cursor", "limit")
+	if err != nil {
+		return err
+	}
+	now := h.clock()
+	f := ledger.KeyFilter{Now: now}
+	if f.RunLabel, err = textParam(q, "agent_run_label", maxLabelLength*4); err != nil {
+		return err
+	}
+	if f.Vendor, err = textParam(q, "vendor", maxFilterLength); err != nil {
+		return err
+	}
+	switch f.Status = q.Get("status"); f.Status {
+	case "", ledger.StatusActive, ledger.StatusExpired, ledger.StatusRevoked:
+	default:
+		return invalidField("status", "status must be one of active, expired, revoked")
+	}
+	if f.Cursor, err = textParam(q, "cursor", maxCursorLength); err != nil {
+		return err
+	}
+	if f.Limit, err = limitParam(q, defaultPageLimit, maxPageLimit); err != nil {
+		return err
+	}
+	keys, next, err := h.store.ListKeys(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := keyList{Data: make([]keyView, 0, len(keys)), NextCursor: nullableCursor(next)}
+	for _, u := range keys {
+		out.Data = append(out.Data, newKeyView(u, now))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// revokeKey serves DELETE /vault/keys/{key_id}. Revoking is idempotent: a
+// second DELETE keeps the first revocation time. If reading the key back
+// fails after the revocation, the error is answered and a retry is safe.
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, id string) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if !plausibleKeyID(id) {
+		return errNoKey(id)
+	}
+	now := h.clock()
+	k, err := h.store.RevokeKey(r.Context(), id, now)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return errNoKey(id)
+	}
+	if err != nil {
+		return err
+	}
+	if h.onRevoke != nil {
+		h.onRevoke(id)
+	}
+	h.log.Info("vault key revoked",
+		zap.String("key_id", id),
+		zap.String("vendor", k.Vendor),
+		zap.String("agent_run_label", k.RunLabel))
+	u, err := h.store.GetKey(r.Context(), id, now)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newKeyView(u, now))
+	return nil
+}
+
+// errNoKey does not echo the id: a caller may have pasted a secret there.
+func errNoKey(string) error { return errNotFound("no such key") }

@@ -1,0 +1,77 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// KeyCache puts a ristretto cache in front of Store.KeyByHash. It only
+// saves the lookup: spend is never decided from it, because Reserve checks
+// revocation, expiry and caps in the store itself. Entries live at most TTL,
+// and every node drops them all when any key changes (see Invalidate).
+type KeyCache struct {
+	store  Store
+	cache  *ristretto.Cache[string, Key]
+	ttl    time.Duration
+	flight singleflight.Group
+}
+
+// DefaultKeyCacheTTL bounds how long a cached key is trusted for the checks
+// done before Reserve (allowlist, vendor).
+const DefaultKeyCacheTTL = 5 * time.Second
+
+// NewKeyCache returns a cache of up to maxKeys keys in front of store.
+func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, error) {
+	if maxKeys <= 0 {
+		maxKeys = 100_000
+	}
+	if ttl <= 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	c, err := ristretto.NewCache(&ristretto.Config[string, Key]{
+		NumCounters: maxKeys * 10,
+		MaxCost:     maxKeys,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating key cache: %w", err)
+	}
+	return &KeyCache{store: store, cache: c, ttl: ttl}, nil
+}
+
+// Lookup returns the key whose secret hashes to h. Concurrent misses for
+// the same hash share one store lookup, so a fan-out of 500 workers starting
+// at once costs one query, not 500.
+func (c *KeyCache) Lookup(ctx context.Context, h Hash) (Key, error) {
+	id := string(h[:])
+	if k, ok := c.cache.Get(id); ok {
+		return k, nil
+	}
+	v, err, _ := c.flight.Do(id, func() (any, error) {
+		k, err := c.store.KeyByHash(ctx, h)
+		if err != nil {
+			return Key{}, err
+		}
+		c.cache.SetWithTTL(id, k, 1, c.ttl)
+		return k, nil
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	return v.(Key), nil
+}
+
+// Invalidate drops cached keys after keyID changed. Keys change rarely
+// (revocation), and a change on another node arrives by id only while the
+// cache is indexed by hash, so the whole cache is dropped: cheaper to
+// refill than to keep an id index consistent.
+func (c *KeyCache) Invalidate(keyID string) {
+	c.cache.Clear()
+}
+
+// Close releases the cache.
+func (c *KeyCache) Close() { c.cache.Close() }

@@ -1,0 +1,73 @@
+// Package ledgertest is the contract test suite every ledger.Store backend
+// must pass. It knows nothing of any backend: a backend's own test calls Run
+// with a constructor for fresh, empty stores.
+//
+// The suite passes explicit times to every Store method and never sleeps.
+// Times are whole microseconds, so a backend that stores microseconds (such
+// as Postgres timestamptz) passes as well as one that stores nanoseconds.
+package ledgertest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/keybrake/keybrake/ledger"
+)
+
+// Run runs the contract as subtests. newStore must return a new, empty store
+// for each call and release it with t.Cleanup; subtests run one after the
+// other, so a backend may reuse one database it empties in newStore.
+func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+	tests := []struct {
+		name string
+		run  func(f *fixture)
+	}{
+		{"Keys/CreateAndGet", testCreateAndGet},
+		{"Keys/Conflict", testCreateKeyConflict},
+		{"Keys/Revoke", testRevokeKey},
+		{"Keys/ListFilters", testListKeysFilters},
+		{"Keys/ListPaging", testListKeysPaging},
+
+		{"Reserve/UnknownKey", testReserveUnknownKey},
+		{"Reserve/RefusalOrder", testReserveRefusalOrder},
+		{"Reserve/IdempotentReplay", testIdempotentReplay},
+		{"Reserve/RefusalsAreRecorded", testRefusalsAreRecorded},
+		{"Reserve/Remaining", testReserveRemaining},
+
+		{"Caps/LifetimeExact", testLifetimeCapExact},
+		{"Caps/DailyRollover", testDailyCapRollover},
+		{"Caps/Both", testBothCaps},
+
+		{"Settle/Counters", testSettleCounters},
+		{"Settle/Unpriced", testSettleUnpriced},
+		{"Settle/VendorFields", testSettleVendorFields},
+		{"Settle/NotFoundAndRefused", testSettleNotFoundAndRefused},
+
+		{"Calls/RecordRefusal", testRecordRefusal},
+		{"Calls/FindVendorTxn", testFindVendorTxn},
+		{"Calls/AuditFilters", testAuditFilters},
+		{"Calls/AuditPaging", testAuditPaging},
+		{"Calls/Summary", testSummary},
+		{"Calls/PendingCalls", testPendingCalls},
+
+		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},
+		{"Concurrent/DailyCap", testConcurrentDailyCap},
+
+		{"Ping", testPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(newFixture(t, newStore(t)))
+		})
+	}
+}
+
+func testPing(f *fixture) {
+	if err := f.s.Ping(f.ctx); err != nil {
+		f.t.Fatalf("Ping: %v", err)
+	}
+}
+
+// ctx is the context of the suite's calls. It is not t.Context so that a
+// backend's cleanup, which runs after t.Context is cancelled, is not affected.
+func testContext() context.Context { return context.Background() }

@@ -1,0 +1,161 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keybrake/keybrake/money"
+)
+
+// postgresCallColumns are read by scanPostgresCall, in this order; seq last.
+const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
+	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
+	idempotency_key, replay_of, cost_state, started_at, finished_at, seq`
+
+// FindVendorTxn returns the latest settled call with that vendor transaction id.
+func (s *postgresStore) FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error) {
+	if txnID == "" {
+		return Call{}, fmt.Errorf("finding vendor transaction: %w", ErrNotFound)
+	}
+	row := s.pool.QueryRow(ctx, `SELECT `+postgresCallColumns+` FROM calls
+		WHERE vendor = $1 AND vendor_txn_id = $2 AND cost_state = 'settled'
+		ORDER BY started_at DESC, seq DESC LIMIT 1`, vendor, txnID)
+	c, _, err := scanPostgresCall(row)
+	return c, s.wrapErr("finding vendor transaction", err)
+}
+
+// Audit lists calls oldest first. The cursor is the position of the last
+// call returned.
+func (s *postgresStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string, error) {
+	limit := postgresPageLimit(f.Limit)
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	var where []string
+	// A fixed order keeps the SQL text, and so pgx's statement cache, stable.
+	for _, eq := range [...]struct{ col, val string }{
+		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
+		{"outcome", f.Outcome}, {"cost_state", f.CostState},
+	} {
+		if eq.val != "" {
+			where = append(where, eq.col+" = "+arg(eq.val))
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < "+arg(f.Until))
+	}
+	if f.Cursor != "" {
+		at, seq, err := decodePostgresCallCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing calls: %w", err)
+		}
+		where = append(where, fmt.Sprintf("(started_at, seq) > (%s, %s)", arg(at), arg(seq)))
+	}
+	q := `SELECT ` + postgresCallColumns + ` FROM calls`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY started_at, seq LIMIT " + arg(limit+1)
+
+	calls, seqs, err := s.queryCalls(ctx, q, args...)
+	if err != nil {
+		return nil, "", s.wrapErr("listing calls", err)
+	}
+	next := ""
+	if len(calls) > limit {
+		calls = calls[:limit]
+		next = encodePostgresCallCursor(calls[limit-1].StartedAt, seqs[limit-1])
+	}
+	return calls, next, nil
+}
+
+// Summary aggregates a run's calls by vendor and endpoint. A call counts as
+// forwarded when it was let through: it held a reservation at some point
+// (its cost state left 'none') or it was an idempotent replay. Spent is
+// what settled and provisional costs add up to; Reserved what open and
+// unknown calls still hold.
+func (s *postgresStore) Summary(ctx context.Context, runLabel string) ([]SummaryRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT vendor, endpoint,
+			count(*),
+			count(*) FILTER (WHERE cost_state <> 'none' OR replay_of <> ''),
+			count(*) FILTER (WHERE outcome = 'cap_hit'),
+			count(*) FILTER (WHERE cost_state = 'none' AND replay_of = '' AND outcome <> 'cap_hit'),
+			coalesce(sum(cost), 0)::bigint,
+			coalesce(sum(reserved) FILTER (WHERE cost_state IN ('reserved', 'unknown')), 0)::bigint
+		FROM calls WHERE run_label = $1
+		GROUP BY vendor, endpoint
+		ORDER BY vendor, endpoint`, runLabel)
+	if err != nil {
+		return nil, s.wrapErr("summarising run", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SummaryRow, error) {
+		var row SummaryRow
+		var spent, reserved int64
+		err := r.Scan(&row.Vendor, &row.Endpoint, &row.Calls, &row.Forwarded, &row.CapHits,
+			&row.Refused, &spent, &reserved)
+		row.Spent, row.Reserved = money.Micros(spent), money.Micros(reserved)
+		return row, err
+	})
+	return out, s.wrapErr("summarising run", err)
+}
+
+// PendingCalls lists a vendor's calls in a cost state that started before
+// the given time, oldest first.
+func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	calls, _, err := s.queryCalls(ctx, `SELECT `+postgresCallColumns+` FROM calls
+		WHERE vendor = $1 AND cost_state = $2 AND started_at < $3
+		ORDER BY started_at, seq LIMIT $4`, vendor, costState, startedBefore, limit)
+	return calls, s.wrapErr("listing pending calls", err)
+}
+
+// queryCalls runs a query selecting postgresCallColumns and returns the
+// calls and their seq numbers.
+func (s *postgresStore) queryCalls(ctx context.Context, q string, args ...any) ([]Call, []int64, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var calls []Call
+	var seqs []int64
+	for rows.Next() {
+		c, seq, err := scanPostgresCall(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		calls = append(calls, c)
+		seqs = append(seqs, seq)
+	}
+	return calls, seqs, rows.Err()
+}
+
+// scanPostgresCall reads postgresCallColumns.
+func scanPostgresCall(row pgx.Row) (Call, int64, error) {
+	var c Call
+	var reserved, cost, seq int64
+	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
+		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
+		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
+		&c.StartedAt, &c.FinishedAt, &seq); err != nil {
+		return Call{}, 0, err
+	}
+	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)
+	c.StartedAt = c.StartedAt.UTC()
+	if c.FinishedAt != nil {
+		t := c.FinishedAt.UTC()
+		c.FinishedAt = &t
+	}
+	return c, seq, nil
+}

@@ -1,0 +1,161 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keybrake/keybrake/money"
+)
+
+func (s *sqliteStore) RecordRefusal(ctx context.Context, c Call) error {
+	var finished sql.NullInt64
+	if c.FinishedAt != nil {
+		finished = sql.NullInt64{Int64: sqliteTime(*c.FinishedAt), Valid: true}
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO calls
+			(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
+			 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key, replay_of,
+			 cost_state, day, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
+			c.CallID, sqliteNullString(c.KeyID), c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint,
+			c.StatusCode, c.Outcome, sqliteNullInt64(c.VendorAmount), c.VendorCurrency, c.VendorTxnID,
+			c.IdempotencyKey, CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording refused call %s: %w", c.CallID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls
+		WHERE vendor = ? AND vendor_txn_id = ? AND cost_state = ?
+		ORDER BY started_at DESC, seq DESC LIMIT 1`, vendor, txnID, CostSettled)
+	c, _, err := sqliteScanCall(row)
+	if errors.Is(err, sql.ErrNoRows) || txnID == "" {
+		return Call{}, fmt.Errorf("finding %s transaction %q: %w", vendor, txnID, ErrNotFound)
+	}
+	if err != nil {
+		return Call{}, fmt.Errorf("finding %s transaction %q: %w", vendor, txnID, s.mapErr(err))
+	}
+	return c, nil
+}
+
+const sqliteAuditCursorTag = "a1"
+
+func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string, error) {
+	limit, err := sqlitePageLimit(f.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", err)
+	}
+	where := []string{"1 = 1"}
+	var args []any
+	for _, eq := range []struct{ column, value string }{
+		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
+		{"outcome", f.Outcome}, {"cost_state", f.CostState},
+	} {
+		if eq.value != "" {
+			where = append(where, eq.column+" = ?")
+			args = append(args, eq.value)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= ?")
+		args = append(args, sqliteTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < ?")
+		args = append(args, sqliteTime(f.Until))
+	}
+	if f.Cursor != "" {
+		started, tie, err := sqliteDecodeCursor(sqliteAuditCursorTag, f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing calls: %w", err)
+		}
+		seq, err := strconv.ParseInt(tie, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing calls: %w", errSQLiteBadCursor)
+		}
+		where = append(where, "(started_at > ? OR (started_at = ? AND seq > ?))")
+		args = append(args, started, started, seq)
+	}
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY started_at, seq LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
+	}
+	calls, seqs, err := sqliteQueryCalls(rows)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
+	}
+	next := ""
+	if len(calls) > limit {
+		calls = calls[:limit]
+		next = sqliteEncodeCursor(sqliteAuditCursorTag,
+			sqliteTime(calls[limit-1].StartedAt), strconv.FormatInt(seqs[limit-1], 10))
+	}
+	return calls, next, nil
+}
+
+// Summary counts a refusal as any call refused without a reservation other
+// than a cap hit; everything else went to the vendor (forwarded, replays,
+// and forwarded calls whose outcome a settlement overrode).
+func (s *sqliteStore) Summary(ctx context.Context, runLabel string) ([]SummaryRow, error) {
+	where, args := "1 = 1", []any{OutcomeCapHit, CostNone, OutcomeCapHit, OutcomeIdempotentReplay, CostReserved, CostUnknown}
+	if runLabel != "" {
+		where = "run_label = ?"
+		args = append(args, runLabel)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT vendor, endpoint, count(*),
+			sum(outcome = ?),
+			sum(cost_state = ? AND outcome NOT IN (?, ?)),
+			sum(cost),
+			sum(CASE WHEN cost_state IN (?, ?) THEN reserved ELSE 0 END)
+		FROM calls WHERE `+where+`
+		GROUP BY vendor, endpoint ORDER BY vendor, endpoint`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []SummaryRow
+	for rows.Next() {
+		var r SummaryRow
+		var spent, reserved int64
+		if err := rows.Scan(&r.Vendor, &r.Endpoint, &r.Calls, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
+			return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+		}
+		r.Forwarded = r.Calls - r.CapHits - r.Refused
+		r.Spent, r.Reserved = money.Micros(spent), money.Micros(reserved)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error) {
+	limit, err := sqlitePageLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls
+		WHERE vendor = ? AND cost_state = ? AND started_at < ?
+		ORDER BY started_at, seq LIMIT ?`, vendor, costState, sqliteTime(startedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", s.mapErr(err))
+	}
+	calls, _, err := sqliteQueryCalls(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", s.mapErr(err))
+	}
+	return calls, nil
+}

@@ -1,0 +1,167 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+func (s *sqliteStore) CreateKey(ctx context.Context, k Key) error {
+	endpoints := k.AllowedEndpoints
+	if endpoints == nil {
+		endpoints = []string{}
+	}
+	endpointsJSON, err := json.Marshal(endpoints)
+	if err != nil {
+		return fmt.Errorf("creating key: encoding allowed endpoints: %w", err)
+	}
+	var metadata sql.NullString
+	if len(k.Metadata) > 0 {
+		if !json.Valid(k.Metadata) {
+			return fmt.Errorf("creating key: metadata is not valid JSON")
+		}
+		metadata = sql.NullString{String: string(k.Metadata), Valid: true}
+	}
+	var revokedAt sql.NullInt64
+	if k.RevokedAt != nil {
+		revokedAt = sql.NullInt64{Int64: sqliteTime(*k.RevokedAt), Valid: true}
+	}
+	err = s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO keys
+			(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
+			 created_at, expires_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Hash[:], k.Vendor, sqliteNullMicros(k.DailyCap), sqliteNullMicros(k.TotalCap),
+			string(endpointsJSON), k.RunLabel, metadata,
+			sqliteTime(k.CreatedAt), sqliteTime(k.ExpiresAt), revokedAt)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) KeyByHash(ctx context.Context, h Hash) (Key, error) {
+	// The day only feeds usage columns that Key does not carry.
+	row := s.read.QueryRowContext(ctx,
+		`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.hash = ?`, int64(0), h[:])
+	ku, err := sqliteScanKey(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, fmt.Errorf("finding key by hash: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("finding key by hash: %w", s.mapErr(err))
+	}
+	return ku.Key, nil
+}
+
+func (s *sqliteStore) GetKey(ctx context.Context, id string, now time.Time) (KeyUsage, error) {
+	row := s.read.QueryRowContext(ctx,
+		`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, sqliteDay(now), id)
+	ku, err := sqliteScanKey(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KeyUsage{}, fmt.Errorf("getting key %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return KeyUsage{}, fmt.Errorf("getting key %s: %w", id, s.mapErr(err))
+	}
+	return ku, nil
+}
+
+const sqliteKeysCursorTag = "k1"
+
+func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, string, error) {
+	limit, err := sqlitePageLimit(f.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing keys: %w", err)
+	}
+	now := sqliteTime(f.Now)
+	where := []string{"1 = 1"}
+	args := []any{sqliteDay(f.Now)}
+	if f.RunLabel != "" {
+		where = append(where, "k.run_label = ?")
+		args = append(args, f.RunLabel)
+	}
+	if f.Vendor != "" {
+		where = append(where, "k.vendor = ?")
+		args = append(args, f.Vendor)
+	}
+	// The same rules as Key.Status: revocation wins, expiry at ExpiresAt.
+	switch f.Status {
+	case "":
+	case StatusActive:
+		where = append(where, "k.revoked_at IS NULL AND k.expires_at > ?")
+		args = append(args, now)
+	case StatusExpired:
+		where = append(where, "k.revoked_at IS NULL AND k.expires_at <= ?")
+		args = append(args, now)
+	case StatusRevoked:
+		where = append(where, "k.revoked_at IS NOT NULL")
+	default:
+		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
+	}
+	if f.Cursor != "" {
+		created, id, err := sqliteDecodeCursor(sqliteKeysCursorTag, f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing keys: %w", err)
+		}
+		where = append(where, "(k.created_at < ? OR (k.created_at = ? AND k.id < ?))")
+		args = append(args, created, created, id)
+	}
+	// One row more than the page tells whether there is a next page.
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+
+		` WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY k.created_at DESC, k.id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing keys: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var keys []KeyUsage
+	for rows.Next() {
+		ku, err := sqliteScanKey(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing keys: %w", s.mapErr(err))
+		}
+		keys = append(keys, ku)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("listing keys: %w", s.mapErr(err))
+	}
+	next := ""
+	if len(keys) > limit {
+		keys = keys[:limit]
+		last := keys[limit-1]
+		next = sqliteEncodeCursor(sqliteKeysCursorTag, sqliteTime(last.CreatedAt), last.ID)
+	}
+	return keys, next, nil
+}
+
+func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (Key, error) {
+	var ku KeyUsage
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		// COALESCE keeps the first revocation time.
+		res, err := tx.ExecContext(ctx,
+			`UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, sqliteTime(now), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		ku, err = sqliteScanKey(tx.QueryRowContext(ctx,
+			`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, sqliteDay(now), id))
+		return err
+	})
+	if err != nil {
+		return Key{}, fmt.Errorf("revoking key %s: %w", id, err)
+	}
+	return ku.Key, nil
+}
