@@ -18,7 +18,7 @@ func init() {
 	httpcaddyfile.RegisterHandlerDirective("keybrake", parseHandler)
 	httpcaddyfile.RegisterHandlerDirective("keybrake_api", parseAPIHandler)
 	httpcaddyfile.RegisterDirectiveOrder("keybrake", httpcaddyfile.Before, "reverse_proxy")
-	httpcaddyfile.RegisterDirectiveOrder("keybrake_api", httpcaddyfile.Before, "keybrake")
+	httpcaddyfile.RegisterDirectiveOrder("keybrake_api", httpcaddyfile.Before, "reverse_proxy")
 }
 
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {

@@ -237,7 +237,9 @@ func (s *fakeStore) lastAuditFilter() ledger.AuditFilter {
 func (s *fakeStore) Reserve(context.Context, ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	return ledger.ReserveResult{}, errFakeUnsupported
 }
-func (s *fakeStore) Settle(context.Context, string, ledger.Settlement) error { return errFakeUnsupported }
+func (s *fakeStore) Settle(context.Context, string, ledger.Settlement) error {
+	return errFakeUnsupported
+}
 func (s *fakeStore) Release(context.Context, string, ledger.Settlement) error {
 	return errFakeUnsupported
 }
@@ -252,4 +254,4 @@ func (s *fakeStore) PendingCalls(context.Context, string, string, time.Time, int
 	return nil, errFakeUnsupported
 }
 func (s *fakeStore) Ping(context.Context) error { return nil }
-func (s *fakeStore) Close() error                { return nil }
+func (s *fakeStore) Close() error               { return nil }

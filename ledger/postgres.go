@@ -37,11 +37,12 @@ type postgresStore struct {
 	// listenConfig is what WatchKeys dials: its LISTEN connection is kept out
 	// of the pool so it never starves the gate.
 	listenConfig *pgx.ConnConfig
-	closed atomic.Bool
-
 	// watchPing is how long WatchKeys waits for a notification before it
 	// checks that its connection is still alive.
 	watchPing time.Duration
+
+	// closed makes every later failure ErrUnavailable (see wrapErr).
+	closed atomic.Bool
 }
 
 // Interface guards.

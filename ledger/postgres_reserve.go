@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -67,7 +69,16 @@ func (s *postgresStore) finish(ctx context.Context, op, callID, mode, state stri
 		callID, mode, int64(st.Cost), state, st.StatusCode, st.VendorAmount,
 		st.VendorCurrency, st.VendorTxnID, st.Outcome, st.Now,
 	).Scan(&newState)
-	return s.wrapErr(op, err)
+	if err != nil {
+		return s.wrapErr(op, err)
+	}
+	if newState == "" {
+		// Expected for a retried or late settlement; worth seeing when
+		// chasing a reconciliation question.
+		s.logger.Debug("call no longer open; settlement ignored",
+			zap.String("call_id", callID), zap.String("mode", mode))
+	}
+	return nil
 }
 
 // RecordRefusal records a call refused before any reservation.

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/ledger/ledgertest"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -106,6 +107,12 @@ func pgTestOpen(t *testing.T, dsn string) ledger.Store {
 // newPostgresStore is the contract suite's constructor: a fresh database.
 func newPostgresStore(t *testing.T) ledger.Store {
 	return pgTestOpen(t, pgTestDatabase(t))
+}
+
+// TestPostgresContract runs the contract every ledger backend passes.
+func TestPostgresContract(t *testing.T) {
+	pgTestDSN(t)
+	ledgertest.Run(t, newPostgresStore)
 }
 
 var pgTestT0 = time.Date(2031, time.May, 17, 9, 30, 0, 0, time.UTC)
@@ -318,6 +325,7 @@ func TestPostgresUnavailable(t *testing.T) {
 		if !errors.Is(err, ledger.ErrUnavailable) {
 			t.Fatalf("Open(nothing listening) err = %v; want ErrUnavailable", err)
 		}
+		t.Logf("Open: %v", err)
 		if strings.Contains(err.Error(), "s3cretPW") {
 			t.Fatalf("error shows the DSN password: %v", err)
 		}
@@ -331,6 +339,15 @@ func TestPostgresUnavailable(t *testing.T) {
 			t.Fatalf("Reserve before the outage: %v", err)
 		}
 
+		// A pooled connection that died while idle: the call may fail, but
+		// only as ErrUnavailable (the pool then drops that connection).
+		proxy.cut()
+		if _, err := pgTestReserve(s, k, "callCut", money.PerDollar); err != nil && !errors.Is(err, ledger.ErrUnavailable) {
+			t.Fatalf("Reserve on a cut connection err = %v; want nil or ErrUnavailable", err)
+		} else {
+			t.Logf("Reserve on a cut connection: %v", err)
+		}
+
 		proxy.stop()
 		shortCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -342,6 +359,7 @@ func TestPostgresUnavailable(t *testing.T) {
 			if !errors.Is(err, ledger.ErrUnavailable) {
 				t.Fatalf("Reserve during outage err = %v; want ErrUnavailable", err)
 			}
+			t.Logf("Reserve during outage: %v", err)
 		}
 
 		proxy.restart(t)

@@ -107,7 +107,8 @@ func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string,
 
 // Summary counts a refusal as any call refused without a reservation other
 // than a cap hit; everything else went to the vendor (forwarded, replays,
-// and forwarded calls whose outcome a settlement overrode).
+// and forwarded calls whose outcome a settlement overrode). An empty run
+// label summarises every call, like the empty fields of the filters.
 func (s *sqliteStore) Summary(ctx context.Context, runLabel string) ([]SummaryRow, error) {
 	where, args := "1 = 1", []any{OutcomeCapHit, CostNone, OutcomeCapHit, OutcomeIdempotentReplay, CostReserved, CostUnknown}
 	if runLabel != "" {

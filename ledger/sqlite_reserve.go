@@ -160,7 +160,8 @@ func (k sqliteKeyState) fits(estimate int64) bool {
 }
 
 // remaining is the headroom of the tighter cap once held more is reserved,
-// never below zero (a settled cost above its estimate can overshoot).
+// never below zero (a settled cost above its estimate can overshoot). A key
+// with no cap at all, which the key API never issues, reports 0.
 func (k sqliteKeyState) remaining(held int64) money.Micros {
 	rem := int64(-1)
 	consider := func(cap sql.NullInt64, used int64) {

@@ -22,12 +22,17 @@ if [[ -z "$bindir" ]]; then
 	exit 1
 fi
 
-# Not running is fine: stopping is idempotent.
-if [[ ! -f "$data/postmaster.pid" ]]; then
+as_pg() {
+	if [[ "$(id -u)" -eq 0 ]]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Not running (even with a stale postmaster.pid) is fine: stopping is
+# idempotent.
+if ! as_pg "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 	exit 0
 fi
-if [[ "$(id -u)" -eq 0 ]]; then
-	runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null
-else
-	"$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null
-fi
+as_pg "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null

@@ -13,7 +13,7 @@ func testLifetimeCapExact(f *fixture) {
 	b := f.reserve(k, usd("3"), at, ledger.OutcomeForwarded)
 	f.reserve(k, usd("3"), at, ledger.OutcomeForwarded)
 	f.reserve(k, usd("1.000001"), at, ledger.OutcomeCapHit) // one micro-dollar too many
-	f.reserve(k, usd("1"), at, ledger.OutcomeForwarded)        // exactly at the cap
+	f.reserve(k, usd("1"), at, ledger.OutcomeForwarded)     // exactly at the cap
 	f.reserve(k, usd("0.000001"), at, ledger.OutcomeCapHit)
 	f.reserve(k, 0, at, ledger.OutcomeForwarded) // spent + reserved + 0 <= cap
 	f.wantUsage(k.ID, at, usage{Reserved: usd("10"), DayReserved: usd("10"), Calls: 5, CapHits: 2})

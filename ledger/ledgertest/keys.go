@@ -134,7 +134,7 @@ func testListKeysFilters(f *fixture) {
 	bExpired := mk(3, "run/b", "stripe", now.Add(-time.Minute))
 	aRevoked := mk(4, "run/a", "stripe", later)
 	bResend := mk(5, "run/b", "resend", later)
-	aAtExpiry := mk(6, "run/a", "resend", now)                     // expired exactly now
+	aAtExpiry := mk(6, "run/a", "resend", now)                       // expired exactly now
 	aRevokedExpired := mk(7, "run/a", "stripe", now.Add(-time.Hour)) // revocation wins
 	for _, k := range []ledger.Key{aRevoked, aRevokedExpired} {
 		if _, err := f.s.RevokeKey(f.ctx, k.ID, t0.Add(time.Minute)); err != nil {

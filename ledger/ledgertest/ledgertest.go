@@ -68,6 +68,6 @@ func testPing(f *fixture) {
 	}
 }
 
-// ctx is the context of the suite's calls. It is not t.Context so that a
+// testContext is the context of the suite's calls. It is not t.Context so that a
 // backend's cleanup, which runs after t.Context is cancelled, is not affected.
 func testContext() context.Context { return context.Background() }

@@ -180,7 +180,7 @@ func compile(c Config) (*compiled, error) {
 		free = []string{http.MethodGet, http.MethodHead}
 	}
 	for _, m := range free {
-		if err := vendors.ValidateEndpoint(m + " /"); err != nil {
+		if err := vendors.ValidateEndpoint(m + " /x"); err != nil {
 			return nil, wrap(fmt.Errorf("free_methods: unknown method %q", m))
 		}
 		out.free[m] = true

@@ -1,0 +1,188 @@
+// Package resend speaks Resend's email API for the Keybrake gate.
+//
+// Resend is a declared vendor (package declared) with one refinement in Go;
+// Declaration returns its configuration:
+//
+//   - Credential: resend-go and the other Resend SDKs send
+//     "Authorization: Bearer KEY"; the vault key rides there and the real
+//     API key goes upstream the same way.
+//   - Cost: Resend counts every To, Cc and Bcc recipient of a sent email as
+//     a separate email against a plan's quota ("Multiple To, CC, or BCC
+//     recipients in sent emails count as separate emails towards the
+//     monthly quota", resend.com/docs/knowledge-base/account-quotas-and-limits).
+//     So POST /emails costs (to + cc + bcc recipients) × the per-email
+//     price, and POST /emails/batch the sum of that over its emails. to, cc
+//     and bcc may each be a string (one recipient) or an array.
+//   - The per-email price defaults to $0.0009: the pay-as-you-go overage
+//     price of the Transactional Pro plan ($0.90 per 1,000 emails beyond the
+//     plan's 50,000 a month for $20), i.e. what one more email costs once a
+//     runaway job has used the plan's quota. The plan's average price is
+//     $0.0004 ($20 / 50,000); set PerEmailUSD to whichever your budget
+//     means. Figures from resend.com/pricing and Resend's pay-as-you-go
+//     changelog, as read in 2025.
+//   - Settlement: a 2xx settles at the estimate (Resend's response has no
+//     price) with the email id (or, for a batch, the ids of data[] joined
+//     with ",") as the transaction id. A batch sent with
+//     x-batch-validation: permissive may fail some emails: they are listed
+//     in errors[] and cost nothing, so the cost is the estimate scaled by
+//     the share of emails sent, rounded up (Resend does not say which
+//     recipients the failed ones had). A 4xx releases; anything else is
+//     ambiguous and kept for reconciliation.
+//   - Idempotency-Key is passed through untouched; the gate counts a
+//     replay once.
+//   - Reads (GET), updates (PATCH), deletes and the free management POSTs
+//     (domains, API keys, contacts, segments, templates, topics, webhooks,
+//     cancelling a scheduled email) cost nothing. Any other POST — a
+//     marketing broadcast sent with POST /broadcasts or
+//     /broadcasts/{id}/send is billed by contacts, not by email — is of
+//     unknown cost and follows the unknown_cost policy.
+//   - Errors: {"statusCode":429,"name":"daily_quota_exceeded","message":"…"}
+//     with Content-Type application/json, which resend-go turns into a
+//     *resend.RateLimitError (it never retries).
+package resend
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/vendors"
+	"github.com/keybrake/keybrake/vendors/declared"
+)
+
+// Name is the vendor name of Resend.
+const Name = "resend"
+
+// DefaultPerEmailUSD is the default price of one email (one recipient):
+// $0.0009, Resend's Transactional Pro overage price.
+const DefaultPerEmailUSD money.Micros = 900
+
+// Config configures the Resend vendor.
+type Config struct {
+	// APIKey is the real Resend API key (re_…). Required.
+	APIKey string `json:"api_key"`
+	// PerEmailUSD is the price of one email to one recipient. Default
+	// DefaultPerEmailUSD ($0.0009).
+	PerEmailUSD money.Micros `json:"per_email_usd,omitempty"`
+}
+
+// The endpoints that send email.
+const (
+	matchSend  = "POST /emails"
+	matchBatch = "POST /emails/batch"
+)
+
+// freePOSTs are Resend's management POSTs, which send nothing.
+var freePOSTs = []string{
+	"/emails/*/cancel",
+	"/api-keys",
+	"/domains",
+	"/domains/*/verify",
+	"/audiences",
+	"/audiences/*/contacts",
+	"/contacts",
+	"/contacts/*/segments/*",
+	"/contact-properties",
+	"/contact-properties/*",
+	"/segments",
+	"/templates",
+	"/templates/*/publish",
+	"/templates/*/duplicate",
+	"/topics",
+	"/webhooks",
+}
+
+// Declaration returns Resend as a declared vendor configuration.
+func Declaration(cfg Config) declared.Config {
+	price := cfg.PerEmailUSD
+	if price == 0 {
+		price = DefaultPerEmailUSD
+	}
+	p := declared.Decimal(price.String())
+	recipients := func(prefix string) []declared.Term {
+		return []declared.Term{
+			{Count: prefix + "to", PriceUSD: p},
+			{Count: prefix + "cc", PriceUSD: p},
+			{Count: prefix + "bcc", PriceUSD: p},
+		}
+	}
+	eps := []declared.Endpoint{
+		{Match: matchSend, Estimate: recipients(""), Settle: declared.SettleConfig{TxnIDPath: "id"}},
+		{Match: matchBatch, Estimate: recipients("*."), Settle: declared.SettleConfig{TxnIDPath: "data.*.id"}},
+	}
+	for _, path := range freePOSTs {
+		eps = append(eps, declared.Endpoint{Match: "POST " + path})
+	}
+	return declared.Config{
+		Name:        Name,
+		Upstream:    "https://api.resend.com",
+		Credential:  declared.CredentialConfig{From: declared.FromBearer},
+		Inject:      declared.InjectConfig{As: declared.InjectBearer, Secret: cfg.APIKey},
+		ErrorFormat: declared.FormatResend,
+		FreeMethods: []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete},
+		Endpoints:   eps,
+	}
+}
+
+// Vendor is Resend.
+type Vendor struct {
+	*declared.Vendor
+}
+
+// New returns the Resend vendor.
+func New(cfg Config) (*Vendor, error) {
+	if cfg.APIKey == "" {
+		return nil, fmt.Errorf("resend: api_key is required")
+	}
+	if cfg.PerEmailUSD < 0 {
+		return nil, fmt.Errorf("resend: per_email_usd must not be negative")
+	}
+	d, err := declared.New(Declaration(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("resend: %w", err)
+	}
+	return &Vendor{Vendor: d}, nil
+}
+
+// Estimate implements vendors.Vendor: as declared, except that a send with
+// no recipients Keybrake can count (a batch that is not an array, a field
+// renamed upstream) is of unknown cost rather than free.
+func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error) {
+	est, err := v.Vendor.Estimate(r, body)
+	if err != nil || !est.Known || est.Cost != 0 || r.Method != http.MethodPost {
+		return est, err
+	}
+	if r.URL.Path == "/emails" || r.URL.Path == "/emails/batch" {
+		return vendors.Estimate{Reason: "no recipients found in to, cc or bcc"}, nil
+	}
+	return est, nil
+}
+
+// Settle implements vendors.Vendor: as declared, except that a batch whose
+// emails partly failed costs only its share of emails sent.
+func (v *Vendor) Settle(r *http.Request, status int, header http.Header, body []byte, est vendors.Estimate) vendors.Result {
+	res := v.Vendor.Settle(r, status, header, body, est)
+	if res.Decision != vendors.DecisionSettle || r.Method != http.MethodPost || r.URL.Path != "/emails/batch" {
+		return res
+	}
+	var out struct {
+		Data   []struct{ ID string } `json:"data"`
+		Errors []struct {
+			Index int `json:"index"`
+		} `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || len(out.Errors) == 0 {
+		return res
+	}
+	sent, failed := int64(len(out.Data)), int64(len(out.Errors))
+	cost, err := money.MulDivCeil(int64(res.Cost), sent, sent+failed)
+	if err != nil {
+		return res
+	}
+	res.Cost = money.Micros(cost)
+	return res
+}
+
+// Interface guard.
+var _ vendors.Vendor = (*Vendor)(nil)
