@@ -27,8 +27,8 @@ type Handler struct {
 	// bytes. Default: 1 MiB.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
 
-	gate    *gate.Gate
-	vendor  *vendorRuntime
+	gate   *gate.Gate
+	vendor *vendorRuntime
 }
 
 // CaddyModule returns the Caddy module information.

@@ -124,13 +124,18 @@ func sqliteReserveTx(ctx context.Context, tx *sql.Tx, r ReserveRequest) (Reserve
 }
 
 // sqliteFindOriginal returns the first call of the key with that idempotency
-// key that went to the vendor, or "" if none did. Refused calls (cost state
-// none) do not count: a retry after a cap hit is a new attempt.
+// key that went to the vendor and is still live or settled, or "" if none
+// is. Refused calls (cost state none) do not count: a retry after a cap hit
+// is a new attempt. Released calls (the vendor refused; Stripe saves no
+// result for a request that failed validation) and unknown ones (the vendor
+// may never have seen them) do not count either: the retry may really move
+// money, so it is reserved anew.
 func sqliteFindOriginal(ctx context.Context, tx *sql.Tx, keyID, idempotencyKey string) (string, error) {
 	var callID string
 	err := tx.QueryRowContext(ctx, `SELECT call_id FROM calls
-		WHERE key_id = ? AND idempotency_key = ? AND replay_of = '' AND cost_state <> ?
-		ORDER BY seq LIMIT 1`, keyID, idempotencyKey, CostNone).Scan(&callID)
+		WHERE key_id = ? AND idempotency_key = ? AND replay_of = ''
+		  AND cost_state IN (?, ?, ?)
+		ORDER BY seq LIMIT 1`, keyID, idempotencyKey, CostReserved, CostSettled, CostUnpriced).Scan(&callID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -215,14 +215,14 @@ type AuditFilter struct {
 
 // SummaryRow aggregates the calls of a run for one vendor and endpoint.
 type SummaryRow struct {
-	Vendor   string
-	Endpoint string
-	Calls    int64 // every recorded call, refused ones included
+	Vendor    string
+	Endpoint  string
+	Calls     int64 // every recorded call, refused ones included
 	Forwarded int64
-	CapHits  int64
-	Refused  int64 // refusals other than cap hits
-	Spent    money.Micros
-	Reserved money.Micros // reservations still open (reserved or unknown)
+	CapHits   int64
+	Refused   int64 // refusals other than cap hits
+	Spent     money.Micros
+	Reserved  money.Micros // reservations still open (reserved or unknown)
 }
 
 // Store is a ledger backend. All methods are safe for concurrent use.

@@ -128,6 +128,27 @@ func testIdempotentReplay(f *fixture) {
 	}
 	f.wantUsage(small.ID, t0, usage{Reserved: usd("1"), DayReserved: usd("1"), Calls: 2, CapHits: 1})
 
+	// A released original (the vendor refused it; Stripe keeps no result
+	// for a request that failed validation) and an unknown one (the vendor
+	// may never have seen it) do not make a retry a replay: the retry may
+	// really move money, so it is reserved anew. Otherwise an invalid
+	// request could unlock a free, uncapped retry with other parameters.
+	rel := f.newKey(func(k *ledger.Key) { k.TotalCap = capOf("5") })
+	bad := f.request(rel, usd("5"), t0, withIdem("idemE"))
+	f.reserveReq(bad, ledger.OutcomeForwarded)
+	if err := f.s.Release(f.ctx, bad.CallID, ledger.Settlement{StatusCode: 400, Now: t0}); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	again := f.request(rel, usd("5"), t0.Add(time.Second), withIdem("idemE"))
+	if res = f.reserveReq(again, ledger.OutcomeForwarded); res.ReplayOf != "" {
+		t.Fatalf("retry after release: replayOf=%q; want none", res.ReplayOf)
+	}
+	if err := f.s.MarkUnknown(f.ctx, again.CallID, ledger.Settlement{StatusCode: 502, Now: t0}); err != nil {
+		t.Fatalf("MarkUnknown: %v", err)
+	}
+	// The unknown call keeps its $5: a retry must reserve anew and so hits the cap.
+	f.reserveReq(f.request(rel, usd("5"), t0.Add(2*time.Second), withIdem("idemE")), ledger.OutcomeCapHit)
+
 	// Revocation and expiry are checked before replay.
 	rk := f.newKey(func(k *ledger.Key) { k.ExpiresAt = t0.Add(time.Hour) })
 	f.reserveReq(f.request(rk, usd("1"), t0, withIdem("idemD")), ledger.OutcomeForwarded)

@@ -102,11 +102,11 @@ func TestEstimate(t *testing.T) {
 func TestEstimateRefusesBadInput(t *testing.T) {
 	v := newVendor(t)
 	for _, body := range []string{
-		"currency=usd",                  // missing amount
-		"amount=500",                    // missing currency
-		"amount=5.00&currency=usd",      // not an integer
-		"amount=-5&currency=usd",        // negative
-		"amount=500&currency=gbp",       // no rate
+		"currency=usd",                      // missing amount
+		"amount=500",                        // missing currency
+		"amount=5.00&currency=usd",          // not an integer
+		"amount=-5&currency=usd",            // negative
+		"amount=500&currency=gbp",           // no rate
 		"amount=1&amount=5000&currency=usd", // smuggled second amount
 		"amount=%zz",
 	} {

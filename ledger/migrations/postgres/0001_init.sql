@@ -82,10 +82,11 @@ CREATE INDEX calls_pending_idx ON calls (vendor, cost_state, started_at, seq)
 -- "Have we seen this PaymentIntent" (FindVendorTxn).
 CREATE INDEX calls_txn_idx ON calls (vendor, vendor_txn_id) WHERE vendor_txn_id <> '';
 
--- At most one original call per key and idempotency key. An original is a
--- call that was let through and reserved (its cost state left 'none' behind
--- for good), as opposed to a refusal or a replay. Later outcomes
--- (upstream_error) do not free the idempotency key: the vendor may still
--- have acted on it.
-CREATE UNIQUE INDEX calls_idempotency_idx ON calls (key_id, idempotency_key)
-	WHERE idempotency_key <> '' AND replay_of = '' AND cost_state <> 'none';
+-- Finds the original call for an idempotency key. Not unique: an original
+-- whose outcome was released (the vendor refused it, and Stripe keeps no
+-- result for a request that failed validation) or unknown (the vendor may
+-- never have seen it) does not make a retry a replay, since the retry may
+-- really move money; it is reserved anew. Reservations on one key are
+-- serialised by the key row lock, so no two live originals can race.
+CREATE INDEX calls_idempotency_idx ON calls (key_id, idempotency_key)
+	WHERE idempotency_key <> '' AND replay_of = '';

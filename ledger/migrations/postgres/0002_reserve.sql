@@ -56,7 +56,8 @@ BEGIN
 		IF p_idem <> '' THEN
 			SELECT c.call_id INTO replay_of FROM calls c
 				WHERE c.key_id = k.id AND c.idempotency_key = p_idem
-				  AND c.replay_of = '' AND c.cost_state <> 'none';
+				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
+				ORDER BY c.seq LIMIT 1;
 			replay_of := COALESCE(replay_of, '');
 		END IF;
 
