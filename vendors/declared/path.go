@@ -43,8 +43,8 @@ func validatePath(p string) error {
 
 // body is a parsed request or response body.
 type body struct {
-	json any        // decoded JSON (numbers as json.Number), when isJSON
-	form url.Values // when isForm
+	json           any        // decoded JSON (numbers as json.Number), when isJSON
+	form           url.Values // when isForm
 	isJSON, isForm bool
 }
 

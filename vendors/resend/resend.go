@@ -19,7 +19,7 @@
 //     runaway job has used the plan's quota. The plan's average price is
 //     $0.0004 ($20 / 50,000); set PerEmailUSD to whichever your budget
 //     means. Figures from resend.com/pricing and Resend's pay-as-you-go
-//     changelog, as read in 2025.
+//     changelog, as reported in 2025–2026.
 //   - Settlement: a 2xx settles at the estimate (Resend's response has no
 //     price) with the email id (or, for a batch, the ids of data[] joined
 //     with ",") as the transaction id. A batch sent with

@@ -25,8 +25,9 @@ type Rate struct {
 type RateTable map[string]Rate
 
 // Default rates: Twilio's public US and Canada prices for long-code
-// messaging, as published on twilio.com/en-us/sms/pricing/us in 2025–2026:
-// $0.0083 per outbound SMS segment and $0.0220 per outbound MMS. Carrier
+// messaging (twilio.com/en-us/sms/pricing/us), as reported in July 2026:
+// $0.0083 per outbound SMS segment and $0.0220 per outbound MMS. Check them
+// against your account's price sheet. Carrier
 // pass-through fees (about $0.0025–$0.0062 per segment in the US) are
 // billed by Twilio on top and are not included: raise the rates to cover
 // them if your caps must.
@@ -34,7 +35,7 @@ const (
 	DefaultSMS money.Micros = 8_300  // $0.0083 per segment, US/Canada
 	DefaultMMS money.Micros = 22_000 // $0.0220 per message, US/Canada
 	// DefaultRatesDate is when the default rates were last checked.
-	DefaultRatesDate = "2026-01"
+	DefaultRatesDate = "2026-07"
 )
 
 // nanpElsewhere lists the North American Numbering Plan area codes (+1…)

@@ -12,17 +12,18 @@
 //   - the Basic username is ignored: use any alphanumeric value, best your
 //     account SID or a placeholder such as "ACkeybrake". twilio-go also puts
 //     it in the path as the account SID; Keybrake rewrites that path
-//     segment, whatever it holds, to the real account SID. So
-//
-//     twilio.NewRestClientWithParams(twilio.ClientParams{
-//     Username: "ACkeybrake", Password: vaultKey})
-//
-//     works with no other change than pointing its HTTP client at Keybrake;
+//     segment, whatever it holds, to the real account SID;
 //   - upstream, Keybrake sends Basic AccountSID:AuthToken (or
 //     APIKey:AuthToken when an API key is configured) and the real account
 //     SID in the path. A path without an account segment
 //     (/2010-04-01/Accounts.json, anything outside /2010-04-01/Accounts/…) is
 //     refused.
+//
+// So this works with no other change than pointing twilio-go's HTTP client
+// at Keybrake:
+//
+//	twilio.NewRestClientWithParams(twilio.ClientParams{
+//		Username: "ACkeybrake", Password: vaultKey})
 //
 // # Cost
 //

@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// node is one running Caddy with the Keybrake modules.
+type node struct {
+	url     string // http://127.0.0.1:PORT
+	logPath string
+	cmd     *exec.Cmd
+}
+
+// nodeConfig is what a node is started with.
+type nodeConfig struct {
+	caddyfile string // path; default ../Caddyfile.example
+	ledger    string // KEYBRAKE_LEDGER
+	env       map[string]string
+}
+
+const (
+	apiToken   = "testApiToken0123456789"
+	realSecret = "sk_test_RealSecret4242424242424242"
+)
+
+// startNode runs bin/caddy with cfg and stops it when the test ends.
+func startNode(t *testing.T, cfg nodeConfig) *node {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg.caddyfile == "" {
+		cfg.caddyfile = "../Caddyfile.example"
+	}
+	caddyfile, _ := filepath.Abs(cfg.caddyfile)
+	port := freePort()
+	n := &node{url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dir, "caddy.log")}
+	logFile, err := os.Create(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = exec.Command(env.caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	n.cmd.Dir = dir
+	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	vars := map[string]string{
+		"HOME":               dir,
+		"XDG_DATA_HOME":      filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME":    filepath.Join(dir, "config"),
+		"PATH":               os.Getenv("PATH"),
+		"KEYBRAKE_LISTEN":    fmt.Sprintf(":%d", port),
+		"KEYBRAKE_ADMIN":     fmt.Sprintf("127.0.0.1:%d", freePort()),
+		"KEYBRAKE_LEDGER":    cfg.ledger,
+		"KEYBRAKE_API_TOKEN": apiToken,
+		"STRIPE_SECRET_KEY":  realSecret,
+	}
+	for k, v := range cfg.env {
+		vars[k] = v
+	}
+	for k, v := range vars {
+		n.cmd.Env = append(n.cmd.Env, k+"="+v)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting caddy: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = n.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-exited
+		}
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(n.logPath)
+			t.Logf("caddy log (%s):\n%s", n.logPath, tail(string(b), 4000))
+		}
+	})
+	if err := waitHTTP(n.url+"/vault/keys", 60*time.Second); err != nil {
+		b, _ := os.ReadFile(n.logPath)
+		t.Fatalf("caddy did not start: %v\n%s", err, tail(string(b), 4000))
+	}
+	return n
+}
+
+// log returns everything the node has logged so far.
+func (n *node) log(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// sqliteLedger returns an embedded ledger DSN in a test's temp dir.
+func sqliteLedger(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+}
+
+func contains(haystack, needle string) bool { return needle != "" && strings.Contains(haystack, needle) }
