@@ -112,4 +112,6 @@ func sqliteLedger(t *testing.T) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
 }
 
-func contains(haystack, needle string) bool { return needle != "" && strings.Contains(haystack, needle) }
+func contains(haystack, needle string) bool {
+	return needle != "" && strings.Contains(haystack, needle)
+}

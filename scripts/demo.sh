@@ -52,7 +52,7 @@ cleanup() {
 	stop "$mock_pid"
 	if [[ $status -ne 0 || $rc -ne 0 ]]; then
 		if [[ -s "$tmpdir/caddy.log" ]]; then
-			say "" "---- last lines of Keybrake's log ($tmpdir/caddy.log) ----" >&2
+			printf '\n---- last lines of the Keybrake log (caddy.log) ----\n' >&2
 			tail -n 40 "$tmpdir/caddy.log" >&2 || true
 		fi
 		if [[ -s "$tmpdir/stripe-mock.log" ]]; then
@@ -148,9 +148,8 @@ done
 say "Keybrake on http://127.0.0.1:$listen_port (embedded ledger), in front of stripe-mock on 127.0.0.1:$mock_port"
 
 set +e
-timeout "$demo_timeout" "$tmpdir/demo" \
-	-keybrake "http://127.0.0.1:$listen_port" \
-	-token "$api_token"
+KEYBRAKE_URL="http://127.0.0.1:$listen_port" KEYBRAKE_API_TOKEN="$api_token" \
+	timeout "$demo_timeout" "$tmpdir/demo"
 status=$?
 set -e
 if [[ $status -eq 124 ]]; then

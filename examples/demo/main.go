@@ -166,8 +166,13 @@ func run() int {
 		customers[i] = fmt.Sprintf("cus_demo%04d", i+1)
 	}
 
+	// stripe-go is pointed at Keybrake's root, where Stripe's own /v1/*
+	// paths go to Stripe. Not at the /stripe prefix: stripe-go v82 reads the
+	// API version from the request's whole URL path (extractVersion in
+	// stripe.go), so a base URL with a path fails every call with "unknown
+	// path prefix /stripe/v1/…" after the response arrives, and then retries.
 	sc := stripe.NewClient(key.VaultKey, stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
-		URL:               stripe.String(cfg.base + "/stripe"),
+		URL:               stripe.String(cfg.base),
 		HTTPClient:        httpClient,
 		MaxNetworkRetries: stripe.Int64(2),
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
@@ -186,6 +191,9 @@ func run() int {
 		(micros(len(res.charged)) * amount).usd())
 	detail("%d stopped by Keybrake: 429 keybrake_cap_hit, X-Keybrake-Cap-Hit: true, Stripe-Should-Retry: false",
 		res.capHits)
+	if res.sample != "" {
+		detail("  stripe-go's error: %q", res.sample)
+	}
 	detail("%d HTTP requests for %d calls: stripe-go retried none of the cap hits (fan-out took %s)",
 		sent, cfg.customers, res.took.Round(time.Millisecond))
 	if len(res.charged) != wantCharges {
@@ -310,6 +318,7 @@ func fanOut(ctx context.Context, sc *stripe.Client, label string, customers []st
 type outcome struct {
 	charged   map[string]string // pi id → customer
 	capHits   int
+	sample    string // one cap hit's message, as stripe-go reports it
 	anomalies []string
 	took      time.Duration
 }
@@ -336,6 +345,11 @@ func classify(results []result, cents int64) outcome {
 			continue
 		}
 		out.capHits++
+		if out.sample == "" {
+			var se *stripe.Error
+			errors.As(r.err, &se)
+			out.sample = se.Msg
+		}
 	}
 	keys := make([]string, 0, len(other))
 	for k := range other {
@@ -445,7 +459,7 @@ func checkSummary(s summary, label string, calls, charges, capHits int64, spent 
 // per refusal.
 func checkAudit(calls []call, charged map[string]string, capHits int, fails *failures) {
 	byOutcome := map[string]int{}
-	var txns []string
+	var txns, noTxn, unknown []string
 	seen := map[string]bool{}
 	for _, c := range calls {
 		byOutcome[c.Outcome]++
@@ -453,34 +467,58 @@ func checkAudit(calls []call, charged map[string]string, capHits int, fails *fai
 			continue
 		}
 		if c.VendorTxnID == "" {
-			fails.add("audit: forwarded call %s has no vendor_txn_id", c.CallID)
+			noTxn = append(noTxn, c.CallID)
 			continue
 		}
 		txns = append(txns, c.VendorTxnID)
 		seen[c.VendorTxnID] = true
 		if _, ok := charged[c.VendorTxnID]; !ok {
-			fails.add("audit: forwarded call %s names %s, which the SDK never received", c.CallID, c.VendorTxnID)
+			unknown = append(unknown, c.VendorTxnID)
 		}
 	}
+	var missing []string
 	for pi := range charged {
 		if !seen[pi] {
-			fails.add("audit: PaymentIntent %s (customer %s) is missing from the audit trail", pi, charged[pi])
+			missing = append(missing, pi)
 		}
 	}
 	sort.Strings(txns)
-	shown := txns[:min(len(txns), 3)]
-	more := ""
-	if len(txns) > len(shown) {
-		more = fmt.Sprintf(", … and %d more", len(txns)-len(shown))
+	sort.Strings(missing)
+	outcomes := make([]string, 0, len(byOutcome))
+	for o, n := range byOutcome {
+		outcomes = append(outcomes, fmt.Sprintf("%d %s", n, o))
 	}
-	detail("%d calls recorded: %d forwarded, %d cap_hit", len(calls), byOutcome["forwarded"], byOutcome["cap_hit"])
-	detail("PaymentIntents: %s%s", strings.Join(shown, ", "), more)
+	sort.Strings(outcomes)
+	detail("%d calls recorded: %s", len(calls), strings.Join(outcomes, ", "))
+	detail("PaymentIntents: %s", firstFew(txns))
+	if len(noTxn) > 0 {
+		fails.add("audit: %d forwarded call(s) without a vendor_txn_id: %s", len(noTxn), firstFew(noTxn))
+	}
+	if len(unknown) > 0 {
+		fails.add("audit: %d forwarded call(s) name a PaymentIntent the SDK never received: %s", len(unknown), firstFew(unknown))
+	}
+	if len(missing) > 0 {
+		fails.add("audit: %d PaymentIntent(s) the SDK received are missing from the audit trail: %s", len(missing), firstFew(missing))
+	}
 	if byOutcome["forwarded"] != len(charged) {
-		fails.add("audit: %d forwarded calls, want %d", byOutcome["forwarded"], len(charged))
+		fails.add("audit: %d forwarded calls, want %d (one per PaymentIntent created)", byOutcome["forwarded"], len(charged))
 	}
 	if byOutcome["cap_hit"] != capHits {
 		fails.add("audit: %d cap_hit calls, want %d", byOutcome["cap_hit"], capHits)
 	}
+}
+
+// firstFew lists the first three of a list and how many more there are.
+func firstFew(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	shown := list[:min(len(list), 3)]
+	s := strings.Join(shown, ", ")
+	if len(list) > len(shown) {
+		s += fmt.Sprintf(", … and %d more", len(list)-len(shown))
+	}
+	return s
 }
 
 // nextCall is one more charge with the revoked key. It returns the status

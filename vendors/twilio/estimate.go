@@ -49,7 +49,7 @@ func classify(method, path string) endpointKind {
 func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error) {
 	switch classify(r.Method, r.URL.Path) {
 	case kindNoAccountPath:
-		return vendors.Estimate{}, errNoAccount
+		return vendors.Estimate{}, errNoAccount()
 	case kindCall:
 		return vendors.Estimate{Cost: v.callMax, Known: true}, nil
 	case kindBuyNumber:

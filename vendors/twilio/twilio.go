@@ -177,8 +177,10 @@ func (v *Vendor) Authorize(r *http.Request) error {
 func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) { declared.WriteTwilioError(w, e) }
 
 // errNoAccount refuses a path outside /2010-04-01/Accounts/{sid}/….
-var errNoAccount = &vendors.Error{Status: http.StatusNotFound, Code: "keybrake_bad_path",
-	Message: "Keybrake forwards only /" + APIVersion + "/Accounts/{AccountSid}/… paths to Twilio."}
+func errNoAccount() *vendors.Error {
+	return &vendors.Error{Status: http.StatusNotFound, Code: "keybrake_bad_path",
+		Message: "Keybrake forwards only /" + APIVersion + "/Accounts/{AccountSid}/… paths to Twilio."}
+}
 
 // accountPath splits /2010-04-01/Accounts/{sid}/rest… into its rest. ok is
 // false when the path has no account segment.
@@ -213,17 +215,17 @@ func replaceAccount(p, sid string) (string, bool) {
 
 func (v *Vendor) rewritePath(r *http.Request) error {
 	if _, ok := accountPath(r.URL.Path); !ok {
-		return errNoAccount
+		return errNoAccount()
 	}
 	p, ok := replaceAccount(r.URL.Path, v.accountSID)
 	if !ok {
-		return errNoAccount
+		return errNoAccount()
 	}
 	r.URL.Path = p
 	if r.URL.RawPath != "" {
 		raw, ok := replaceAccount(r.URL.RawPath, v.accountSID)
 		if !ok {
-			return errNoAccount
+			return errNoAccount()
 		}
 		r.URL.RawPath = raw
 	}
