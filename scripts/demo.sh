@@ -68,17 +68,28 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port prints a TCP port nothing listens on at 127.0.0.1, avoiding the
-# ones already handed out in this run.
+# free_port VAR sets VAR to a TCP port nothing uses on this host (no listener, no
+# connection, not even in TIME-WAIT), below the kernel's ephemeral range so
+# outgoing connections cannot take it meanwhile, and not handed out before
+# in this run.
 taken=" "
+ephemeral_low="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+((ephemeral_low > 11000)) || ephemeral_low=32768
+port_in_use() {
+	if command -v ss >/dev/null; then
+		[[ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
 free_port() {
 	local p
 	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (ephemeral_low - 10000)))
 		[[ "$taken" == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		if ! port_in_use "$p"; then
 			taken+="$p "
-			echo "$p"
+			printf -v "$1" '%s' "$p"
 			return 0
 		fi
 	done
@@ -117,32 +128,49 @@ fi
 say "Building examples/demo…"
 timeout 300 "$GO" build -o "$tmpdir/demo" ./examples/demo
 
-mock_port="$(free_port)"
-listen_port="$(free_port)"
-admin_port="$(free_port)"
 api_token="demo$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
-"$mock" -http-addr "127.0.0.1:$mock_port" >"$tmpdir/stripe-mock.log" 2>&1 &
+# stripe-mock serves HTTP and HTTPS; both stay on loopback.
+free_port mock_port
+free_port mock_tls_port
+"$mock" -http-addr "127.0.0.1:$mock_port" -https-addr "127.0.0.1:$mock_tls_port" >"$tmpdir/stripe-mock.log" 2>&1 &
 mock_pid=$!
 wait_http "http://127.0.0.1:$mock_port/v1/customers" 20 "$mock_pid" -u sk_test_demo: ||
 	die "stripe-mock did not come up on 127.0.0.1:$mock_port"
 
-KEYBRAKE_LISTEN=":$listen_port" \
-	KEYBRAKE_ADMIN="127.0.0.1:$admin_port" \
-	KEYBRAKE_LEDGER="sqlite:$tmpdir/demo.db" \
-	KEYBRAKE_API_TOKEN="$api_token" \
-	STRIPE_SECRET_KEY="sk_test_demo" \
-	STRIPE_API_BASE="http://127.0.0.1:$mock_port" \
-	bin/caddy run --config Caddyfile.example --adapter caddyfile >"$tmpdir/caddy.log" 2>&1 &
-caddy_pid=$!
+# start_keybrake starts bin/caddy on fresh ports and waits (bounded) until
+# the key API answers the token. Returns 2 if a port was taken meanwhile.
+start_keybrake() {
+	free_port listen_port
+	free_port admin_port
+	KEYBRAKE_LISTEN=":$listen_port" \
+		KEYBRAKE_ADMIN="127.0.0.1:$admin_port" \
+		KEYBRAKE_LEDGER="sqlite:$tmpdir/demo.db" \
+		KEYBRAKE_API_TOKEN="$api_token" \
+		STRIPE_SECRET_KEY="sk_test_demo" \
+		STRIPE_API_BASE="http://127.0.0.1:$mock_port" \
+		bin/caddy run --config Caddyfile.example --adapter caddyfile >>"$tmpdir/caddy.log" 2>&1 &
+	caddy_pid=$!
+	local deadline=$(($(date +%s) + 30))
+	until [[ "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 2 \
+		-H "Authorization: Bearer $api_token" "http://127.0.0.1:$listen_port/vault/keys" 2>/dev/null || true)" == 200 ]]; do
+		if ! kill -0 "$caddy_pid" 2>/dev/null; then
+			caddy_pid=""
+			grep -q 'address already in use' "$tmpdir/caddy.log" && return 2
+			return 1
+		fi
+		(($(date +%s) < deadline)) || return 1
+		sleep 0.2
+	done
+}
 
-# Ready when the key API answers the token (200 on an empty key list).
-deadline=$(($(date +%s) + 30))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 2 \
-	-H "Authorization: Bearer $api_token" "http://127.0.0.1:$listen_port/vault/keys" 2>/dev/null || true)" == 200 ]]; do
-	kill -0 "$caddy_pid" 2>/dev/null || die "Keybrake (bin/caddy) exited during start-up"
-	(($(date +%s) < deadline)) || die "Keybrake did not answer on 127.0.0.1:$listen_port within 30s"
-	sleep 0.2
+for attempt in 1 2 3; do
+	rc=0
+	start_keybrake || rc=$?
+	((rc == 0)) && break
+	((rc == 2 && attempt < 3)) || die "Keybrake (bin/caddy) did not start and answer on 127.0.0.1:$listen_port within 30s"
+	say "A port was taken meanwhile; starting Keybrake again on other ports…"
+	: >"$tmpdir/caddy.log"
 done
 
 say "Keybrake on http://127.0.0.1:$listen_port (embedded ledger), in front of stripe-mock on 127.0.0.1:$mock_port"

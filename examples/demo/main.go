@@ -150,7 +150,7 @@ func run() int {
 		return fatal("issuing the vault key: %v", err)
 	}
 	phase("Run %s issues a vault key: cap %s total, %s only, expires in 15m", label, capMicros.usd(), endpoint)
-	detail("key_id %s, vault key %s… (shown once; the real sk_test_… secret stays inside Keybrake)", key.KeyID, prefix(key.VaultKey, 8))
+	detail("key_id %s, vault key %s… (shown once; the real sk_test_… secret stays inside Keybrake)", key.KeyID, prefix(key.VaultKey, 4))
 	if key.KeyID == "" || key.VaultKey == "" {
 		return fatal("POST /vault/keys answered 201 without key_id or vault_key: %+v", key)
 	}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test.sh runs Keybrake's whole test suite: unit tests, the ledger contract
+# suite on both backends, and the end-to-end tests (a real Caddy built with
+# xcaddy, a real Postgres, stripe-mock and the official SDKs). It starts
+# what it needs on loopback and stops it afterwards:
+#
+#   - Postgres: reuses KEYBRAKE_TEST_PG_DSN if set, else starts a throwaway
+#     one with scripts/pg-start.sh (PostgreSQL server binaries must be
+#     installed; .ci/run installs them on a fresh machine).
+#   - stripe-mock: reuses KEYBRAKE_STRIPE_MOCK_URL if set, else runs the one
+#     in PATH or GOPATH/bin, installing it with `go install` if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STRIPE_MOCK_VERSION="${STRIPE_MOCK_VERSION:-v0.203.0}"
+work="$(mktemp -d /tmp/keybrake-test.XXXXXX)"
+chmod 755 "$work"
+pids=()
+pg_dir=""
+
+cleanup() {
+	local code=$?
+	for pid in "${pids[@]:-}"; do
+		[[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+	done
+	if [[ -n "$pg_dir" ]]; then
+		scripts/pg-stop.sh "$pg_dir" || true
+	fi
+	rm -rf "$work"
+	exit "$code"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
+		echo $((20000 + RANDOM % 20000))
+}
+
+if [[ -z "${KEYBRAKE_TEST_PG_DSN:-}" ]]; then
+	echo "==> starting Postgres on loopback"
+	out="$(PGPORT="$(free_port)" scripts/pg-start.sh "$work/pg")"
+	pg_dir="$work/pg"
+	KEYBRAKE_TEST_PG_DSN="$(sed -n 's/^KEYBRAKE_TEST_PG_DSN=//p' <<<"$out")"
+	export KEYBRAKE_TEST_PG_DSN
+fi
+echo "    Postgres: ${KEYBRAKE_TEST_PG_DSN}"
+
+if [[ -z "${KEYBRAKE_STRIPE_MOCK_URL:-}" ]]; then
+	mock="$(command -v stripe-mock || true)"
+	if [[ -z "$mock" ]]; then
+		mock="$(go env GOPATH)/bin/stripe-mock"
+		if [[ ! -x "$mock" ]]; then
+			echo "==> installing stripe-mock ${STRIPE_MOCK_VERSION}"
+			go install "github.com/stripe/stripe-mock@${STRIPE_MOCK_VERSION}"
+		fi
+	fi
+	port="$(free_port)"
+	echo "==> starting stripe-mock on 127.0.0.1:${port}"
+	"$mock" -http-port "$port" -https-port "$(free_port)" >"$work/stripe-mock.log" 2>&1 &
+	pids+=($!)
+	export KEYBRAKE_STRIPE_MOCK_URL="http://127.0.0.1:${port}"
+	for _ in $(seq 1 300); do
+		if curl -fs -o /dev/null -H 'Authorization: Bearer sk_test_123' "$KEYBRAKE_STRIPE_MOCK_URL/v1/customers"; then
+			break
+		fi
+		sleep 0.1
+	done
+fi
+echo "    stripe-mock: ${KEYBRAKE_STRIPE_MOCK_URL}"
+
+echo "==> building bin/caddy with xcaddy"
+make --no-print-directory build >"$work/build.log" 2>&1 || {
+	tail -n 40 "$work/build.log"
+	exit 1
+}
+
+export KEYBRAKE_CADDY_BIN="$PWD/bin/caddy"
+export KEYBRAKE_REQUIRE_E2E=1 KEYBRAKE_REQUIRE_PG=1
+
+echo "==> go vet"
+go vet ./...
+
+echo "==> go test (race detector on)"
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$work/go-test.log"
+status="${PIPESTATUS[0]}"
+if [[ "$status" -ne 0 ]]; then
+	exit "$status"
+fi
+
+if [[ -f examples/windmill/check.sh ]]; then
+	echo "==> examples: syntax check"
+	bash examples/windmill/check.sh
+fi
