@@ -67,4 +67,3 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
-
