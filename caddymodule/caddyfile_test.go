@@ -1,0 +1,207 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	// The standard directives (handle_path, reverse_proxy…) for the adapter.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// adapt turns a Caddyfile into Caddy's JSON, as `caddy adapt` does.
+func adapt(t *testing.T, input string) (map[string]any, error) {
+	t.Helper()
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, _, err := adapter.Adapt([]byte(input), nil)
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("adapted JSON: %v\n%s", err, out)
+	}
+	return cfg, nil
+}
+
+func TestAdaptGlobalOption(t *testing.T) {
+	cfg, err := adapt(t, `{
+	keybrake {
+		ledger {env.KEYBRAKE_LEDGER}
+		api_token {env.KEYBRAKE_API_TOKEN}
+		api_token second-token
+		max_ttl 48h
+		default_ttl 30m
+		key_cache_ttl 2s
+		vendor stripe {
+			secret_key {env.STRIPE_SECRET_KEY}
+			unknown_cost reserve 25.50
+			rate jpy 0.0067
+			rate EUR 1.08
+		}
+	}
+}
+:8080 {
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := cfg["apps"].(map[string]any)["keybrake"]
+	got, _ := json.Marshal(app)
+	want := `{"api_tokens":["{env.KEYBRAKE_API_TOKEN}","second-token"],"default_ttl":1800000000000,"key_cache_ttl":2000000000,"ledger":"{env.KEYBRAKE_LEDGER}","max_ttl":172800000000000,"vendors":{"stripe":{"rates":{"EUR":"1.08","jpy":"0.0067"},"secret_key":"{env.STRIPE_SECRET_KEY}","unknown_cost":"reserve","unknown_cost_usd":25.5}}}`
+	if string(got) != want {
+		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestAdaptHandlers(t *testing.T) {
+	cfg, err := adapt(t, `:8080 {
+	handle /vault/* {
+		keybrake_api
+	}
+	handle_path /stripe/* {
+		reverse_proxy 127.0.0.1:12111
+		keybrake stripe {
+			max_request_body 65536
+		}
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := json.Marshal(cfg)
+	out := string(s)
+	for _, want := range []string{
+		`{"handler":"keybrake_api"}`,
+		`{"handler":"keybrake","max_request_body":65536,"vendor":"stripe"}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted config lacks %s:\n%s", want, out)
+		}
+	}
+	// keybrake is ordered before reverse_proxy without an order option,
+	// though written after it.
+	if strings.Index(out, `"handler":"keybrake"`) > strings.Index(out, `"handler":"reverse_proxy"`) {
+		t.Errorf("keybrake does not run before reverse_proxy:\n%s", out)
+	}
+}
+
+func TestAdaptErrors(t *testing.T) {
+	cases := []struct {
+		name, input, want string
+	}{
+		{"unknown global option", `{
+	keybrake {
+		ledgr sqlite:x.db
+	}
+}`, "unrecognized keybrake option 'ledgr'"},
+		{"global option with an argument", `{
+	keybrake now
+}`, "wrong argument count"},
+		{"ledger without a value", `{
+	keybrake {
+		ledger
+	}
+}`, "wrong argument count"},
+		{"bad duration", `{
+	keybrake {
+		max_ttl soon
+	}
+}`, "invalid duration 'soon'"},
+		{"negative duration", `{
+	keybrake {
+		key_cache_ttl -1s
+	}
+}`, "duration must be positive"},
+		{"vendor declared twice", `{
+	keybrake {
+		vendor stripe
+		vendor stripe
+	}
+}`, "vendor stripe is declared twice"},
+		{"unknown vendor option", `{
+	keybrake {
+		vendor stripe {
+			secret sk_test_x
+		}
+	}
+}`, "unrecognized vendor option 'secret'"},
+		{"bad unknown_cost", `{
+	keybrake {
+		vendor stripe {
+			unknown_cost maybe
+		}
+	}
+}`, "unknown_cost must be deny or reserve, not 'maybe'"},
+		{"unknown_cost reserve without an amount", `{
+	keybrake {
+		vendor stripe {
+			unknown_cost reserve
+		}
+	}
+}`, "unknown_cost reserve needs an amount in USD"},
+		{"unknown_cost reserve with a float-ish amount", `{
+	keybrake {
+		vendor stripe {
+			unknown_cost reserve 1e3
+		}
+	}
+}`, "unknown_cost reserve: invalid amount '1e3'"},
+		{"bad rate", `{
+	keybrake {
+		vendor stripe {
+			rate jpy -1
+		}
+	}
+}`, "rate jpy: invalid rate '-1'"},
+		{"rate without a value", `{
+	keybrake {
+		vendor stripe {
+			rate jpy
+		}
+	}
+}`, "rate needs a currency and dollars per unit"},
+		{"bad kind", `{
+	keybrake {
+		vendor paypal {
+			kind paypal
+		}
+	}
+}`, "unknown vendor kind 'paypal'"},
+		{"keybrake without a vendor", `:8080 {
+	keybrake
+}`, "keybrake needs a vendor name"},
+		{"keybrake with two vendors", `:8080 {
+	keybrake stripe twilio
+}`, "wrong argument count"},
+		{"unknown keybrake handler option", `:8080 {
+	keybrake stripe {
+		cap 100
+	}
+}`, "unrecognized keybrake option 'cap'"},
+		{"bad max_request_body", `:8080 {
+	keybrake stripe {
+		max_request_body lots
+	}
+}`, "invalid max_request_body 'lots'"},
+		{"keybrake_api with an argument", `:8080 {
+	keybrake_api now
+}`, "wrong argument count"},
+		{"keybrake_api with a block", `:8080 {
+	keybrake_api {
+		token x
+	}
+}`, "keybrake_api takes no options"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := adapt(t, c.input)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v; want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
