@@ -201,8 +201,11 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 	// The response must arrive uncompressed for the gate to read it.
 	r.Header.Del("Accept-Encoding")
 	if err := g.cfg.Vendor.Authorize(r); err != nil {
-		g.settle(r, c, res, 0, nil, err)
-		g.refuse(w, r, c, &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(), outcome: ledger.OutcomeBadRequest})
+		// Nothing was forwarded: the reservation goes back and the call
+		// is refused in the vendor's format.
+		f := authorizeRefusal(err)
+		g.release(r, c, f)
+		g.refuse(w, r, c, f)
 		return nil
 	}
 	w.Header().Set(HeaderCallID, c.id)
@@ -220,6 +223,38 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 				"its reservation is kept until it is reconciled.", Retryable: true})
 	}
 	return nil
+}
+
+// authorizeRefusal is the refusal of a call the vendor could not rewrite
+// for upstream (Vendor.Authorize failed): the vendor's own *vendors.Error
+// when it is one (Twilio's 404 for a path with no account), else a 400.
+func authorizeRefusal(err error) *refusal {
+	f := &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
+		outcome: ledger.OutcomeBadRequest}
+	var ve *vendors.Error
+	if errors.As(err, &ve) && ve.Status >= 400 && ve.Status < 600 {
+		f.status, f.retryable = ve.Status, ve.Retryable
+		if ve.Code != "" {
+			f.code = ve.Code
+		}
+		if ve.Message != "" {
+			f.message = ve.Message
+		}
+	}
+	return f
+}
+
+// release returns the reservation of a call refused after Reserve and
+// before anything was forwarded, recording the refusal's status and
+// outcome on the call (Reserve has written the call record already).
+func (g *Gate) release(r *http.Request, c *call, f *refusal) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
+	defer cancel()
+	err := g.cfg.Store.Release(ctx, c.id, ledger.Settlement{StatusCode: f.status, Outcome: f.outcome, Now: g.cfg.Now()})
+	if err != nil {
+		// The reservation stays held, erring on the side of the cap.
+		g.log.Error("releasing a call refused before forwarding", zap.String("call_id", c.id), zap.Error(err))
+	}
 }
 
 // settle turns the vendor's answer into a ledger settlement. It runs after

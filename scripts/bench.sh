@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# bench.sh measures Keybrake's gate against a plain Caddy reverse_proxy, side
+# by side in one run, on one machine, against one fake upstream:
+#
+#   plain       Caddy reverse_proxy to the fake Stripe (bench/upstream)
+#   zero-cost   Keybrake, GET /v1/customers/cus_x (allowed, costs $0), on the
+#               embedded SQLite ledger and on Postgres
+#   spend       Keybrake, POST /v1/payment_intents amount=100 currency=usd, on
+#               Postgres and SQLite, with one key shared by every worker
+#               (reservations serialise on the key) and one key per worker
+#
+# Every scenario gets a warm-up and a measured window of BENCH_DURATION with
+# BENCH_CONNS keep-alive connections from bench/load. The plain runs are done
+# first and again last; the ratios use their mean. The benchmark Caddy logs
+# at WARN (so Keybrake's one INFO line per call is not written); two extra
+# scenarios repeat zero-cost and spend on a Caddy logging at INFO to a file.
+#
+# Everything is on loopback and stopped on exit. It uses bin/caddy as it is
+# (`make bench` builds it first). Nothing here asserts a time.
+#
+# Environment:
+#   BENCH_DURATION  measured seconds per scenario        (default 10s)
+#   BENCH_WARMUP    warm-up per scenario                 (default 2s)
+#   BENCH_CONNS     concurrent connections                (default 64)
+#   BENCH_ONLY      run only scenarios whose name matches this regex
+#                   (the plain baselines always run)
+#   BENCH_PROFILE   a directory: save a CPU profile of the Keybrake Caddy
+#                   (from its admin /debug/pprof) during each Keybrake scenario
+#   BENCH_RESULTS   also copy the raw results (TSV) to this file
+#   KEYBRAKE_TEST_PG_DSN  use this Postgres instead of starting a throwaway one
+#                   (the database gets the benchmark's keys and calls)
+#   CADDY           the Caddy binary                      (default bin/caddy)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+DURATION="${BENCH_DURATION:-10s}"
+WARMUP="${BENCH_WARMUP:-2s}"
+CONNS="${BENCH_CONNS:-64}"
+ONLY="${BENCH_ONLY:-}"
+PROFILE_DIR="${BENCH_PROFILE:-}"
+CADDY="${CADDY:-$root/bin/caddy}"
+TOKEN="bench-token-$RANDOM$RANDOM"
+
+if [[ ! -x "$CADDY" ]]; then
+	echo "bench: no Caddy binary at $CADDY (run make build)" >&2
+	exit 1
+fi
+
+work="$(mktemp -d /tmp/keybrake-bench.XXXXXX)"
+chmod 755 "$work"
+pids=()
+pg_dir=""
+
+cleanup() {
+	local code=$?
+	local pid
+	for pid in "${pids[@]:-}"; do
+		[[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]:-}"; do
+		[[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true
+	done
+	if [[ -n "$pg_dir" ]]; then
+		scripts/pg-stop.sh "$pg_dir" >/dev/null 2>&1 || true
+	fi
+	if [[ "$code" -ne 0 ]]; then
+		echo "bench: failed (exit $code); logs were in $work:" >&2
+		for f in "$work"/*.log; do
+			[[ -f "$f" ]] || continue
+			echo "--- $(basename "$f") (last lines)" >&2
+			tail -n 15 "$f" >&2 || true
+		done
+	fi
+	rm -rf "$work"
+	exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
+		echo $((20000 + RANDOM % 20000))
+}
+
+wait_http() { # URL: wait until anything answers
+	local i
+	for i in $(seq 1 200); do
+		if curl -s -o /dev/null --max-time 1 "$1"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "bench: nothing answers at $1" >&2
+	return 1
+}
+
+echo "==> machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(go version | awk '{print $3}')"
+
+echo "==> building the fake upstream and the load generator"
+go build -o "$work/upstream" ./bench/upstream
+go build -o "$work/load" ./bench/load
+
+# --- Postgres -----------------------------------------------------------
+pg_dsn="${KEYBRAKE_TEST_PG_DSN:-}"
+if [[ -z "$pg_dsn" ]]; then
+	echo "==> starting a throwaway Postgres on loopback (default settings: fsync on, synchronous_commit on)"
+	out="$(PGPORT="$(free_port)" scripts/pg-start.sh "$work/pg")"
+	pg_dir="$work/pg"
+	pg_dsn="$(sed -n 's/^KEYBRAKE_TEST_PG_DSN=//p' <<<"$out")"
+fi
+echo "    Postgres: $pg_dsn"
+
+# --- the fake upstream --------------------------------------------------
+up_port="$(free_port)"
+"$work/upstream" -addr "127.0.0.1:$up_port" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$up_port/"
+
+# --- Caddy configurations -----------------------------------------------
+# caddyfile NAME LEDGER LOGLEVEL WITH_PLAIN: writes $work/NAME.Caddyfile and
+# sets the ports it uses in kb_port[NAME], admin_port[NAME], plain_port.
+declare -A kb_port admin_port
+plain_port="$(free_port)"
+caddyfile() {
+	local name="$1" ledger="$2" level="$3" with_plain="$4"
+	kb_port[$name]="$(free_port)"
+	admin_port[$name]="$(free_port)"
+	{
+		cat <<EOF
+{
+	admin 127.0.0.1:${admin_port[$name]}
+	auto_https off
+	persist_config off
+	log {
+		output file $work/$name.caddy-log.json {
+			roll_disabled
+		}
+		level $level
+	}
+	keybrake {
+		ledger $ledger
+		api_token {env.KEYBRAKE_API_TOKEN}
+		vendor stripe {
+			secret_key sk_test_bench
+		}
+	}
+}
+
+(upstream) {
+	reverse_proxy 127.0.0.1:$up_port {
+		header_up Host {upstream_hostport}
+	}
+}
+
+http://127.0.0.1:${kb_port[$name]} {
+	handle /vault/* {
+		keybrake_api
+	}
+	handle /v1/* {
+		keybrake stripe
+		import upstream
+	}
+}
+EOF
+		if [[ "$with_plain" == yes ]]; then
+			cat <<EOF
+
+# The baseline: the same route without the gate.
+http://127.0.0.1:$plain_port {
+	handle /v1/* {
+		import upstream
+	}
+}
+EOF
+		fi
+	} >"$work/$name.Caddyfile"
+}
+
+caddyfile pg "$pg_dsn" WARN yes
+caddyfile sqlite "sqlite:$work/ledger.db" WARN no
+caddyfile pginfo "$pg_dsn" INFO no
+
+start_caddy() { # NAME
+	local name="$1"
+	XDG_DATA_HOME="$work/xdg-data" XDG_CONFIG_HOME="$work/xdg-config" HOME="$work" \
+		KEYBRAKE_API_TOKEN="$TOKEN" \
+		"$CADDY" run --config "$work/$name.Caddyfile" --adapter caddyfile >"$work/$name.caddy.log" 2>&1 &
+	pids+=($!)
+}
+
+echo "==> starting Caddy: plain + Keybrake/Postgres (WARN), Keybrake/SQLite (WARN), Keybrake/Postgres (INFO to a file)"
+start_caddy pg
+# The Postgres Caddys share one database; start them one after another so
+# migrations do not race.
+wait_http "http://127.0.0.1:${kb_port[pg]}/vault/keys"
+start_caddy pginfo
+start_caddy sqlite
+wait_http "http://127.0.0.1:${kb_port[pginfo]}/vault/keys"
+wait_http "http://127.0.0.1:${kb_port[sqlite]}/vault/keys"
+wait_http "http://127.0.0.1:$plain_port/v1/customers/cus_x"
+
+# --- vault keys ------------------------------------------------------------
+issue_key() { # CADDY_NAME -> prints the vault key
+	local resp
+	resp="$(curl -fsS --max-time 10 -X POST "http://127.0.0.1:${kb_port[$1]}/vault/keys" \
+		-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+		-d '{"vendor":"stripe","total_usd_cap":1000000000,"allowed_endpoints":["POST /v1/payment_intents","GET /v1/customers/*"],"expires_in":"2h","agent_run_label":"bench"}')"
+	sed -n 's/.*"vault_key":"\([A-Za-z0-9]*\)".*/\1/p' <<<"$resp"
+}
+
+echo "==> issuing vault keys (cap \$1,000,000,000 each): 1 + $CONNS per ledger"
+for backend in pg sqlite; do
+	issue_key "$backend" >"$work/$backend.key"
+	: >"$work/$backend.keys"
+	for _ in $(seq 1 "$CONNS"); do
+		issue_key "$backend" >>"$work/$backend.keys"
+	done
+	if [[ ! -s "$work/$backend.key" ]] || [[ "$(grep -c . "$work/$backend.keys")" -ne "$CONNS" ]]; then
+		echo "bench: could not issue keys on $backend" >&2
+		exit 1
+	fi
+done
+
+# Check each path once before loading it.
+smoke() { # URL [curl args...]
+	local url="$1"
+	shift
+	local code
+	code="$(curl -s -o "$work/smoke.out" -w '%{http_code}' --max-time 10 "$@" "$url")"
+	if [[ "$code" != 200 ]]; then
+		echo "bench: $url answered $code: $(head -c 300 "$work/smoke.out")" >&2
+		exit 1
+	fi
+}
+smoke "http://127.0.0.1:$plain_port/v1/customers/cus_x"
+for backend in pg sqlite pginfo; do
+	keyfile="$work/${backend/info/}.key"
+	smoke "http://127.0.0.1:${kb_port[$backend]}/v1/customers/cus_x" -H "Authorization: Bearer $(cat "$keyfile")"
+	smoke "http://127.0.0.1:${kb_port[$backend]}/v1/payment_intents" -H "Authorization: Bearer $(cat "$keyfile")" \
+		-d amount=100 -d currency=usd
+done
+
+# --- the runs --------------------------------------------------------------
+results="$work/results.tsv"
+: >"$results"
+GET_PATH=/v1/customers/cus_x
+POST_PATH=/v1/payment_intents
+POST_BODY='amount=100&currency=usd'
+
+# scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each)
+scenario() {
+	local name="$1" target="$2" kind="$3" keys="$4"
+	if [[ -n "$ONLY" && "$target" != plain ]] && ! [[ "$name" =~ $ONLY ]]; then
+		return 0
+	fi
+	local port backend args=()
+	if [[ "$target" == plain ]]; then
+		port="$plain_port"
+	else
+		port="${kb_port[$target]}"
+		backend="${target/info/}"
+		case "$keys" in
+		one) args+=(-key "$(cat "$work/$backend.key")") ;;
+		each) args+=(-keys "$work/$backend.keys") ;;
+		esac
+	fi
+	if [[ "$kind" == get ]]; then
+		args+=(-url "http://127.0.0.1:$port$GET_PATH")
+	else
+		args+=(-url "http://127.0.0.1:$port$POST_PATH" -method POST -body "$POST_BODY")
+	fi
+	local prof_pid=""
+	if [[ -n "$PROFILE_DIR" && "$target" != plain ]]; then
+		mkdir -p "$PROFILE_DIR"
+		local secs
+		secs=$(($(sed 's/s$//' <<<"$DURATION") - 1))
+		(sleep "$(sed 's/s$//' <<<"$WARMUP")" &&
+			curl -s --max-time $((secs + 10)) -o "$PROFILE_DIR/$name.pprof" \
+				"http://127.0.0.1:${admin_port[$target]}/debug/pprof/profile?seconds=$secs") &
+		prof_pid=$!
+	fi
+	"$work/load" -name "$name" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" "${args[@]}"
+	if [[ -n "$prof_pid" ]]; then
+		wait "$prof_pid" || true
+	fi
+}
+
+echo "==> running: ${CONNS} connections, ${WARMUP} warm-up + ${DURATION} measured per scenario"
+scenario plain-get plain get none
+scenario plain-post plain post none
+scenario zero-cost-sqlite sqlite get one
+scenario zero-cost-pg pg get one
+scenario spend-pg-1key pg post one
+scenario spend-pg-key/worker pg post each
+scenario spend-sqlite-1key sqlite post one
+scenario spend-sqlite-key/worker sqlite post each
+scenario zero-cost-pg-INFO pginfo get one
+scenario spend-pg-key/worker-INFO pginfo post each
+scenario plain-get plain get none
+scenario plain-post plain post none
+
+if [[ -n "${BENCH_RESULTS:-}" ]]; then
+	cp "$results" "$BENCH_RESULTS"
+fi
+
+# --- the table -------------------------------------------------------------
+echo
+echo "Keybrake vs plain reverse_proxy — $(nproc) CPUs, ${CONNS} connections, ${DURATION} per scenario, one run"
+echo "(ratio and +p50 are against the mean of the two plain runs of the same method; Caddy logs at WARN unless marked INFO)"
+echo
+awk -F'\t' '
+	{ name[NR]=$1; n[NR]=$2; err[NR]=$3; rps[NR]=$5; p50[NR]=$6; p90[NR]=$7; p99[NR]=$8 }
+	$1=="plain-get"  { gr+=$5; g50+=$6; gn++ }
+	$1=="plain-post" { pr+=$5; p50s+=$6; pn++ }
+	END {
+		if (gn) { gr/=gn; g50/=gn }
+		if (pn) { pr/=pn; p50s/=pn }
+		printf "%-26s %10s %8s %7s %9s %9s %9s %9s\n", "scenario", "req/s", "errors", "ratio", "p50 ms", "+p50 ms", "p90 ms", "p99 ms"
+		printf "%-26s %10s %8s %7s %9s %9s %9s %9s\n", "--------", "-----", "------", "-----", "------", "-------", "------", "------"
+		for (i = 1; i <= NR; i++) {
+			if (name[i] ~ /^plain-get|^zero-cost/) { br = gr; b50 = g50 } else { br = pr; b50 = p50s }
+			ratio = (br > 0) ? sprintf("%.2f", rps[i] / br) : "-"
+			added = sprintf("%+.2f", p50[i] - b50)
+			if (name[i] ~ /^plain/) { ratio = sprintf("(%.2f)", rps[i] / br); added = "" }
+			printf "%-26s %10.0f %8d %7s %9.2f %9s %9.2f %9.2f\n", name[i], rps[i], err[i], ratio, p50[i], added, p90[i], p99[i]
+		}
+	}' "$results"
+echo
+echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; spend +p50 < 1 ms."
