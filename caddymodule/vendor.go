@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -9,50 +12,218 @@ import (
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
+	"github.com/keybrake/keybrake/vendors/declared"
+	"github.com/keybrake/keybrake/vendors/resend"
 	"github.com/keybrake/keybrake/vendors/stripe"
+	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
-// VendorConfig declares one vendor inside the keybrake app.
+// Vendor kinds.
+const (
+	kindStripe   = stripe.Name
+	kindTwilio   = twilio.Name
+	kindResend   = resend.Name
+	kindDeclared = "declared"
+)
+
+// VendorConfig declares one vendor inside the keybrake app. Which fields
+// apply depends on the kind: a field of another kind is refused.
+//
+// Secrets (secret_key, account_sid, auth_token, api_key) and upstream are
+// expanded at provision time, so {env.STRIPE_SECRET_KEY} keeps the secret
+// out of the JSON config. A vendor whose required secret expands to
+// nothing is still provisioned, but its calls are refused with 503 until
+// the secret is set: one unset vendor does not stop Caddy or the others.
 type VendorConfig struct {
 	// Kind is stripe, twilio, resend or declared. Default: the vendor's
-	// name when that is a built-in vendor, else declared.
+	// name when that is a built-in vendor (stripe, twilio, resend), else
+	// declared. A built-in kind under another name (a second Twilio
+	// account, "twilio_eu") works as the built-in one, with keys issued
+	// for that name.
 	Kind string `json:"kind,omitempty"`
 
-	// SecretKey is the real API secret (Stripe, Resend). Placeholders are
-	// expanded at provision time, so {env.STRIPE_SECRET_KEY} keeps the secret
-	// out of the JSON config. Default: none; the vendor's calls are then
-	// refused with 503 until it is set.
+	// Upstream is the vendor's API base URL. For twilio it is where the
+	// reconciler fetches prices (default https://api.twilio.com); for the
+	// other kinds it is informational. The route's reverse_proxy is what
+	// sends the gated calls. Placeholders are expanded. Default: none.
+	Upstream string `json:"upstream,omitempty"`
+
+	// SecretKey is the real API secret (stripe, resend, declared).
+	// Default: none; the vendor's calls are then refused with 503.
 	SecretKey string `json:"secret_key,omitempty"`
 
 	// UnknownCost is deny or reserve: what to do with an allowed call whose
-	// cost cannot be told from the request. Default: deny.
+	// cost cannot be told from the request. Any kind. Default: deny.
 	UnknownCost string `json:"unknown_cost,omitempty"`
 
 	// UnknownCostUSD is the amount reserved for such a call when
 	// UnknownCost is reserve. Required then.
 	UnknownCostUSD money.Micros `json:"unknown_cost_usd,omitempty"`
 
-	// Rates converts a foreign currency to US dollars: currency code to
-	// dollars per whole unit, as a decimal string ("jpy": "0.0067"). USD
-	// needs none. Default: none, so non-USD amounts are refused.
+	// Rates converts a foreign currency to US dollars (stripe): currency
+	// code to dollars per whole unit, as a decimal string ("jpy":
+	// "0.0067"). USD needs none. Default: none, so non-USD amounts are
+	// refused.
 	Rates map[string]string `json:"rates,omitempty"`
+
+	// AccountSID is Twilio's real account SID (AC…), sent upstream in the
+	// path and as the Basic user (twilio). Default: none; calls are then
+	// refused with 503.
+	AccountSID string `json:"account_sid,omitempty"`
+
+	// AuthToken is Twilio's real auth token, or the API key's secret when
+	// APIKey is set (twilio). Default: none; calls are then refused with
+	// 503.
+	AuthToken string `json:"auth_token,omitempty"`
+
+	// APIKey is a Twilio API key SID (SK…) sent as the Basic user instead
+	// of the account SID (twilio). Default: none (an expansion to nothing
+	// also means none).
+	APIKey string `json:"api_key,omitempty"`
+
+	// CallMaxUSD is what a Twilio call (Calls.json, a conference
+	// participant) reserves until Twilio prices it (twilio). Default $1.00.
+	CallMaxUSD money.Micros `json:"call_max_usd,omitempty"`
+
+	// MessageRates sets the price of messages by E.164 prefix ("+44"),
+	// over Twilio's US/Canada defaults; the longest prefix of a destination
+	// wins (twilio). An entry replaces the prefix's default whole: a zero
+	// sms or mms price, or unknown, makes that kind of message there of
+	// unknown cost. Default: none beyond the built-in table.
+	MessageRates twilio.RateTable `json:"message_rates,omitempty"`
+
+	// DefaultMessageRate prices messages to destinations with no rate in
+	// the table (twilio). Default: none, so they are of unknown cost.
+	DefaultMessageRate *twilio.Rate `json:"default_message_rate,omitempty"`
+
+	// Reconcile configures the background job that replaces the
+	// provisional cost of Twilio messages and calls with their real price
+	// (twilio). Default: on, with the defaults of ReconcileConfig.
+	Reconcile *ReconcileConfig `json:"reconcile,omitempty"`
+
+	// PerEmailUSD is Resend's price of one email to one recipient
+	// (resend). Default $0.0009.
+	PerEmailUSD money.Micros `json:"per_email_usd,omitempty"`
+
+	// Credential says where the client sends its credential, which is
+	// where it sends the vault key (declared). Default {"from":"bearer"}.
+	Credential *declared.CredentialConfig `json:"credential,omitempty"`
+
+	// Inject says how the real secret goes upstream (declared). Its secret
+	// is SecretKey: inject's own secret field must stay empty; its username
+	// is expanded like a secret. Default {"as":"bearer"}.
+	Inject *declared.InjectConfig `json:"inject,omitempty"`
+
+	// ErrorFormat is the shape of Keybrake's own refusals: json, stripe,
+	// twilio or resend (declared). Default json.
+	ErrorFormat string `json:"error_format,omitempty"`
+
+	// FreeMethods lists the HTTP methods that cost nothing when no endpoint
+	// matches the request (declared). Default (absent) GET and HEAD; an
+	// empty list makes every unmatched request of unknown cost.
+	FreeMethods *[]string `json:"free_methods,omitempty"`
+
+	// Endpoints are the cost rules of a declared vendor, tried in order
+	// (declared). Default: none.
+	Endpoints []declared.Endpoint `json:"endpoints,omitempty"`
 }
 
-func (vc *VendorConfig) kind(name string) string {
-	if vc.Kind != "" {
-		return vc.Kind
+// vendorNameRE is what a vendor name may be: it is used in keys, routes
+// and logs.
+var vendorNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+func validVendorName(name string) error {
+	if !vendorNameRE.MatchString(name) {
+		return fmt.Errorf("vendor name %q: want lower-case letters, digits, _ or -, starting with a letter, at most 32 characters", name)
+	}
+	return nil
+}
+
+func kindOf(kind, name string) string {
+	if kind != "" {
+		return kind
 	}
 	switch name {
-	case stripe.Name:
+	case kindStripe, kindTwilio, kindResend:
 		return name
 	}
-	return "declared"
+	return kindDeclared
+}
+
+func (vc *VendorConfig) kind(name string) string { return kindOf(vc.Kind, name) }
+
+// fieldsSet lists the kind-specific JSON fields that are set.
+func (vc *VendorConfig) fieldsSet() []string {
+	var set []string
+	add := func(ok bool, name string) {
+		if ok {
+			set = append(set, name)
+		}
+	}
+	add(vc.SecretKey != "", "secret_key")
+	add(len(vc.Rates) > 0, "rates")
+	add(vc.AccountSID != "", "account_sid")
+	add(vc.AuthToken != "", "auth_token")
+	add(vc.APIKey != "", "api_key")
+	add(vc.CallMaxUSD != 0, "call_max_usd")
+	add(len(vc.MessageRates) > 0, "message_rates")
+	add(vc.DefaultMessageRate != nil, "default_message_rate")
+	add(vc.Reconcile != nil, "reconcile")
+	add(vc.PerEmailUSD != 0, "per_email_usd")
+	add(vc.Credential != nil, "credential")
+	add(vc.Inject != nil, "inject")
+	add(vc.ErrorFormat != "", "error_format")
+	add(vc.FreeMethods != nil, "free_methods")
+	add(len(vc.Endpoints) > 0, "endpoints")
+	return set
+}
+
+// kindFields lists, per kind, the kind-specific JSON fields it takes.
+var kindFields = map[string][]string{
+	kindStripe:   {"secret_key", "rates"},
+	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max_usd", "message_rates", "default_message_rate", "reconcile"},
+	kindResend:   {"secret_key", "per_email_usd"},
+	kindDeclared: {"secret_key", "credential", "inject", "error_format", "free_methods", "endpoints"},
+}
+
+// checkFields refuses fields that another kind takes.
+func (vc *VendorConfig) checkFields(kind string) error {
+	allowed, ok := kindFields[kind]
+	if !ok {
+		return fmt.Errorf("unknown vendor kind %q (want stripe, twilio, resend or declared)", kind)
+	}
+	var wrong []string
+	for _, f := range vc.fieldsSet() {
+		if !contains(allowed, f) {
+			wrong = append(wrong, f)
+		}
+	}
+	if len(wrong) > 0 {
+		return fmt.Errorf("%s not used by a %s vendor (it takes %s)", strings.Join(wrong, ", "), kind, strings.Join(allowed, ", "))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 // build provisions the vendor.
 func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime, error) {
 	if vc == nil {
 		vc = &VendorConfig{}
+	}
+	if err := validVendorName(name); err != nil {
+		return nil, err
+	}
+	kind := vc.kind(name)
+	if err := vc.checkFields(kind); err != nil {
+		return nil, err
 	}
 	rt := &vendorRuntime{}
 	switch vc.UnknownCost {
@@ -65,6 +236,44 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 	default:
 		return nil, fmt.Errorf("unknown_cost must be deny or reserve, not %q", vc.UnknownCost)
 	}
+	upstream := strings.TrimSpace(repl.ReplaceAll(vc.Upstream, ""))
+	if upstream != "" {
+		u, err := url.Parse(upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("upstream %q: want an absolute http or https URL", upstream)
+		}
+	}
+	secret := repl.ReplaceAll(vc.SecretKey, "")
+	var (
+		v   vendors.Vendor
+		err error
+	)
+	switch kind {
+	case kindStripe:
+		v, err = vc.buildStripe(secret, rt)
+	case kindTwilio:
+		v, err = vc.buildTwilio(name, upstream, repl, rt)
+	case kindResend:
+		if secret == "" {
+			// A placeholder secret keeps the gate buildable; calls are
+			// refused before it could be used (see vendorRuntime.missing).
+			secret, rt.missing = "unset", "secret_key"
+		}
+		v, err = resend.New(resend.Config{APIKey: secret, PerEmailUSD: vc.PerEmailUSD})
+	case kindDeclared:
+		v, err = vc.buildDeclared(name, upstream, secret, repl, rt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Name() != name {
+		v = renamed{Vendor: v, name: name}
+	}
+	rt.vendor = v
+	return rt, nil
+}
+
+func (vc *VendorConfig) buildStripe(secret string, rt *vendorRuntime) (vendors.Vendor, error) {
 	rates := money.Rates{}
 	for cur, r := range vc.Rates {
 		v, err := money.ParseRate(r)
@@ -73,23 +282,91 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 		}
 		rates[strings.ToLower(cur)] = v
 	}
-	secret := repl.ReplaceAll(vc.SecretKey, "")
-	var err error
-	switch k := vc.kind(name); k {
-	case stripe.Name:
-		if secret == "" {
-			// A placeholder secret keeps the gate buildable; calls are
-			// refused before it could be used (see vendorRuntime.missing).
-			secret, rt.missing = "unset", "secret_key"
-		}
-		rt.vendor, err = stripe.New(stripe.Config{SecretKey: secret, Rates: rates})
-	default:
-		return nil, fmt.Errorf("unknown vendor kind %q", k)
+	if secret == "" {
+		secret, rt.missing = "unset", "secret_key"
 	}
+	return stripe.New(stripe.Config{SecretKey: secret, Rates: rates})
+}
+
+func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer, rt *vendorRuntime) (vendors.Vendor, error) {
+	sid := strings.TrimSpace(repl.ReplaceAll(vc.AccountSID, ""))
+	token := repl.ReplaceAll(vc.AuthToken, "")
+	apiKey := strings.TrimSpace(repl.ReplaceAll(vc.APIKey, ""))
+	var missing []string
+	if sid == "" {
+		sid, missing = "ACunset", append(missing, "account_sid")
+	}
+	if token == "" {
+		token, missing = "unset", append(missing, "auth_token")
+	}
+	rt.missing = strings.Join(missing, " and ")
+	v, err := twilio.New(twilio.Config{
+		AccountSID:  sid,
+		AuthToken:   token,
+		APIKey:      apiKey,
+		Rates:       vc.MessageRates,
+		DefaultRate: vc.DefaultMessageRate,
+		CallMaxUSD:  vc.CallMaxUSD,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return rt, nil
+	rc, err := vc.Reconcile.reconciler(name, upstream)
+	if err != nil {
+		return nil, err
+	}
+	if rc != nil && rt.missing == "" {
+		rc.AccountSID, rc.AuthToken, rc.APIKey = sid, token, apiKey
+		rt.reconciler = rc
+	}
+	return v, nil
 }
 
-var _ vendors.Vendor = (*stripe.Vendor)(nil)
+func (vc *VendorConfig) buildDeclared(name, upstream, secret string, repl *caddy.Replacer, rt *vendorRuntime) (vendors.Vendor, error) {
+	if secret == "" {
+		secret, rt.missing = "unset", "secret_key"
+	}
+	cfg := declared.Config{
+		Name:        name,
+		Upstream:    upstream,
+		ErrorFormat: vc.ErrorFormat,
+		Endpoints:   vc.Endpoints,
+	}
+	if vc.Credential != nil {
+		cfg.Credential = *vc.Credential
+	}
+	if vc.Inject != nil {
+		if vc.Inject.Secret != "" {
+			return nil, fmt.Errorf("inject: put the secret in secret_key, not in inject")
+		}
+		cfg.Inject = *vc.Inject
+		cfg.Inject.Username = repl.ReplaceAll(cfg.Inject.Username, "")
+	}
+	cfg.Inject.Secret = secret
+	if vc.FreeMethods != nil {
+		cfg.FreeMethods = append([]string{}, *vc.FreeMethods...)
+	}
+	return declared.New(cfg)
+}
+
+// renamed is a built-in vendor declared under another name (a second
+// Twilio account): keys, the ledger and logs know it by that name.
+type renamed struct {
+	vendors.Vendor
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
+
+// sortedPrefixes returns a rate table's prefixes in order, for stable
+// output.
+func sortedPrefixes(t twilio.RateTable) []string {
+	out := make([]string, 0, len(t))
+	for p := range t {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ vendors.Vendor = renamed{}

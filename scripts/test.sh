@@ -87,6 +87,29 @@ if [[ "$status" -ne 0 ]]; then
 	exit "$status"
 fi
 
+echo "==> make run smoke test: the README's first command, embedded ledger"
+run_port="$(free_port)"
+KEYBRAKE_LISTEN=":${run_port}" KEYBRAKE_ADMIN="127.0.0.1:$(free_port)" KEYBRAKE_LEDGER="sqlite:${work}/run.db" \
+	KEYBRAKE_API_TOKEN=smoketoken scripts/run.sh >"$work/run.log" 2>&1 &
+pids+=($!)
+code=""
+for _ in $(seq 1 100); do
+	code="$(curl -s -o "$work/run-key.json" -w '%{http_code}' -X POST "http://127.0.0.1:${run_port}/vault/keys" \
+		-H 'Authorization: Bearer smoketoken' \
+		-d '{"vendor":"stripe","total_usd_cap":1,"allowed_endpoints":["POST /v1/payment_intents"]}' || true)"
+	[[ "$code" == "201" ]] && break
+	sleep 0.1
+done
+if [[ "$code" != "201" ]]; then
+	echo "make run did not come up and issue a key (last status ${code})"
+	tail -n 30 "$work/run.log"
+	exit 1
+fi
+echo "    make run: up, issued a key on the embedded ledger"
+
+echo "==> make demo"
+scripts/demo.sh
+
 if [[ -f examples/windmill/check.sh ]]; then
 	echo "==> examples: syntax check"
 	bash examples/windmill/check.sh

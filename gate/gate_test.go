@@ -1,0 +1,175 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/vendors/stripe"
+)
+
+// gtFixture is a gate on the real Stripe vendor and a real embedded ledger.
+type gtFixture struct {
+	t      *testing.T
+	store  ledger.Store
+	gate   *Gate
+	key    ledger.Key
+	secret string
+	now    time.Time
+}
+
+func newGTFixture(t *testing.T, capUSD string) *gtFixture {
+	t.Helper()
+	store, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "l.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	keys, err := ledger.NewKeyCache(store, 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := stripe.New(stripe.Config{SecretKey: "sk_test_real"})
+	f := &gtFixture{t: t, store: store, secret: "kbGateTestSecret0000000000000000000000", now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	f.gate, err = New(Config{Vendor: v, Store: store, Keys: keys, Now: func() time.Time { return f.now }, MaxResponseCapture: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := money.ParseUSD(capUSD)
+	f.key = ledger.Key{ID: "vkGateTest000000000000", Hash: ledger.HashSecret(f.secret), Vendor: "stripe", TotalCap: &c,
+		AllowedEndpoints: []string{"POST /v1/payment_intents"}, CreatedAt: f.now, ExpiresAt: f.now.Add(time.Hour), RunLabel: "gate-test"}
+	if err := store.CreateKey(context.Background(), f.key); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// charge sends one $5 PaymentIntent create through the gate to next.
+func (f *gtFixture) charge(next Next, idem string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", "/v1/payment_intents", strings.NewReader("amount=500&currency=usd"))
+	r.Header.Set("Authorization", "Bearer "+f.secret)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if idem != "" {
+		r.Header.Set("Idempotency-Key", idem)
+	}
+	w := httptest.NewRecorder()
+	if err := f.gate.ServeHTTP(w, r, next); err != nil {
+		f.t.Fatalf("ServeHTTP returned %v", err)
+	}
+	return w
+}
+
+func (f *gtFixture) usage() ledger.KeyUsage {
+	u, err := f.store.GetKey(context.Background(), f.key.ID, f.now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+func (f *gtFixture) lastCall() ledger.Call {
+	calls, _, err := f.store.Audit(context.Background(), ledger.AuditFilter{KeyID: f.key.ID, Limit: 1000})
+	if err != nil || len(calls) == 0 {
+		f.t.Fatalf("audit: %v (%d calls)", err, len(calls))
+	}
+	return calls[len(calls)-1]
+}
+
+func answer(status int, body string) Next {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Header.Get("Authorization") != "Bearer sk_test_real" {
+			return errors.New("the real secret did not reach next")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+		return nil
+	}
+}
+
+func TestGateSettlesReleasesAndKeepsUnknown(t *testing.T) {
+	f := newGTFixture(t, "100")
+	w := f.charge(answer(200, `{"id":"pi_1","object":"payment_intent","amount":500,"currency":"usd"}`), "")
+	if w.Code != 200 || w.Header().Get(HeaderCallID) == "" || w.Header().Get(HeaderRemaining) != "95.000000" {
+		t.Fatalf("2xx: %d %v", w.Code, w.Header())
+	}
+	if c := f.lastCall(); c.CostState != ledger.CostSettled || c.Cost != 5*money.PerDollar || c.VendorTxnID != "pi_1" {
+		t.Fatalf("settled call = %+v", c)
+	}
+	// A decline moved no money.
+	f.charge(answer(402, `{"error":{"type":"card_error","code":"card_declined","message":"declined"}}`), "")
+	if c := f.lastCall(); c.CostState != ledger.CostReleased || c.Cost != 0 || c.StatusCode != 402 {
+		t.Fatalf("declined call = %+v", c)
+	}
+	// A 5xx is ambiguous: the reservation is kept.
+	f.charge(answer(500, `{}`), "")
+	if c := f.lastCall(); c.CostState != ledger.CostUnknown {
+		t.Fatalf("5xx call = %+v", c)
+	}
+	u := f.usage()
+	if u.Spent != 5*money.PerDollar || u.Reserved != 5*money.PerDollar {
+		t.Fatalf("usage = spent %s reserved %s; want 5 and 5", u.Spent, u.Reserved)
+	}
+}
+
+func TestGateUpstreamFailureAnswers502AndKeepsReservation(t *testing.T) {
+	f := newGTFixture(t, "100")
+	w := f.charge(func(http.ResponseWriter, *http.Request) error { return errors.New("dial tcp: connection refused") }, "")
+	if w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "keybrake_upstream_error") {
+		t.Fatalf("upstream failure: %d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("Stripe-Should-Retry") == "false" {
+		t.Fatal("an ambiguous failure told the SDK never to retry")
+	}
+	c := f.lastCall()
+	if c.CostState != ledger.CostUnknown || c.Outcome != ledger.OutcomeUpstreamError {
+		t.Fatalf("call = %+v", c)
+	}
+	if u := f.usage(); u.Reserved != 5*money.PerDollar {
+		t.Fatalf("reserved = %s; want the $5 kept", u.Reserved)
+	}
+}
+
+func TestGateLargeResponseFallsBackToEstimate(t *testing.T) {
+	f := newGTFixture(t, "100")
+	big := `{"id":"pi_big","amount":500,"currency":"usd","metadata":{"pad":"` + strings.Repeat("x", 500) + `"}}`
+	w := f.charge(answer(200, big), "")
+	if w.Body.String() != big {
+		t.Fatal("the client did not get the whole body")
+	}
+	if c := f.lastCall(); c.CostState != ledger.CostSettled || c.Cost != 5*money.PerDollar {
+		t.Fatalf("call = %+v", c)
+	}
+}
+
+func TestGateReplayCostsNothing(t *testing.T) {
+	f := newGTFixture(t, "5")
+	ok := answer(200, `{"id":"pi_r","amount":500,"currency":"usd"}`)
+	f.charge(ok, "idem-1")
+	if w := f.charge(ok, "idem-1"); w.Code != 200 {
+		t.Fatalf("replay at the cap: %d %s", w.Code, w.Body)
+	}
+	if w := f.charge(ok, "idem-2"); w.Code != http.StatusTooManyRequests || w.Header().Get(HeaderCapHit) != "true" {
+		t.Fatalf("new charge over the cap: %d %v", w.Code, w.Header())
+	}
+	if u := f.usage(); u.Spent != 5*money.PerDollar || u.Reserved != 0 || u.Calls != 2 || u.CapHits != 1 {
+		t.Fatalf("usage = %+v", u)
+	}
+}
+
+func TestGateFailsClosedWhenTheLedgerIsGone(t *testing.T) {
+	f := newGTFixture(t, "100")
+	called := false
+	f.store.Close()
+	w := f.charge(func(http.ResponseWriter, *http.Request) error { called = true; return nil }, "")
+	if w.Code != http.StatusServiceUnavailable || called {
+		t.Fatalf("ledger gone: %d, forwarded=%v", w.Code, called)
+	}
+}
