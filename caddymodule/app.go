@@ -15,6 +15,7 @@ import (
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
+	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
 func init() {
@@ -60,6 +61,9 @@ type App struct {
 	tokens  []string
 	logger  *zap.Logger
 	now     func() time.Time
+	// jobs are the background jobs (Twilio price reconcilers) that run
+	// while this config is live: from Start to Stop.
+	jobs *backgroundJobs
 }
 
 // vendorRuntime is a provisioned vendor.
@@ -70,6 +74,9 @@ type vendorRuntime struct {
 	// then refuses calls with a clear 503 rather than keeping Caddy from
 	// starting, so the other vendors still work.
 	missing string
+	// reconciler, for a Twilio vendor, settles its provisional prices in
+	// the background; nil when off or when the vendor has no secrets.
+	reconciler *twilio.Reconciler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -126,6 +133,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.ledger = h
+	a.jobs = &backgroundJobs{}
+	for _, name := range a.vendorNames() {
+		if rc := a.vendors[name].reconciler; rc != nil {
+			a.jobs.add(rc, h.store, a.logger)
+		}
+	}
 	return nil
 }
 
@@ -137,14 +150,29 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start implements caddy.App; the work happens in Provision and handlers.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App: it starts the background jobs (Twilio price
+// reconcilers); the rest of the work happens in Provision and handlers.
+func (a *App) Start() error {
+	if a.jobs != nil {
+		a.jobs.start()
+	}
+	return nil
+}
 
-// Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+// Stop implements caddy.App: it stops the background jobs and waits for
+// them, so none outlives its config (reload, shutdown).
+func (a *App) Stop() error {
+	if a.jobs != nil {
+		a.jobs.stop()
+	}
+	return nil
+}
 
 // Cleanup releases this config's hold on the shared ledger.
 func (a *App) Cleanup() error {
+	if a.jobs != nil {
+		a.jobs.stop()
+	}
 	if a.ledger != nil {
 		return a.ledger.release()
 	}

@@ -173,3 +173,33 @@ func TestGateFailsClosedWhenTheLedgerIsGone(t *testing.T) {
 		t.Fatalf("ledger gone: %d, forwarded=%v", w.Code, called)
 	}
 }
+
+// TestGateConfirmOfASeenIntentCostsNothingMore: a PaymentIntent is counted
+// when created through Keybrake; confirming it later reserves nothing more,
+// while confirming one Keybrake never saw is an unknown cost (deny).
+func TestGateConfirmOfASeenIntentCostsNothingMore(t *testing.T) {
+	f := newGTFixture(t, "5")
+	f.key.AllowedEndpoints = append(f.key.AllowedEndpoints, "POST /v1/payment_intents/*/confirm")
+	f.key.ID, f.secret = "vkGateTest000000000001", "kbGateTestSecret0000000000000000000001"
+	f.key.Hash = ledger.HashSecret(f.secret)
+	if err := f.store.CreateKey(context.Background(), f.key); err != nil {
+		t.Fatal(err)
+	}
+	f.charge(answer(200, `{"id":"pi_seen","amount":500,"currency":"usd"}`), "")
+	confirm := func(id string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/v1/payment_intents/"+id+"/confirm", nil)
+		r.Header.Set("Authorization", "Bearer "+f.secret)
+		w := httptest.NewRecorder()
+		_ = f.gate.ServeHTTP(w, r, answer(200, `{"id":"`+id+`","amount":500,"currency":"usd","status":"succeeded"}`))
+		return w
+	}
+	if w := confirm("pi_seen"); w.Code != 200 {
+		t.Fatalf("confirm of a counted intent at the cap: %d %s", w.Code, w.Body)
+	}
+	if w := confirm("pi_never"); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "keybrake_unknown_cost") {
+		t.Fatalf("confirm of an unseen intent: %d %s", w.Code, w.Body)
+	}
+	if u := f.usage(); u.Spent != 5*money.PerDollar || u.Calls != 2 {
+		t.Fatalf("usage = spent %s calls %d; want $5 over 2 calls", u.Spent, u.Calls)
+	}
+}
