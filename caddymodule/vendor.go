@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -139,6 +138,18 @@ func validVendorName(name string) error {
 	return nil
 }
 
+// checkBuiltinName refuses a built-in vendor's name for another kind:
+// "stripe" is always Stripe.
+func checkBuiltinName(name, kind string) error {
+	switch name {
+	case kindStripe, kindTwilio, kindResend:
+		if kind != name {
+			return fmt.Errorf("vendor %s is built in: its kind can only be %s, not %s", name, name, kind)
+		}
+	}
+	return nil
+}
+
 func kindOf(kind, name string) string {
 	if kind != "" {
 		return kind
@@ -222,6 +233,9 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 		return nil, err
 	}
 	kind := vc.kind(name)
+	if err := checkBuiltinName(name, kind); err != nil {
+		return nil, err
+	}
 	if err := vc.checkFields(kind); err != nil {
 		return nil, err
 	}
@@ -357,16 +371,5 @@ type renamed struct {
 }
 
 func (r renamed) Name() string { return r.name }
-
-// sortedPrefixes returns a rate table's prefixes in order, for stable
-// output.
-func sortedPrefixes(t twilio.RateTable) []string {
-	out := make([]string, 0, len(t))
-	for p := range t {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
-}
 
 var _ vendors.Vendor = renamed{}
