@@ -125,7 +125,7 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = vc.parseMessageRate(d)
 		case "default_message_rate":
 			var r twilio.Rate
-			if r, err = parseRateArgs(d, d.RemainingArgs(), false); err == nil {
+			if r, err = parseRateArgs(d, opt, d.RemainingArgs(), false); err == nil {
 				vc.DefaultMessageRate = &r
 			}
 		case "reconcile":
@@ -166,8 +166,17 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			continue
 		}
 		if !contains(allowed, u.opt) {
-			return fmt.Errorf("vendor %s: '%s' is not an option of a %s vendor (it takes %s), at %s:%d",
-				name, u.opt, kind, strings.Join(allowed, ", "), u.file, u.line)
+			hint := ""
+			if vc.Kind == "" && kind == kindDeclared {
+				for _, k := range []string{kindStripe, kindTwilio, kindResend} {
+					if contains(kindOptions[k], u.opt) {
+						hint = fmt.Sprintf("; for a %s vendor, name it %s or add 'kind %s'", k, k, k)
+						break
+					}
+				}
+			}
+			return fmt.Errorf("vendor %s: '%s' is not an option of a %s vendor (it takes %s%s), at %s:%d",
+				name, u.opt, kind, strings.Join(allowed, ", "), hint, u.file, u.line)
 		}
 	}
 	// Everything that can be checked before the secrets are known is
@@ -276,7 +285,7 @@ func (vc *VendorConfig) parseMessageRate(d *caddyfile.Dispenser) error {
 	if _, dup := vc.MessageRates[prefix]; dup {
 		return d.Errf("message_rate %s is given twice", prefix)
 	}
-	r, err := parseRateArgs(d, args[1:], true)
+	r, err := parseRateArgs(d, "message_rate", args[1:], true)
 	if err != nil {
 		return err
 	}
@@ -288,8 +297,7 @@ func (vc *VendorConfig) parseMessageRate(d *caddyfile.Dispenser) error {
 }
 
 // parseRateArgs reads [sms <usd>] [mms <usd>], or unknown when allowed.
-func parseRateArgs(d *caddyfile.Dispenser, args []string, unknownOK bool) (twilio.Rate, error) {
-	opt := d.Val()
+func parseRateArgs(d *caddyfile.Dispenser, opt string, args []string, unknownOK bool) (twilio.Rate, error) {
 	var r twilio.Rate
 	if len(args) == 1 && args[0] == "unknown" {
 		if !unknownOK {
@@ -495,7 +503,7 @@ func (vc *VendorConfig) parseEndpoint(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "estimate":
-			t, err := parseTerm(d, d.RemainingArgs())
+			t, err := parseTerm(d, "estimate", d.RemainingArgs())
 			if err != nil {
 				return err
 			}
@@ -512,7 +520,7 @@ func (vc *VendorConfig) parseEndpoint(d *caddyfile.Dispenser) error {
 				ep.Settle.TxnIDPath = args[1]
 				continue
 			}
-			t, err := parseTerm(d, args)
+			t, err := parseTerm(d, "settle", args)
 			if err != nil {
 				return err
 			}
@@ -531,8 +539,7 @@ func (vc *VendorConfig) parseEndpoint(d *caddyfile.Dispenser) error {
 //	field <path> price <usd> [default <n>] [times <path>]
 //	count <path> price <usd> [times <path>]
 //	chars <path> price <usd> [per <n>] [times <path>]
-func parseTerm(d *caddyfile.Dispenser, args []string) (declared.Term, error) {
-	opt := d.Val()
+func parseTerm(d *caddyfile.Dispenser, opt string, args []string) (declared.Term, error) {
 	var t declared.Term
 	if len(args) == 0 {
 		return t, d.Errf("%s needs a term: flat, field, count or chars", opt)

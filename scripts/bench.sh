@@ -4,7 +4,8 @@
 #
 #   plain       Caddy reverse_proxy to the fake Stripe (bench/upstream)
 #   zero-cost   Keybrake, GET /v1/customers/cus_x (allowed, costs $0), on the
-#               embedded SQLite ledger and on Postgres
+#               embedded SQLite ledger and on Postgres (Postgres also with one
+#               key per worker: a zero-cost call still locks its key's row)
 #   spend       Keybrake, POST /v1/payment_intents amount=100 currency=usd, on
 #               Postgres and SQLite, with one key shared by every worker
 #               (reservations serialise on the key) and one key per worker
@@ -181,12 +182,14 @@ caddyfile pg "$pg_dsn" WARN yes
 caddyfile sqlite "sqlite:$work/ledger.db" WARN no
 caddyfile pginfo "$pg_dsn" INFO no
 
+declare -A caddy_pid
 start_caddy() { # NAME
 	local name="$1"
 	XDG_DATA_HOME="$work/xdg-data" XDG_CONFIG_HOME="$work/xdg-config" HOME="$work" \
 		KEYBRAKE_API_TOKEN="$TOKEN" \
 		"$CADDY" run --config "$work/$name.Caddyfile" --adapter caddyfile >"$work/$name.caddy.log" 2>&1 &
 	pids+=($!)
+	caddy_pid[$name]=$!
 }
 
 echo "==> starting Caddy: plain + Keybrake/Postgres (WARN), Keybrake/SQLite (WARN), Keybrake/Postgres (INFO to a file)"
@@ -248,16 +251,68 @@ GET_PATH=/v1/customers/cus_x
 POST_PATH=/v1/payment_intents
 POST_BODY='amount=100&currency=usd'
 
+# CPU accounting: where the machine's CPU went during each measured window.
+# proc_ticks sums utime+stime (clock ticks) of the given pids; pg_pids lists
+# the throwaway Postgres's processes (none when an outside one is used).
+cpu_file="$work/cpu.tsv"
+: >"$cpu_file"
+clk_tck="$(getconf CLK_TCK)"
+proc_ticks() {
+	local files=() pid
+	for pid in "$@"; do
+		[[ -r "/proc/$pid/stat" ]] && files+=("/proc/$pid/stat")
+	done
+	if [[ ${#files[@]} -eq 0 ]]; then
+		echo 0
+		return
+	fi
+	# A process may exit between the test and the read: cat skips it.
+	cat "${files[@]}" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' || true
+}
+# pg_ticks: the throwaway Postgres's CPU so far: the postmaster's own and
+# reaped children's (cutime+cstime), plus its live children's. Backends that
+# exit move from the second sum to the first, so the total only grows.
+pg_ticks() {
+	if [[ -z "$pg_dir" || ! -r "$pg_dir/data/postmaster.pid" ]]; then
+		echo 0
+		return
+	fi
+	local pm own kids
+	pm="$(head -n1 "$pg_dir/data/postmaster.pid")"
+	own="$(cat "/proc/$pm/stat" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }' || true)"
+	# shellcheck disable=SC2046
+	kids="$(proc_ticks $(pgrep -P "$pm"))"
+	echo $((own + kids))
+}
+# snapshot CADDY_PID: one line "caddy_ticks pg_ticks cpu-line-of-/proc/stat"
+snapshot() {
+	echo "$(proc_ticks "$1") $(pg_ticks) $(head -n1 /proc/stat | cut -d' ' -f2-)"
+}
+# cpu_delta NAME BEFORE AFTER: appends name, caddy s, pg s, busy%, iowait%, steal%
+cpu_delta() {
+	awk -v name="$1" -v tck="$clk_tck" -v n="$(nproc)" -v a="$2" -v b="$3" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		# x[3..] = user nice system idle iowait irq softirq steal ...
+		tot = 0; for (i = 3; i <= 10; i++) tot += y[i] - x[i]
+		if (tot <= 0) tot = 1
+		idle = y[6] - x[6]; io = y[7] - x[7]; st = y[10] - x[10]
+		printf "%s\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\n", name, (y[1]-x[1])/tck, (y[2]-x[2])/tck,
+			100*(tot-idle-io-st)/tot, 100*io/tot, 100*st/tot
+	}' >>"$cpu_file"
+}
+
 # scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each)
 scenario() {
 	local name="$1" target="$2" kind="$3" keys="$4"
 	if [[ -n "$ONLY" && "$target" != plain ]] && ! [[ "$name" =~ $ONLY ]]; then
 		return 0
 	fi
-	local port backend args=()
+	local port backend cpid args=()
 	if [[ "$target" == plain ]]; then
 		port="$plain_port"
+		cpid="${caddy_pid[pg]}"
 	else
+		cpid="${caddy_pid[$target]}"
 		port="${kb_port[$target]}"
 		backend="${target/info/}"
 		case "$keys" in
@@ -276,11 +331,19 @@ scenario() {
 		local secs
 		secs=$(($(sed 's/s$//' <<<"$DURATION") - 1))
 		(sleep "$(sed 's/s$//' <<<"$WARMUP")" &&
-			curl -s --max-time $((secs + 10)) -o "$PROFILE_DIR/$name.pprof" \
+			curl -s --max-time $((secs + 10)) -o "$PROFILE_DIR/${name//\//-}.pprof" \
 				"http://127.0.0.1:${admin_port[$target]}/debug/pprof/profile?seconds=$secs") &
 		prof_pid=$!
 	fi
+	# CPU snapshots at the start and the end of the measured window.
+	(sleep "$(sed 's/s$//' <<<"$WARMUP")" && snapshot "$cpid" >"$work/cpu.before") &
+	local snap_pid=$!
 	"$work/load" -name "$name" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" "${args[@]}"
+	local after
+	after="$(snapshot "$cpid")"
+	wait "$snap_pid" || true
+	[[ -n "${BENCH_DEBUG:-}" ]] && echo "cpu before: $(cat "$work/cpu.before") after: $after" >&2
+	cpu_delta "$name" "$(cat "$work/cpu.before")" "$after"
 	if [[ -n "$prof_pid" ]]; then
 		wait "$prof_pid" || true
 	fi
@@ -289,13 +352,14 @@ scenario() {
 echo "==> running: ${CONNS} connections, ${WARMUP} warm-up + ${DURATION} measured per scenario"
 scenario plain-get plain get none
 scenario plain-post plain post none
-scenario zero-cost-sqlite sqlite get one
-scenario zero-cost-pg pg get one
+scenario zero-cost-sqlite-1key sqlite get one
+scenario zero-cost-pg-1key pg get one
+scenario zero-cost-pg-key/worker pg get each
 scenario spend-pg-1key pg post one
 scenario spend-pg-key/worker pg post each
 scenario spend-sqlite-1key sqlite post one
 scenario spend-sqlite-key/worker sqlite post each
-scenario zero-cost-pg-INFO pginfo get one
+scenario zero-cost-pg-key/worker-INFO pginfo get each
 scenario spend-pg-key/worker-INFO pginfo post each
 scenario plain-get plain get none
 scenario plain-post plain post none
@@ -316,15 +380,27 @@ awk -F'\t' '
 	END {
 		if (gn) { gr/=gn; g50/=gn }
 		if (pn) { pr/=pn; p50s/=pn }
-		printf "%-26s %10s %8s %7s %9s %9s %9s %9s\n", "scenario", "req/s", "errors", "ratio", "p50 ms", "+p50 ms", "p90 ms", "p99 ms"
-		printf "%-26s %10s %8s %7s %9s %9s %9s %9s\n", "--------", "-----", "------", "-----", "------", "-------", "------", "------"
+		printf "%-30s %10s %8s %7s %9s %9s %9s %9s\n", "scenario", "req/s", "errors", "ratio", "p50 ms", "+p50 ms", "p90 ms", "p99 ms"
+		printf "%-30s %10s %8s %7s %9s %9s %9s %9s\n", "--------", "-----", "------", "-----", "------", "-------", "------", "------"
 		for (i = 1; i <= NR; i++) {
 			if (name[i] ~ /^plain-get|^zero-cost/) { br = gr; b50 = g50 } else { br = pr; b50 = p50s }
 			ratio = (br > 0) ? sprintf("%.2f", rps[i] / br) : "-"
 			added = sprintf("%+.2f", p50[i] - b50)
 			if (name[i] ~ /^plain/) { ratio = sprintf("(%.2f)", rps[i] / br); added = "" }
-			printf "%-26s %10.0f %8d %7s %9.2f %9s %9.2f %9.2f\n", name[i], rps[i], err[i], ratio, p50[i], added, p90[i], p99[i]
+			printf "%-30s %10.0f %8d %7s %9.2f %9s %9.2f %9.2f\n", name[i], rps[i], err[i], ratio, p50[i], added, p90[i], p99[i]
 		}
 	}' "$results"
+echo
+echo "Where the CPU went in each measured window ($(nproc) CPUs; CPU ms per request; machine busy/iowait/steal in % of all CPUs)"
+echo
+paste "$results" "$cpu_file" | awk -F'\t' '
+	BEGIN {
+		printf "%-30s %9s %9s %9s %7s %7s %7s\n", "scenario", "caddy", "postgres", "load", "busy%", "iowait%", "steal%"
+		printf "%-30s %9s %9s %9s %7s %7s %7s\n", "--------", "-----", "--------", "----", "-----", "-------", "------"
+	}
+	{
+		n = ($2 > 0) ? $2 : 1
+		printf "%-30s %9.3f %9.3f %9.3f %7d %7d %7d\n", $1, 1000*$12/n, 1000*$13/n, 1000*$10/n, $14, $15, $16
+	}'
 echo
 echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; spend +p50 < 1 ms."
