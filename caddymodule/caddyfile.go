@@ -41,11 +41,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			kind         <stripe|twilio|resend|declared>
 //			secret_key   <secret>
 //			unknown_cost deny|reserve <usd>
-//			rate         <currency> <usd_per_unit>
+//			…            (per kind: see VendorConfig.unmarshalCaddyfile)
 //		}
 //	}
 //
-// api_token may be given more than once.
+// api_token may be given more than once; vendor once per name.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {

@@ -76,7 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.vendor.vendor.WriteError(w, &vendors.Error{
 			Status:  http.StatusServiceUnavailable,
 			Code:    "keybrake_vendor_not_configured",
-			Message: "Keybrake has no " + h.vendor.missing + " for " + h.Vendor + "; set it in the keybrake global option.",
+			Message: "Keybrake is not configured for " + h.Vendor + " (missing: " + h.vendor.missing + "); set it in the keybrake global option.",
 		})
 		return nil
 	}
