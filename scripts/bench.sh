@@ -115,7 +115,8 @@ echo "    Postgres: $pg_dsn"
 # --- the fake upstream --------------------------------------------------
 up_port="$(free_port)"
 "$work/upstream" -addr "127.0.0.1:$up_port" >"$work/upstream.log" 2>&1 &
-pids+=($!)
+up_pid=$!
+pids+=("$up_pid")
 wait_http "http://127.0.0.1:$up_port/"
 
 # --- Caddy configurations -----------------------------------------------
@@ -284,26 +285,28 @@ pg_ticks() {
 	kids="$(proc_ticks $(pgrep -P "$pm"))"
 	echo $((own + kids))
 }
-# snapshot CADDY_PID: one line "caddy_ticks pg_ticks cpu-line-of-/proc/stat"
+# snapshot CADDY_PID: one line "caddy_ticks upstream_ticks pg_ticks
+# cpu-line-of-/proc/stat"
 snapshot() {
-	echo "$(proc_ticks "$1") $(pg_ticks) $(head -n1 /proc/stat | cut -d' ' -f2-)"
+	echo "$(proc_ticks "$1") $(proc_ticks "$up_pid") $(pg_ticks) $(head -n1 /proc/stat | cut -d' ' -f2-)"
 }
-# cpu_delta NAME BEFORE AFTER: appends name, caddy s, pg s, busy%, iowait%, steal%
+# cpu_delta NAME BEFORE AFTER: appends name, caddy s, upstream s, postgres s,
+# busy%, iowait%, steal%
 cpu_delta() {
-	awk -v name="$1" -v tck="$clk_tck" -v n="$(nproc)" -v a="$2" -v b="$3" 'BEGIN {
+	awk -v name="$1" -v tck="$clk_tck" -v a="$2" -v b="$3" 'BEGIN {
 		split(a, x, " "); split(b, y, " ")
-		# x[3..] = user nice system idle iowait irq softirq steal ...
-		tot = 0; for (i = 3; i <= 10; i++) tot += y[i] - x[i]
+		# x[4..] = user nice system idle iowait irq softirq steal ...
+		tot = 0; for (i = 4; i <= 11; i++) tot += y[i] - x[i]
 		if (tot <= 0) tot = 1
-		idle = y[6] - x[6]; io = y[7] - x[7]; st = y[10] - x[10]
-		printf "%s\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\n", name, (y[1]-x[1])/tck, (y[2]-x[2])/tck,
+		idle = y[7] - x[7]; io = y[8] - x[8]; st = y[11] - x[11]
+		printf "%s\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\n", name, (y[1]-x[1])/tck, (y[2]-x[2])/tck, (y[3]-x[3])/tck,
 			100*(tot-idle-io-st)/tot, 100*io/tot, 100*st/tot
 	}' >>"$cpu_file"
 }
 
-# scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each)
+# scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each) [CONNS]
 scenario() {
-	local name="$1" target="$2" kind="$3" keys="$4"
+	local name="$1" target="$2" kind="$3" keys="$4" conns="${5:-$CONNS}"
 	if [[ -n "$ONLY" && "$target" != plain ]] && ! [[ "$name" =~ $ONLY ]]; then
 		return 0
 	fi
@@ -328,28 +331,34 @@ scenario() {
 	local prof_pid=""
 	if [[ -n "$PROFILE_DIR" && "$target" != plain ]]; then
 		mkdir -p "$PROFILE_DIR"
-		local secs
-		secs=$(($(sed 's/s$//' <<<"$DURATION") - 1))
-		(sleep "$(sed 's/s$//' <<<"$WARMUP")" &&
-			curl -s --max-time $((secs + 10)) -o "$PROFILE_DIR/${name//\//-}.pprof" \
-				"http://127.0.0.1:${admin_port[$target]}/debug/pprof/profile?seconds=$secs") &
+		(sleep "$warmup_s" &&
+			curl -s --max-time $((duration_s + 10)) -o "$PROFILE_DIR/${name//[\/@]/-}.pprof" \
+				"http://127.0.0.1:${admin_port[$target]}/debug/pprof/profile?seconds=$((duration_s > 1 ? duration_s - 1 : 1))") &
 		prof_pid=$!
 	fi
 	# CPU snapshots at the start and the end of the measured window.
-	(sleep "$(sed 's/s$//' <<<"$WARMUP")" && snapshot "$cpid" >"$work/cpu.before") &
+	(sleep "$warmup_s" && snapshot "$cpid" >"$work/cpu.before") &
 	local snap_pid=$!
-	"$work/load" -name "$name" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" "${args[@]}"
+	"$work/load" -name "$name" -c "$conns" -d "$DURATION" -warmup "$WARMUP" -out "$results" "${args[@]}"
 	local after
 	after="$(snapshot "$cpid")"
 	wait "$snap_pid" || true
-	[[ -n "${BENCH_DEBUG:-}" ]] && echo "cpu before: $(cat "$work/cpu.before") after: $after" >&2
 	cpu_delta "$name" "$(cat "$work/cpu.before")" "$after"
 	if [[ -n "$prof_pid" ]]; then
 		wait "$prof_pid" || true
 	fi
 }
 
-echo "==> running: ${CONNS} connections, ${WARMUP} warm-up + ${DURATION} measured per scenario"
+# Whole seconds, for sleep and pprof (BENCH_DURATION and BENCH_WARMUP are
+# Go durations; "10s" and "2s" style is expected).
+duration_s="$(sed -n 's/^\([0-9][0-9]*\)s$/\1/p' <<<"$DURATION")"
+warmup_s="$(sed -n 's/^\([0-9][0-9]*\)s$/\1/p' <<<"$WARMUP")"
+if [[ -z "$duration_s" || -z "$warmup_s" ]]; then
+	echo "bench: BENCH_DURATION and BENCH_WARMUP must be whole seconds such as 10s" >&2
+	exit 1
+fi
+
+echo "==> throughput: ${CONNS} connections, ${WARMUP} warm-up + ${DURATION} measured per scenario"
 scenario plain-get plain get none
 scenario plain-post plain post none
 scenario zero-cost-sqlite-1key sqlite get one
@@ -364,43 +373,57 @@ scenario spend-pg-key/worker-INFO pginfo post each
 scenario plain-get plain get none
 scenario plain-post plain post none
 
+# One connection: no queueing, so p50 is the latency one call adds.
+echo "==> latency: 1 connection, ${WARMUP} warm-up + ${DURATION} measured per scenario"
+scenario plain-get@c1 plain get none 1
+scenario plain-post@c1 plain post none 1
+scenario zero-cost-pg@c1 pg get one 1
+scenario spend-pg@c1 pg post one 1
+scenario spend-sqlite@c1 sqlite post one 1
+
 if [[ -n "${BENCH_RESULTS:-}" ]]; then
 	cp "$results" "$BENCH_RESULTS"
 fi
 
 # --- the table -------------------------------------------------------------
+# Each row is compared with the mean of the plain runs of the same method
+# (GET for zero-cost, POST for spend) at the same concurrency.
 echo
-echo "Keybrake vs plain reverse_proxy — $(nproc) CPUs, ${CONNS} connections, ${DURATION} per scenario, one run"
-echo "(ratio and +p50 are against the mean of the two plain runs of the same method; Caddy logs at WARN unless marked INFO)"
+echo "Keybrake vs plain reverse_proxy — $(nproc) CPUs, ${DURATION} per scenario, one run"
+echo "(ratio and +p50 against the mean of the plain runs of the same method and concurrency;"
+echo " @c1 = 1 connection, else ${CONNS}; Caddy logs at WARN unless marked INFO)"
 echo
 awk -F'\t' '
-	{ name[NR]=$1; n[NR]=$2; err[NR]=$3; rps[NR]=$5; p50[NR]=$6; p90[NR]=$7; p99[NR]=$8 }
-	$1=="plain-get"  { gr+=$5; g50+=$6; gn++ }
-	$1=="plain-post" { pr+=$5; p50s+=$6; pn++ }
+	function group(s,   g) {
+		g = (s ~ /@c1$/) ? "c1" : "cN"
+		return ((s ~ /^plain-get|^zero-cost/) ? "get" : "post") "/" g
+	}
+	{ name[NR] = $1; err[NR] = $3; rps[NR] = $5; p50[NR] = $6; p90[NR] = $7; p99[NR] = $8 }
+	$1 ~ /^plain-/ { g = group($1); br[g] += $5; b50[g] += $6; bn[g]++ }
 	END {
-		if (gn) { gr/=gn; g50/=gn }
-		if (pn) { pr/=pn; p50s/=pn }
-		printf "%-30s %10s %8s %7s %9s %9s %9s %9s\n", "scenario", "req/s", "errors", "ratio", "p50 ms", "+p50 ms", "p90 ms", "p99 ms"
-		printf "%-30s %10s %8s %7s %9s %9s %9s %9s\n", "--------", "-----", "------", "-----", "------", "-------", "------", "------"
+		for (g in bn) { br[g] /= bn[g]; b50[g] /= bn[g] }
+		printf "%-30s %9s %7s %7s %9s %9s %9s %9s\n", "scenario", "req/s", "errors", "ratio", "p50 ms", "+p50 ms", "p90 ms", "p99 ms"
+		printf "%-30s %9s %7s %7s %9s %9s %9s %9s\n", "--------", "-----", "------", "-----", "------", "-------", "------", "------"
 		for (i = 1; i <= NR; i++) {
-			if (name[i] ~ /^plain-get|^zero-cost/) { br = gr; b50 = g50 } else { br = pr; b50 = p50s }
-			ratio = (br > 0) ? sprintf("%.2f", rps[i] / br) : "-"
-			added = sprintf("%+.2f", p50[i] - b50)
-			if (name[i] ~ /^plain/) { ratio = sprintf("(%.2f)", rps[i] / br); added = "" }
-			printf "%-30s %10.0f %8d %7s %9.2f %9s %9.2f %9.2f\n", name[i], rps[i], err[i], ratio, p50[i], added, p90[i], p99[i]
+			g = group(name[i])
+			ratio = (br[g] > 0) ? sprintf("%.2f", rps[i] / br[g]) : "-"
+			added = (g in bn) ? sprintf("%+.2f", p50[i] - b50[g]) : "-"
+			if (name[i] ~ /^plain-/) { ratio = "(" ratio ")"; added = "" }
+			printf "%-30s %9.0f %7d %7s %9.2f %9s %9.2f %9.2f\n", name[i], rps[i], err[i], ratio, p50[i], added, p90[i], p99[i]
 		}
 	}' "$results"
 echo
-echo "Where the CPU went in each measured window ($(nproc) CPUs; CPU ms per request; machine busy/iowait/steal in % of all CPUs)"
+echo "Where the CPU went in each measured window: CPU ms per request by process; machine"
+echo "busy / iowait / steal in % of all $(nproc) CPUs (busy includes the kernel's loopback work)"
 echo
 paste "$results" "$cpu_file" | awk -F'\t' '
 	BEGIN {
-		printf "%-30s %9s %9s %9s %7s %7s %7s\n", "scenario", "caddy", "postgres", "load", "busy%", "iowait%", "steal%"
-		printf "%-30s %9s %9s %9s %7s %7s %7s\n", "--------", "-----", "--------", "----", "-----", "-------", "------"
+		printf "%-30s %8s %8s %8s %8s %7s %7s %7s\n", "scenario", "caddy", "postgres", "upstream", "load", "busy%", "iowait%", "steal%"
+		printf "%-30s %8s %8s %8s %8s %7s %7s %7s\n", "--------", "-----", "--------", "--------", "----", "-----", "-------", "------"
 	}
 	{
 		n = ($2 > 0) ? $2 : 1
-		printf "%-30s %9.3f %9.3f %9.3f %7d %7d %7d\n", $1, 1000*$12/n, 1000*$13/n, 1000*$10/n, $14, $15, $16
+		printf "%-30s %8.3f %8.3f %8.3f %8.3f %7d %7d %7d\n", $1, 1000*$12/n, 1000*$14/n, 1000*$13/n, 1000*$10/n, $15, $16, $17
 	}'
 echo
-echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; spend +p50 < 1 ms."
+echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; added p50 of a spend call < 1 ms."

@@ -80,13 +80,6 @@ export KEYBRAKE_REQUIRE_E2E=1 KEYBRAKE_REQUIRE_PG=1
 echo "==> go vet"
 go vet ./...
 
-echo "==> go test (race detector on)"
-go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$work/go-test.log"
-status="${PIPESTATUS[0]}"
-if [[ "$status" -ne 0 ]]; then
-	exit "$status"
-fi
-
 echo "==> make run smoke test: the README's first command, embedded ledger"
 run_port="$(free_port)"
 KEYBRAKE_LISTEN=":${run_port}" KEYBRAKE_ADMIN="127.0.0.1:$(free_port)" KEYBRAKE_LEDGER="sqlite:${work}/run.db" \
@@ -114,3 +107,12 @@ if [[ -f examples/windmill/check.sh ]]; then
 	echo "==> examples: syntax check"
 	bash examples/windmill/check.sh
 fi
+
+# go test last, so its summary closes the run.
+echo "==> go test (race detector on)"
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$work/go-test.log"
+status="${PIPESTATUS[0]}"
+if [[ "$status" -ne 0 ]]; then
+	exit "$status"
+fi
+
