@@ -96,7 +96,7 @@ wait_http() { # URL: wait until anything answers
 	return 1
 }
 
-echo "==> machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(go version | awk '{print $3}')"
+echo "==> machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "==> building the fake upstream and the load generator"
 go build -o "$work/upstream" ./bench/upstream
@@ -414,16 +414,18 @@ awk -F'\t' '
 	}' "$results"
 echo
 echo "Where the CPU went in each measured window: CPU ms per request by process; machine"
-echo "busy / iowait / steal in % of all $(nproc) CPUs (busy includes the kernel's loopback work)"
+echo "busy / iowait / steal in % of all $(nproc) CPUs; other% = busy time not charged to these"
+echo "processes: the kernel's softirq work for loopback TCP, and anything else running on the machine"
 echo
-paste "$results" "$cpu_file" | awk -F'\t' '
+paste "$results" "$cpu_file" | awk -F'\t' -v ncpu="$(nproc)" '
 	BEGIN {
-		printf "%-30s %8s %8s %8s %8s %7s %7s %7s\n", "scenario", "caddy", "postgres", "upstream", "load", "busy%", "iowait%", "steal%"
-		printf "%-30s %8s %8s %8s %8s %7s %7s %7s\n", "--------", "-----", "--------", "--------", "----", "-----", "-------", "------"
+		printf "%-30s %8s %8s %8s %8s %7s %7s %7s %7s\n", "scenario", "caddy", "postgres", "upstream", "load", "busy%", "other%", "iowait%", "steal%"
+		printf "%-30s %8s %8s %8s %8s %7s %7s %7s %7s\n", "--------", "-----", "--------", "--------", "----", "-----", "------", "-------", "------"
 	}
 	{
 		n = ($2 > 0) ? $2 : 1
-		printf "%-30s %8.3f %8.3f %8.3f %8.3f %7d %7d %7d\n", $1, 1000*$12/n, 1000*$14/n, 1000*$13/n, 1000*$10/n, $15, $16, $17
+		ours = 100 * ($10 + $12 + $13 + $14) / ($4 * ncpu)
+		printf "%-30s %8.3f %8.3f %8.3f %8.3f %7d %7.0f %7d %7d\n", $1, 1000*$12/n, 1000*$14/n, 1000*$13/n, 1000*$10/n, $15, $15 - ours, $16, $17
 	}'
 echo
 echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; added p50 of a spend call < 1 ms."
