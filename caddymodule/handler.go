@@ -51,6 +51,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("vendor %q is not declared in the keybrake global option (declared: %v)", h.Vendor, app.vendorNames())
 	}
 	h.vendor = rt
+	var observe gate.Observer
+	if reg := ctx.GetMetricsRegistry(); reg != nil {
+		m, err := newMetrics(reg)
+		if err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		observe = m.observe
+	}
 	h.gate, err = gate.New(gate.Config{
 		Vendor:         rt.vendor,
 		Store:          app.ledger.store,
@@ -58,6 +66,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		UnknownCost:    rt.unknownCost,
 		MaxRequestBody: h.MaxRequestBody,
 		Logger:         ctx.Logger(),
+		Observe:        observe,
 	})
 	return err
 }

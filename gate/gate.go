@@ -43,6 +43,8 @@ type Config struct {
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now    func() time.Time
 	Logger *zap.Logger
+	// Observe, when set, is told of every call (metrics).
+	Observe Observer
 }
 
 // Next is the rest of the handler chain: Caddy's reverse_proxy.

@@ -324,6 +324,8 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 	if upstreamErr != nil {
 		fields = append(fields, zap.NamedError("upstream_error", upstreamErr))
 	}
+	g.observe(Event{Vendor: g.cfg.Vendor.Name(), Outcome: res.Outcome, Decision: result.Decision, Status: status,
+		Reserved: c.estimate.Cost, Cost: s.Cost, Duration: now.Sub(c.started), LedgerError: err != nil})
 	if err != nil {
 		// The reservation stays held: the ledger errs on the side of the
 		// cap, and the reconciler settles it later.
@@ -331,6 +333,12 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		return
 	}
 	g.log.Info("vendor call", fields...)
+}
+
+func (g *Gate) observe(e Event) {
+	if g.cfg.Observe != nil {
+		g.cfg.Observe(e)
+	}
 }
 
 // refuse answers a refusal in the vendor's format, logs it, and records it
@@ -354,6 +362,8 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 		fields = append(fields, zap.String("key_id", c.key.ID), zap.String("agent_run_label", c.key.RunLabel))
 	}
 	g.log.Info("vendor call refused", fields...)
+	g.observe(Event{Vendor: g.cfg.Vendor.Name(), Outcome: f.outcome, Status: f.status,
+		Duration: g.cfg.Now().Sub(c.started), LedgerError: f.status == http.StatusServiceUnavailable})
 	if !f.record || c.key == nil {
 		return
 	}

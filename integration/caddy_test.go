@@ -14,6 +14,7 @@ import (
 // node is one running Caddy with the Keybrake modules.
 type node struct {
 	url     string // http://127.0.0.1:PORT
+	admin   string // http://127.0.0.1:PORT of Caddy's admin API
 	logPath string
 	cmd     *exec.Cmd
 }
@@ -39,7 +40,8 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	}
 	caddyfile, _ := filepath.Abs(cfg.caddyfile)
 	port := freePort()
-	n := &node{url: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: filepath.Join(dir, "caddy.log")}
+	n := &node{url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+		logPath: filepath.Join(dir, "caddy.log")}
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 		"XDG_CONFIG_HOME":    filepath.Join(dir, "config"),
 		"PATH":               os.Getenv("PATH"),
 		"KEYBRAKE_LISTEN":    fmt.Sprintf(":%d", port),
-		"KEYBRAKE_ADMIN":     fmt.Sprintf("127.0.0.1:%d", freePort()),
+		"KEYBRAKE_ADMIN":     strings.TrimPrefix(n.admin, "http://"),
 		"KEYBRAKE_LEDGER":    cfg.ledger,
 		"KEYBRAKE_API_TOKEN": apiToken,
 		"STRIPE_SECRET_KEY":  realSecret,

@@ -97,6 +97,23 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal("the log does not mention the key id at all: the leak check would prove nothing")
 	}
 
+	// Metrics: Keybrake's counters are in Caddy's registry, labelled by
+	// vendor and outcome only.
+	resp, err := http.Get(n.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(metricsText)
+	if !strings.Contains(m, `keybrake_calls_total{decision="settle",outcome="forwarded",vendor="stripe"} 3`) ||
+		!strings.Contains(m, `keybrake_spent_microdollars_total{vendor="stripe"} 2e+06`) {
+		t.Fatalf("keybrake metrics missing or wrong:\n%s", grepLines(m, "keybrake_"))
+	}
+	if strings.Contains(m, realSecret) || strings.Contains(m, key.VaultKey) || strings.Contains(m, key.KeyID) || strings.Contains(m, "secrets") {
+		t.Fatal("a secret, key id or run label appeared in the metrics")
+	}
+
 	// Every row of every table, as text.
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)

@@ -11,17 +11,24 @@
 #               (reservations serialise on the key) and one key per worker
 #
 # Every scenario gets a warm-up and a measured window of BENCH_DURATION with
-# BENCH_CONNS keep-alive connections from bench/load. The plain runs are done
-# first and again last; the ratios use their mean. The benchmark Caddy logs
-# at WARN (so Keybrake's one INFO line per call is not written); two extra
-# scenarios repeat zero-cost and spend on a Caddy logging at INFO to a file.
+# BENCH_CONNS keep-alive connections from bench/load (throughput), and a few
+# are repeated with one connection ("@c1": no queueing, so the p50 there is
+# the latency a call adds). The plain runs are done first and again last;
+# ratios and added p50 use their mean. The benchmark Caddy logs at WARN to a
+# file (so Keybrake's one INFO line per call is not written); two scenarios
+# repeat zero-cost and spend on a Caddy logging at INFO to a file.
+#
+# A second table shows where the CPU went in each measured window (Caddy,
+# Postgres, the fake upstream and the load generator, in CPU ms per request,
+# from /proc), and how busy the whole machine was: on a small machine the
+# four share the same cores, so CPU per request decides the ratios.
 #
 # Everything is on loopback and stopped on exit. It uses bin/caddy as it is
 # (`make bench` builds it first). Nothing here asserts a time.
 #
 # Environment:
-#   BENCH_DURATION  measured seconds per scenario        (default 10s)
-#   BENCH_WARMUP    warm-up per scenario                 (default 2s)
+#   BENCH_DURATION  measured time per scenario, whole seconds (default 10s)
+#   BENCH_WARMUP    warm-up per scenario, whole seconds  (default 2s)
 #   BENCH_CONNS     concurrent connections                (default 64)
 #   BENCH_ONLY      run only scenarios whose name matches this regex
 #                   (the plain baselines always run)
@@ -29,7 +36,8 @@
 #                   (from its admin /debug/pprof) during each Keybrake scenario
 #   BENCH_RESULTS   also copy the raw results (TSV) to this file
 #   KEYBRAKE_TEST_PG_DSN  use this Postgres instead of starting a throwaway one
-#                   (the database gets the benchmark's keys and calls)
+#                   (the database gets the benchmark's keys and calls; its
+#                   CPU is then not measured and shows up as other%)
 #   CADDY           the Caddy binary                      (default bin/caddy)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,8 +2,9 @@
 // keep-alive connection, send the same request back to back for a warm-up
 // and then a measured window, and it reports throughput and latency
 // percentiles of the measured window. It only sends to loopback addresses,
-// and it always stops: the run is bounded by -warmup + -d, and a watchdog
-// exits if workers hang past that.
+// and it always stops: no request starts after -warmup + -d, requests in
+// flight then are let finish (they are not counted), and a watchdog exits if
+// workers hang past -timeout after that.
 //
 //	load -name plain -url http://127.0.0.1:8081/v1/customers/cus_x -c 64 -d 10s
 //	load -url http://127.0.0.1:8082/v1/payment_intents -method POST \
@@ -129,8 +130,13 @@ func run(name, target, method, body, key, keysFile string, hdrs headers, conns i
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	stopAt := measureFrom.Add(dur)
-	ctx, cancel := context.WithDeadline(context.Background(), stopAt)
-	defer cancel()
+	// Workers stop starting requests at stopAt but let the ones in flight
+	// finish (bounded by -timeout): cancelling them would make the proxy see
+	// clients hang up, which is a different benchmark.
+	var stopped atomic.Bool
+	stopTimer := time.AfterFunc(time.Until(stopAt), func() { stopped.Store(true) })
+	defer stopTimer.Stop()
+	ctx := context.Background()
 
 	// The load generator's own CPU time in the measured window.
 	var cpuAtStart atomic.Int64
@@ -150,7 +156,7 @@ func run(name, target, method, body, key, keysFile string, hdrs headers, conns i
 				h.Set("Authorization", "Bearer "+keys[i%len(keys)])
 			}
 			w.lat = make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
+			for !stopped.Load() {
 				req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(bodyBytes))
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -179,9 +185,6 @@ func run(name, target, method, body, key, keysFile string, hdrs headers, conns i
 					continue // warm-up, or cut off by the end of the window
 				}
 				if err != nil {
-					if ctx.Err() != nil {
-						continue
-					}
 					firstErr.CompareAndSwap(nil, err.Error())
 				}
 				if !ok {
