@@ -56,9 +56,9 @@ func newFixture(b *testing.B, dsn string, keys int) *fixture {
 	now := time.Now()
 	limit := money.Micros(1_000_000_000 * money.PerDollar)
 	for i := range keys {
-		secret := "kbbench" + randomSuffix(b, i)
+		secret := "kbbench" + randomSuffix(i)
 		k := ledger.Key{
-			ID:               "vkbench" + randomSuffix(b, i),
+			ID:               "vkbench" + randomSuffix(i),
 			Hash:             ledger.HashSecret(secret),
 			Vendor:           stripe.Name,
 			TotalCap:         &limit,
@@ -77,7 +77,7 @@ func newFixture(b *testing.B, dsn string, keys int) *fixture {
 
 var keySeq atomic.Int64
 
-func randomSuffix(b *testing.B, i int) string {
+func randomSuffix(i int) string {
 	return strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "") +
 		itoa(int(keySeq.Add(1))) + "x" + itoa(i)
 }
