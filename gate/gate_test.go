@@ -203,3 +203,77 @@ func TestGateConfirmOfASeenIntentCostsNothingMore(t *testing.T) {
 		t.Fatalf("usage = spent %s calls %d; want $5 over 2 calls", u.Spent, u.Calls)
 	}
 }
+
+// TestGateClientGoneKeepsTheReservation: Caddy's reverse_proxy answers 499
+// itself when the client cancels; the vendor may have charged, so the
+// reservation is kept as unknown, never released.
+func TestGateClientGoneKeepsTheReservation(t *testing.T) {
+	f := newGTFixture(t, "100")
+	f.charge(answer(499, ""), "")
+	c := f.lastCall()
+	if c.CostState != ledger.CostUnknown || c.Outcome != ledger.OutcomeClientGone {
+		t.Fatalf("call = %+v", c)
+	}
+	if u := f.usage(); u.Reserved != 5*money.PerDollar {
+		t.Fatalf("reserved = %s; want $5 kept", u.Reserved)
+	}
+}
+
+// TestGateAbortedHandlerStillSettles: reverse_proxy panics with
+// http.ErrAbortHandler when the client leaves mid-response. The call is
+// settled all the same (the vendor answered 200: at the estimate, since the
+// body was cut), and the panic goes on up to Caddy.
+func TestGateAbortedHandlerStillSettles(t *testing.T) {
+	f := newGTFixture(t, "100")
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Fatalf("recovered %v; want http.ErrAbortHandler passed on", p)
+			}
+		}()
+		f.charge(func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(`{"id":"pi_cut","amo`))
+			panic(http.ErrAbortHandler)
+		}, "")
+	}()
+	c := f.lastCall()
+	if c.CostState != ledger.CostSettled || c.Cost != 5*money.PerDollar || c.StatusCode != 200 {
+		t.Fatalf("call = %+v", c)
+	}
+	// Aborted before any answer: unknown, reservation kept.
+	func() {
+		defer func() { _ = recover() }()
+		f.charge(func(http.ResponseWriter, *http.Request) error { panic(http.ErrAbortHandler) }, "")
+	}()
+	if c := f.lastCall(); c.CostState != ledger.CostUnknown || c.Outcome != ledger.OutcomeClientGone {
+		t.Fatalf("call aborted before an answer = %+v", c)
+	}
+}
+
+// TestGateClientGoneBeforeForwarding: a client that has already left by the
+// time its reservation is made gets nothing forwarded, and the reservation
+// goes back.
+func TestGateClientGoneBeforeForwarding(t *testing.T) {
+	f := newGTFixture(t, "100")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("POST", "/v1/payment_intents", strings.NewReader("amount=500&currency=usd")).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+f.secret)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	forwarded := false
+	// The key lookup is cached by an earlier call so the cancelled context
+	// reaches the reservation.
+	f.charge(answer(200, `{"id":"pi_0","amount":500,"currency":"usd"}`), "")
+	f.gate.cfg.Keys.Wait()
+	_ = f.gate.ServeHTTP(httptest.NewRecorder(), r, func(http.ResponseWriter, *http.Request) error { forwarded = true; return nil })
+	if forwarded {
+		t.Fatal("a call whose client had left was forwarded")
+	}
+	if u := f.usage(); u.Reserved != 0 || u.Spent != 5*money.PerDollar {
+		t.Fatalf("usage = spent %s reserved %s; want 5 and 0", u.Spent, u.Reserved)
+	}
+	if c := f.lastCall(); c.Outcome != ledger.OutcomeClientGone || c.CostState != ledger.CostReleased {
+		t.Fatalf("call = %+v; want released, client_gone", c)
+	}
+}

@@ -17,6 +17,13 @@ import (
 	"github.com/keybrake/keybrake/vendors"
 )
 
+// statusClientClosed is the status Caddy's reverse_proxy writes itself when
+// the client goes away before the upstream answers; no vendor sends it.
+const statusClientClosed = 499
+
+// errAborted stands for a handler chain that never returned (it panicked).
+var errAborted = errors.New("handler aborted")
+
 // call is what the gate knows of one request as it goes.
 type call struct {
 	id       string
@@ -37,7 +44,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		g.refuse(w, r, c, f)
 		return nil
 	}
-	res, err := g.cfg.Store.Reserve(r.Context(), ledger.ReserveRequest{
+	// The reservation runs on a context the client cannot cancel: a
+	// reservation that commits while the gate has stopped listening would
+	// otherwise be held with no one to settle it.
+	reserveCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
+	defer cancel()
+	res, err := g.cfg.Store.Reserve(reserveCtx, ledger.ReserveRequest{
 		CallID:         c.id,
 		KeyID:          c.key.ID,
 		Vendor:         g.cfg.Vendor.Name(),
@@ -66,6 +78,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		f := keyStatusRefusal(res.Outcome)
 		f.record = false // Reserve has recorded it already
 		g.refuse(w, r, c, f)
+		return nil
+	}
+	if r.Context().Err() != nil {
+		// The client left while the reservation was made: forward
+		// nothing and give the reservation back.
+		g.release(r, c, &refusal{status: 499, outcome: ledger.OutcomeClientGone})
 		return nil
 	}
 	return g.forward(w, r, c, res, next)
@@ -213,7 +231,22 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
 	}
 	cw := newCaptureWriter(w, g.cfg.MaxResponseCapture)
+	settled := false
+	defer func() {
+		if settled {
+			return
+		}
+		// reverse_proxy aborts the handler (panics with
+		// http.ErrAbortHandler) when the client leaves mid-response; the
+		// call must still be settled, then the panic goes on up.
+		aborted := recover()
+		g.settle(r, c, res, cw.status, cw, errAborted)
+		if aborted != nil {
+			panic(aborted)
+		}
+	}()
 	err := next(cw, r)
+	settled = true
 	g.settle(r, c, res, cw.status, cw, err)
 	if err != nil && cw.status == 0 {
 		// Nothing reached the client yet: answer in the vendor's format
@@ -267,6 +300,14 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
 	switch {
+	case status == statusClientClosed:
+		// Caddy's reverse_proxy answers 499 itself when the client
+		// cancels: the vendor may have acted, so the reservation is kept.
+		result.Decision = vendors.DecisionUnknown
+		s.Outcome = ledger.OutcomeClientGone
+	case errors.Is(upstreamErr, errAborted) && status == 0:
+		result.Decision = vendors.DecisionUnknown
+		s.Outcome = ledger.OutcomeClientGone
 	case upstreamErr != nil && status == 0:
 		result.Decision = vendors.DecisionUnknown
 		s.Outcome = ledger.OutcomeUpstreamError

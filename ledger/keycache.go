@@ -73,5 +73,9 @@ func (c *KeyCache) Invalidate(keyID string) {
 	c.cache.Clear()
 }
 
+// Wait blocks until pending cache writes are visible (ristretto applies
+// them asynchronously); for tests that need a warm cache.
+func (c *KeyCache) Wait() { c.cache.Wait() }
+
 // Close releases the cache.
 func (c *KeyCache) Close() { c.cache.Close() }

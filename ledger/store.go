@@ -56,6 +56,7 @@ const (
 	OutcomeBadRequest       = "bad_request"
 	OutcomeUnauthenticated  = "unauthenticated"
 	OutcomeUpstreamError    = "upstream_error"
+	OutcomeClientGone       = "client_gone" // the client left before the vendor's answer arrived
 )
 
 // Cost states of a call.
