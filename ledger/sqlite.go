@@ -33,6 +33,7 @@ const sqliteBusyTimeoutMS = 5000
 // they run beside the writer and see every committed transaction.
 type sqliteStore struct {
 	write  *sql.DB
+	stmts  *sqliteStmts
 	read   *sql.DB
 	logger *zap.Logger
 	closed atomic.Bool
@@ -55,7 +56,7 @@ func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (Store, err
 		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
 	}
 
-	s := &sqliteStore{logger: logger}
+	s := &sqliteStore{logger: logger, stmts: newSQLiteStmts()}
 	s.write, err = sql.Open("sqlite", sqliteDSN(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
@@ -127,6 +128,7 @@ func (s *sqliteStore) Close() error {
 	if s.read != nil {
 		rerr = s.read.Close()
 	}
+	s.stmts.close()
 	werr := s.write.Close()
 	if werr != nil {
 		return fmt.Errorf("closing sqlite ledger: %w", werr)
@@ -139,12 +141,13 @@ func (s *sqliteStore) Close() error {
 
 // inWriteTx runs fn in one write transaction (BEGIN IMMEDIATE) and commits
 // it, or rolls it back if fn fails.
-func (s *sqliteStore) inWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *sqliteStore) inWriteTx(ctx context.Context, fn func(tx *sqliteTx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return s.mapErr(err)
 	}
-	if err := fn(tx); err != nil {
+	defer s.stmts.prepareWanted(ctx, s.write)
+	if err := fn(&sqliteTx{tx: tx, stmts: s.stmts}); err != nil {
 		_ = tx.Rollback()
 		return s.mapErr(err)
 	}

@@ -17,7 +17,7 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c Call) error {
 	if c.FinishedAt != nil {
 		finished = sql.NullInt64{Int64: sqliteTime(*c.FinishedAt), Valid: true}
 	}
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO calls
 			(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
 			 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key, replay_of,

@@ -30,7 +30,7 @@ func (s *sqliteStore) CreateKey(ctx context.Context, k Key) error {
 	if k.RevokedAt != nil {
 		revokedAt = sql.NullInt64{Int64: sqliteTime(*k.RevokedAt), Valid: true}
 	}
-	err = s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	err = s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO keys
 			(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
 			 created_at, expires_at, revoked_at)
@@ -144,7 +144,7 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 
 func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (Key, error) {
 	var ku KeyUsage
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		// COALESCE keeps the first revocation time.
 		res, err := tx.ExecContext(ctx,
 			`UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, sqliteTime(now), id)

@@ -27,7 +27,7 @@ func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveRes
 		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d", r.CallID, r.Estimate)
 	}
 	var res ReserveResult
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		var err error
 		res, err = sqliteReserveTx(ctx, tx, r)
 		return err
@@ -38,7 +38,7 @@ func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveRes
 	return res, nil
 }
 
-func sqliteReserveTx(ctx context.Context, tx *sql.Tx, r ReserveRequest) (ReserveResult, error) {
+func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (ReserveResult, error) {
 	day := sqliteDay(r.Now)
 	var k sqliteKeyState
 	var revokedAt sql.NullInt64
@@ -130,7 +130,7 @@ func sqliteReserveTx(ctx context.Context, tx *sql.Tx, r ReserveRequest) (Reserve
 // result for a request that failed validation) and unknown ones (the vendor
 // may never have seen them) do not count either: the retry may really move
 // money, so it is reserved anew.
-func sqliteFindOriginal(ctx context.Context, tx *sql.Tx, keyID, idempotencyKey string) (string, error) {
+func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, keyID, idempotencyKey string) (string, error) {
 	var callID string
 	err := tx.QueryRowContext(ctx, `SELECT call_id FROM calls
 		WHERE key_id = ? AND idempotency_key = ? AND replay_of = ''
@@ -143,7 +143,7 @@ func sqliteFindOriginal(ctx context.Context, tx *sql.Tx, keyID, idempotencyKey s
 }
 
 // sqliteAddToDay adds to a key's day row, creating it on the day's first call.
-func sqliteAddToDay(ctx context.Context, tx *sql.Tx, keyID string, day, spent, reserved int64) error {
+func sqliteAddToDay(ctx context.Context, tx *sqliteTx, keyID string, day, spent, reserved int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO key_days (key_id, day, spent, reserved) VALUES (?, ?, ?, ?)
 		ON CONFLICT (key_id, day) DO UPDATE SET
 			spent = spent + excluded.spent, reserved = reserved + excluded.reserved`,

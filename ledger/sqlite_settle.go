@@ -60,7 +60,7 @@ func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, 
 		newState = CostUnknown
 	}
 
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		var (
 			keyID               sql.NullString
 			day, reserved, cost int64
