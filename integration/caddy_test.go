@@ -17,6 +17,7 @@ type node struct {
 	admin   string // http://127.0.0.1:PORT of Caddy's admin API
 	logPath string
 	cmd     *exec.Cmd
+	config  string // the Caddyfile it was started with
 }
 
 // nodeConfig is what a node is started with.
@@ -46,6 +47,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.config = caddyfile
 	n.cmd = exec.Command(env.caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	n.cmd.Dir = dir
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
@@ -116,4 +118,17 @@ func sqliteLedger(t *testing.T) string {
 
 func contains(haystack, needle string) bool {
 	return needle != "" && strings.Contains(haystack, needle)
+}
+
+// reload runs `caddy reload` against the node with the environment it was
+// started with (the Caddyfile's {$…} are read by the reloading command).
+func (n *node) reload(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(env.caddyBin, "reload", "--config", n.config, "--adapter", "caddyfile",
+		"--address", strings.TrimPrefix(n.admin, "http://"), "--force")
+	cmd.Env = n.cmd.Env
+	cmd.Dir = n.cmd.Dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
 }
