@@ -1,0 +1,154 @@
+-- 0003: zero-cost calls off the key row lock.
+--
+-- A zero-cost call (nothing to reserve, no idempotency key) used to lock
+-- the key row like a spend call, only to bump its call count: a run's reads
+-- then queued behind each other and behind its charges. They now check
+-- vendor, revocation and expiry without the lock, still write their call
+-- row before the vendor is called, and count into key_call_shards. A key's
+-- calls are vault_keys.calls plus the sum of its shards. Spend reservations
+-- lock the key row FOR NO KEY UPDATE, which the zero-cost inserts' foreign
+-- key checks (FOR KEY SHARE) do not wait for.
+
+CREATE TABLE key_call_shards (
+	key_id text     NOT NULL REFERENCES vault_keys (id) ON DELETE CASCADE,
+	shard  smallint NOT NULL,
+	calls  bigint   NOT NULL DEFAULT 0,
+	PRIMARY KEY (key_id, shard)
+);
+
+CREATE OR REPLACE FUNCTION keybrake_reserve(
+	p_call_id  text,
+	p_key_id   text,
+	p_vendor   text,
+	p_method   text,
+	p_path     text,
+	p_endpoint text,
+	p_estimate bigint,
+	p_idem     text,
+	p_now      timestamptz,
+	OUT outcome   text,
+	OUT replay_of text,
+	OUT run_label text,
+	OUT remaining bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+	k          vault_keys%ROWTYPE;
+	v_day      date := (p_now AT TIME ZONE 'UTC')::date;
+	d_spent    bigint;
+	d_reserved bigint;
+	v_reserved bigint := 0;
+	v_state    text := 'none';
+BEGIN
+	-- Zero-cost calls without an idempotency key reserve nothing, so they
+	-- need neither the key row lock nor the caps: only the key's vendor,
+	-- revocation and expiry, read as committed (a revocation that has
+	-- returned is seen), and a durable call row. Their count goes to a
+	-- sharded counter so that a run's reads do not queue behind each other
+	-- or behind its spend calls on the key row.
+	IF p_estimate = 0 AND p_idem = '' THEN
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
+		END IF;
+		run_label := k.run_label;
+		replay_of := '';
+		IF k.vendor <> p_vendor THEN
+			outcome := 'wrong_vendor';
+		ELSIF k.revoked_at IS NOT NULL THEN
+			outcome := 'revoked';
+		ELSIF p_now >= k.expires_at THEN
+			outcome := 'expired';
+		ELSE
+			outcome := 'forwarded';
+			v_state := 'reserved';
+			INSERT INTO key_call_shards AS s (key_id, shard, calls)
+				VALUES (k.id, (random() * 15)::smallint, 1)
+				ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
+		END IF;
+		SELECT d.spent, d.reserved INTO d_spent, d_reserved
+			FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+		remaining := LEAST(
+			CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+			CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (COALESCE(d_spent, 0) + COALESCE(d_reserved, 0)) END);
+		remaining := GREATEST(COALESCE(remaining, 0), 0);
+		INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
+				outcome, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+			VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
+				outcome, 0, p_idem, replay_of, v_state, v_day, p_now);
+		RETURN;
+	END IF;
+
+	-- FOR NO KEY UPDATE (not FOR UPDATE): it serialises spend reservations
+	-- on the key all the same, but lets the foreign-key checks of zero-cost
+	-- calls' inserts (FOR KEY SHARE) through.
+	SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
+	END IF;
+
+	SELECT d.spent, d.reserved INTO d_spent, d_reserved
+		FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+	d_spent := COALESCE(d_spent, 0);
+	d_reserved := COALESCE(d_reserved, 0);
+
+	run_label := k.run_label;
+	replay_of := '';
+
+	IF k.vendor <> p_vendor THEN
+		outcome := 'wrong_vendor';
+	ELSIF k.revoked_at IS NOT NULL THEN
+		outcome := 'revoked';
+	ELSIF p_now >= k.expires_at THEN
+		outcome := 'expired';
+	ELSE
+		IF p_idem <> '' THEN
+			SELECT c.call_id INTO replay_of FROM calls c
+				WHERE c.key_id = k.id AND c.idempotency_key = p_idem
+				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
+				ORDER BY c.seq LIMIT 1;
+			replay_of := COALESCE(replay_of, '');
+		END IF;
+
+		IF replay_of <> '' THEN
+			-- The vendor answers a replay from its own idempotency cache:
+			-- no money moves, so nothing is reserved.
+			outcome := 'idempotent_replay';
+			k.calls := k.calls + 1;
+		-- spent + reserved + estimate <= cap, written against the headroom
+		-- so that no estimate can overflow its way past the check.
+		ELSIF (k.total_cap IS NOT NULL AND p_estimate > k.total_cap - (k.spent + k.reserved))
+		   OR (k.daily_cap IS NOT NULL AND p_estimate > k.daily_cap - (d_spent + d_reserved)) THEN
+			outcome := 'cap_hit';
+			k.cap_hits := k.cap_hits + 1;
+		ELSE
+			outcome := 'forwarded';
+			v_reserved := p_estimate;
+			v_state := 'reserved';
+			k.calls := k.calls + 1;
+			k.reserved := k.reserved + p_estimate;
+			d_reserved := d_reserved + p_estimate;
+			INSERT INTO key_days AS d (key_id, day, spent, reserved)
+				VALUES (k.id, v_day, 0, p_estimate)
+				ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
+		END IF;
+	END IF;
+
+	IF outcome IN ('forwarded', 'idempotent_replay', 'cap_hit') THEN
+		UPDATE vault_keys SET reserved = k.reserved, calls = k.calls, cap_hits = k.cap_hits
+			WHERE id = k.id;
+	END IF;
+
+	-- The headroom of the tighter cap (LEAST skips one that is not set),
+	-- never below zero: a settled cost above its estimate can overshoot.
+	remaining := LEAST(
+		CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+		CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (d_spent + d_reserved) END);
+	remaining := GREATEST(COALESCE(remaining, 0), 0);
+
+	INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
+			outcome, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
+			outcome, v_reserved, p_idem, replay_of, v_state, v_day, p_now);
+END;
+$$;
+
