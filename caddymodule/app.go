@@ -52,6 +52,11 @@ type App struct {
 	// it reserves. Default: 5s.
 	KeyCacheTTL caddy.Duration `json:"key_cache_ttl,omitempty"`
 
+	// StaleReservationAfter is how long a call may stay reserved, with no
+	// settlement, before the sweeper marks it unknown for reconciliation
+	// (its node stopped mid-call). The money stays reserved. Default: 15m.
+	StaleReservationAfter caddy.Duration `json:"stale_reservation_after,omitempty"`
+
 	// Vendors declares the vendors by name (stripe, twilio, resend, or any
 	// name with kind "declared").
 	Vendors map[string]*VendorConfig `json:"vendors,omitempty"`
@@ -138,6 +143,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if rc := a.vendors[name].reconciler; rc != nil {
 			a.jobs.add(rc, h.store, a.logger)
 		}
+	}
+	if len(a.Vendors) > 0 {
+		a.jobs.addSweeper(&ledger.StaleSweeper{
+			Store:   h.store,
+			Vendors: a.vendorNames(),
+			After:   time.Duration(a.StaleReservationAfter),
+			Logger:  a.logger,
+		})
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		max_ttl       <duration>
 //		default_ttl   <duration>
 //		key_cache_ttl <duration>
+//		stale_reservation_after <duration>
 //		vendor <name> {
 //			kind         <stripe|twilio|resend|declared>
 //			secret_key   <secret>
@@ -69,7 +70,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-		case "max_ttl", "default_ttl", "key_cache_ttl":
+		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after":
 			opt := d.Val()
 			dur, err := parseDuration(d)
 			if err != nil {
@@ -80,6 +81,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.MaxTTL = dur
 			case "default_ttl":
 				a.DefaultTTL = dur
+			case "stale_reservation_after":
+				a.StaleReservationAfter = dur
 			default:
 				a.KeyCacheTTL = dur
 			}

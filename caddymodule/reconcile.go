@@ -70,19 +70,43 @@ func (rc *ReconcileConfig) reconciler(vendor, base string) (*twilio.Reconciler, 
 	}, nil
 }
 
-// backgroundJobs runs the app's reconcilers between Start and Stop.
+// backgroundJob is one job of the app: a Twilio price reconciler or the
+// stale-reservation sweeper.
+type backgroundJob struct {
+	name   string
+	run    func(ctx context.Context) error
+	logger *zap.Logger
+	fields []zap.Field
+}
+
+// backgroundJobs runs the app's jobs between Start and Stop.
 type backgroundJobs struct {
 	mu      sync.Mutex
-	jobs    []*twilio.Reconciler
+	jobs    []backgroundJob
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 }
 
-// add readies a reconciler on the app's ledger.
+// add readies a Twilio reconciler on the app's ledger.
 func (b *backgroundJobs) add(rc *twilio.Reconciler, store ledger.Store, logger *zap.Logger) {
 	rc.Store = store
 	rc.Logger = logger.With(zap.String("vendor", rc.Vendor))
-	b.jobs = append(b.jobs, rc)
+	b.jobs = append(b.jobs, backgroundJob{
+		name: "Twilio price reconciler", run: rc.Run, logger: rc.Logger,
+		fields: []zap.Field{
+			zap.String("upstream", rc.BaseURL),
+			zap.Duration("interval", orDefault(rc.Interval, twilio.DefaultReconcileInterval)),
+			zap.Duration("min_age", orDefault(rc.MinAge, twilio.DefaultReconcileMinAge)),
+		},
+	})
+}
+
+// addSweeper readies the stale-reservation sweeper.
+func (b *backgroundJobs) addSweeper(sw *ledger.StaleSweeper) {
+	b.jobs = append(b.jobs, backgroundJob{
+		name: "stale reservation sweeper", run: sw.Run, logger: sw.Logger,
+		fields: []zap.Field{zap.Duration("stale_after", orDefault(sw.After, ledger.DefaultStaleAfter))},
+	})
 }
 
 // start runs every job until stop.
@@ -94,16 +118,14 @@ func (b *backgroundJobs) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
-	for _, rc := range b.jobs {
+	for _, j := range b.jobs {
 		b.running.Add(1)
-		go func(rc *twilio.Reconciler) {
+		go func(j backgroundJob) {
 			defer b.running.Done()
-			rc.Logger.Info("Twilio price reconciler started",
-				zap.String("upstream", rc.BaseURL), zap.Duration("interval", orDefault(rc.Interval, twilio.DefaultReconcileInterval)),
-				zap.Duration("min_age", orDefault(rc.MinAge, twilio.DefaultReconcileMinAge)))
-			_ = rc.Run(ctx)
-			rc.Logger.Info("Twilio price reconciler stopped")
-		}(rc)
+			j.logger.Info(j.name+" started", j.fields...)
+			_ = j.run(ctx)
+			j.logger.Info(j.name + " stopped")
+		}(j)
 	}
 }
 

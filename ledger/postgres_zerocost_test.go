@@ -63,8 +63,11 @@ func TestPostgresZeroCostCallsSkipTheKeyLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Calls != 1 || u.Reserved != 0 {
-		t.Fatalf("usage = calls %d reserved %s; want the one zero-cost call counted, nothing reserved", u.Calls, u.Reserved)
+	// The spend reservation gave up waiting, but the server may still have
+	// run it once the lock was released: then it counts, with its $1.
+	spendRan := u.Calls == 2 && u.Reserved == money.PerDollar
+	if !(u.Calls == 1 && u.Reserved == 0) && !spendRan {
+		t.Fatalf("usage = calls %d reserved %s; want the zero-cost call counted (and the spend call only with its $1)", u.Calls, u.Reserved)
 	}
 	if _, err := pgTestReserve(s, ledger.Key{ID: "vkNoSuchKey000000000001", Vendor: "stripe"}, "clZeroCostMissing000001", 0); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("zero-cost call on an unknown key: %v", err)
