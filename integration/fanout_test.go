@@ -128,7 +128,7 @@ func testFanOut(t *testing.T, ledgerDSN string) {
 				t.Fatalf("audit names %s, which no worker got", c.VendorTxnID)
 			}
 		case "cap_hit":
-			if c.Cost.String() != "0" || c.VendorTxnID != "" {
+			if c.Cost.String() != "0" || c.VendorTxnID != "" || c.StatusCode != 429 {
 				t.Fatalf("cap hit audit row %+v", c)
 			}
 		default:

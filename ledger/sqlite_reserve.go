@@ -94,10 +94,10 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	res.Remaining = k.remaining(held)
 
 	if _, err := tx.ExecContext(ctx, `INSERT INTO calls
-		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, reserved, cost,
+		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, status_code, reserved, cost,
 		 idempotency_key, replay_of, cost_state, day, started_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, held,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
+		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome), held,
 		r.IdempotencyKey, res.ReplayOf, costState, day, sqliteTime(r.Now)); err != nil {
 		return ReserveResult{}, err
 	}
@@ -181,4 +181,18 @@ func (k sqliteKeyState) remaining(held int64) money.Micros {
 	consider(k.totalCap, k.spent+k.reserved)
 	consider(k.dailyCap, k.daySpent+k.dayReserved)
 	return money.Micros(max(rem, 0))
+}
+
+// refusalStatus is the status the gate answers a refusal decided by Reserve
+// with, recorded on its call row; 0 for a call that goes ahead (its status
+// is the vendor's, recorded when it settles).
+func refusalStatus(outcome string) int {
+	switch outcome {
+	case OutcomeCapHit:
+		return 429
+	case OutcomeForwarded, OutcomeIdempotentReplay:
+		return 0
+	default:
+		return 401
+	}
 }

@@ -72,9 +72,9 @@ BEGIN
 			CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (COALESCE(d_spent, 0) + COALESCE(d_reserved, 0)) END);
 		remaining := GREATEST(COALESCE(remaining, 0), 0);
 		INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
-				outcome, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+				outcome, status_code, reserved, idempotency_key, replay_of, cost_state, day, started_at)
 			VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
-				outcome, 0, p_idem, replay_of, v_state, v_day, p_now);
+				outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0 ELSE 401 END, 0, p_idem, replay_of, v_state, v_day, p_now);
 		RETURN;
 	END IF;
 
@@ -146,9 +146,10 @@ BEGIN
 	remaining := GREATEST(COALESCE(remaining, 0), 0);
 
 	INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
-			outcome, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+			outcome, status_code, reserved, idempotency_key, replay_of, cost_state, day, started_at)
 		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
-			outcome, v_reserved, p_idem, replay_of, v_state, v_day, p_now);
+			-- A refusal's row carries the status the gate answers with.
+			outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0 ELSE 401 END, v_reserved, p_idem, replay_of, v_state, v_day, p_now);
 END;
 $$;
 
