@@ -4,12 +4,25 @@
 -- one round trip and runs in one implicit transaction: no client-side
 -- transaction can be left open by a node that dies mid-call.
 
--- keybrake_reserve is the gate's check-and-reserve. It locks the key row, so
+-- Zero-cost calls (nothing to reserve, no idempotency key) count into
+-- key_call_shards rather than the key row, so a run's reads neither queue
+-- behind each other nor behind its charges. A key's calls are
+-- vault_keys.calls plus the sum of its shards.
+CREATE TABLE key_call_shards (
+	key_id text     NOT NULL REFERENCES vault_keys (id) ON DELETE CASCADE,
+	shard  smallint NOT NULL,
+	calls  bigint   NOT NULL DEFAULT 0,
+	PRIMARY KEY (key_id, shard)
+);
+
+-- keybrake_reserve is the gate's check-and-reserve. A call with something
+-- to reserve (or an idempotency key) locks the key row FOR NO KEY UPDATE, so
 -- reservations against one key are serialised across every node, and checks
 -- in this order: vendor, revoked, expired, idempotent replay, caps (lifetime
--- and UTC day: spent + reserved + estimate <= cap). A call row is written
--- whatever the outcome. An unknown key raises no_data_found (P0002) and
--- writes nothing.
+-- and UTC day: spent + reserved + estimate <= cap). A zero-cost call checks
+-- vendor, revoked and expired without the lock. A call row is written
+-- whatever the outcome, with the status the gate answers a refusal with.
+-- An unknown key raises no_data_found (P0002) and writes nothing.
 CREATE OR REPLACE FUNCTION keybrake_reserve(
 	p_call_id  text,
 	p_key_id   text,
@@ -33,7 +46,49 @@ DECLARE
 	v_reserved bigint := 0;
 	v_state    text := 'none';
 BEGIN
-	SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR UPDATE;
+	-- Zero-cost calls without an idempotency key reserve nothing, so they
+	-- need neither the key row lock nor the caps: only the key's vendor,
+	-- revocation and expiry, read as committed (a revocation that has
+	-- returned is seen), and a durable call row. Their count goes to a
+	-- sharded counter so that a run's reads do not queue behind each other
+	-- or behind its spend calls on the key row.
+	IF p_estimate = 0 AND p_idem = '' THEN
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
+		END IF;
+		run_label := k.run_label;
+		replay_of := '';
+		IF k.vendor <> p_vendor THEN
+			outcome := 'wrong_vendor';
+		ELSIF k.revoked_at IS NOT NULL THEN
+			outcome := 'revoked';
+		ELSIF p_now >= k.expires_at THEN
+			outcome := 'expired';
+		ELSE
+			outcome := 'forwarded';
+			v_state := 'reserved';
+			INSERT INTO key_call_shards AS s (key_id, shard, calls)
+				VALUES (k.id, (random() * 15)::smallint, 1)
+				ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
+		END IF;
+		SELECT d.spent, d.reserved INTO d_spent, d_reserved
+			FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+		remaining := LEAST(
+			CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+			CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (COALESCE(d_spent, 0) + COALESCE(d_reserved, 0)) END);
+		remaining := GREATEST(COALESCE(remaining, 0), 0);
+		INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
+				outcome, status_code, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+			VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
+				outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0 ELSE 401 END, 0, p_idem, replay_of, v_state, v_day, p_now);
+		RETURN;
+	END IF;
+
+	-- FOR NO KEY UPDATE (not FOR UPDATE): it serialises spend reservations
+	-- on the key all the same, but lets the foreign-key checks of zero-cost
+	-- calls' inserts (FOR KEY SHARE) through.
+	SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
 	END IF;
@@ -98,9 +153,10 @@ BEGIN
 	remaining := GREATEST(COALESCE(remaining, 0), 0);
 
 	INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
-			outcome, reserved, idempotency_key, replay_of, cost_state, day, started_at)
+			outcome, status_code, reserved, idempotency_key, replay_of, cost_state, day, started_at)
 		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
-			outcome, v_reserved, p_idem, replay_of, v_state, v_day, p_now);
+			-- A refusal's row carries the status the gate answers with.
+			outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0 ELSE 401 END, v_reserved, p_idem, replay_of, v_state, v_day, p_now);
 END;
 $$;
 
