@@ -45,50 +45,22 @@ DECLARE
 	d_reserved bigint;
 	v_reserved bigint := 0;
 	v_state    text := 'none';
-BEGIN
-	-- Zero-cost calls without an idempotency key reserve nothing, so they
-	-- need neither the key row lock nor the caps: only the key's vendor,
+	-- A zero-cost call without an idempotency key reserves nothing, so it
+	-- needs neither the key row lock nor the caps: only the key's vendor,
 	-- revocation and expiry, read as committed (a revocation that has
-	-- returned is seen), and a durable call row. Their count goes to a
+	-- returned is seen), and a durable call row. Its count goes to a
 	-- sharded counter so that a run's reads do not queue behind each other
 	-- or behind its spend calls on the key row.
-	IF p_estimate = 0 AND p_idem = '' THEN
+	v_free     boolean := p_estimate = 0 AND p_idem = '';
+BEGIN
+	IF v_free THEN
 		SELECT * INTO k FROM vault_keys WHERE id = p_key_id;
-		IF NOT FOUND THEN
-			RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
-		END IF;
-		run_label := k.run_label;
-		replay_of := '';
-		IF k.vendor <> p_vendor THEN
-			outcome := 'wrong_vendor';
-		ELSIF k.revoked_at IS NOT NULL THEN
-			outcome := 'revoked';
-		ELSIF p_now >= k.expires_at THEN
-			outcome := 'expired';
-		ELSE
-			outcome := 'forwarded';
-			v_state := 'reserved';
-			INSERT INTO key_call_shards AS s (key_id, shard, calls)
-				VALUES (k.id, (random() * 15)::smallint, 1)
-				ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
-		END IF;
-		SELECT d.spent, d.reserved INTO d_spent, d_reserved
-			FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
-		remaining := LEAST(
-			CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
-			CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (COALESCE(d_spent, 0) + COALESCE(d_reserved, 0)) END);
-		remaining := GREATEST(COALESCE(remaining, 0), 0);
-		INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
-				outcome, status_code, reserved, idempotency_key, replay_of, cost_state, day, started_at)
-			VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
-				outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0 ELSE 401 END, 0, p_idem, replay_of, v_state, v_day, p_now);
-		RETURN;
+	ELSE
+		-- FOR NO KEY UPDATE (not FOR UPDATE): it serialises spend
+		-- reservations on the key all the same, but lets the foreign-key
+		-- checks of zero-cost calls' inserts (FOR KEY SHARE) through.
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
 	END IF;
-
-	-- FOR NO KEY UPDATE (not FOR UPDATE): it serialises spend reservations
-	-- on the key all the same, but lets the foreign-key checks of zero-cost
-	-- calls' inserts (FOR KEY SHARE) through.
-	SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
 	END IF;
@@ -107,6 +79,12 @@ BEGIN
 		outcome := 'revoked';
 	ELSIF p_now >= k.expires_at THEN
 		outcome := 'expired';
+	ELSIF v_free THEN
+		outcome := 'forwarded';
+		v_state := 'reserved';
+		INSERT INTO key_call_shards AS s (key_id, shard, calls)
+			VALUES (k.id, (random() * 15)::smallint, 1)
+			ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
 	ELSE
 		IF p_idem <> '' THEN
 			SELECT c.call_id INTO replay_of FROM calls c
@@ -138,9 +116,7 @@ BEGIN
 				VALUES (k.id, v_day, 0, p_estimate)
 				ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
 		END IF;
-	END IF;
 
-	IF outcome IN ('forwarded', 'idempotent_replay', 'cap_hit') THEN
 		UPDATE vault_keys SET reserved = k.reserved, calls = k.calls, cap_hits = k.cap_hits
 			WHERE id = k.id;
 	END IF;
