@@ -4,11 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,47 +21,12 @@ var postgresMigrations embed.FS
 // ("kbmigrat" in ASCII.)
 const postgresMigrationLock int64 = 0x6b626d6967726174
 
-type postgresMigration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadPostgresMigrations reads the embedded steps in version order.
-func loadPostgresMigrations() ([]postgresMigration, error) {
-	const dir = "migrations/postgres"
-	entries, err := fs.ReadDir(postgresMigrations, dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading postgres migrations: %w", err)
-	}
-	var steps []postgresMigration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("postgres migration %q is not named NNNN_name.sql", e.Name())
-		}
-		body, err := fs.ReadFile(postgresMigrations, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("reading postgres migration %s: %w", e.Name(), err)
-		}
-		steps = append(steps, postgresMigration{version: version, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(steps, func(i, j int) bool { return steps[i].version < steps[j].version })
-	for i := 1; i < len(steps); i++ {
-		if steps[i].version == steps[i-1].version {
-			return nil, fmt.Errorf("postgres migrations %s and %s share a version", steps[i-1].name, steps[i].name)
-		}
-	}
-	return steps, nil
-}
-
 // migrate applies the pending steps in one transaction that first takes an
 // advisory lock: a node that starts while another is migrating waits for it,
 // then finds nothing left to do. Either every pending step is applied or
 // none is. It returns the names of the steps applied.
 func (s *postgresStore) migrate(ctx context.Context) ([]string, error) {
-	steps, err := loadPostgresMigrations()
+	steps, err := loadMigrations(postgresMigrations, "migrations/postgres")
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,49 +16,12 @@ import (
 //go:embed migrations/sqlite/*.sql
 var sqliteMigrations embed.FS
 
-// sqliteMigration is one embedded schema step.
-type sqliteMigration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// sqliteLoadMigrations reads the embedded migrations sorted by version and
-// refuses a malformed name or a duplicated version.
-func sqliteLoadMigrations() ([]sqliteMigration, error) {
-	const dir = "migrations/sqlite"
-	entries, err := fs.ReadDir(sqliteMigrations, dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading embedded migrations: %w", err)
-	}
-	var out []sqliteMigration
-	seen := map[int]string{}
-	for _, e := range entries {
-		prefix, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(prefix)
-		if !ok || err != nil || version <= 0 {
-			return nil, fmt.Errorf("migration %q: want NNNN_name.sql", e.Name())
-		}
-		if other, dup := seen[version]; dup {
-			return nil, fmt.Errorf("migrations %q and %q share version %d", other, e.Name(), version)
-		}
-		seen[version] = e.Name()
-		body, err := fs.ReadFile(sqliteMigrations, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("reading migration %q: %w", e.Name(), err)
-		}
-		out = append(out, sqliteMigration{version: version, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
 // sqliteMigrate applies the migrations the file has not seen yet, each in its
 // own BEGIN IMMEDIATE transaction together with its schema_migrations row,
 // so a crash mid-way leaves the file at a clean version and two processes
 // opening the same new file cannot both apply one.
 func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
-	migrations, err := sqliteLoadMigrations()
+	migrations, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
 	if err != nil {
 		return err
 	}
@@ -88,7 +46,7 @@ func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
 
 // sqliteApplyMigration applies m unless its version is already recorded,
 // and reports whether it did.
-func sqliteApplyMigration(ctx context.Context, db *sql.DB, m sqliteMigration) (bool, error) {
+func sqliteApplyMigration(ctx context.Context, db *sql.DB, m migration) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("applying migration %s: %w", m.name, err)
