@@ -1,8 +1,8 @@
 package caddymodule
 
 import (
-	"encoding/json"
-	"time"
+	"errors"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -173,18 +173,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func parseSize(s string) (int64, error) {
-	var n int64
-	if err := json.Unmarshal([]byte(s), &n); err != nil || n <= 0 {
-		return 0, errInvalidSize
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || s[0] < '0' || s[0] > '9' {
+		return 0, errors.New("want a positive number of bytes")
 	}
 	return n, nil
 }
-
-type sizeError struct{}
-
-func (sizeError) Error() string { return "want a positive number of bytes" }
-
-var errInvalidSize = sizeError{}
 
 func parseAPIHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(APIHandler)
@@ -208,8 +202,6 @@ func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
-
-var _ = time.Second
 
 // Interface guards.
 var (

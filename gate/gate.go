@@ -104,7 +104,7 @@ func (f *refusal) vendorError() *vendors.Error {
 	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, CapHit: f.capHit, Retryable: f.retryable}
 }
 
-func unavailable(err error) *refusal {
+func unavailable() *refusal {
 	return &refusal{
 		status: http.StatusServiceUnavailable, code: "keybrake_ledger_unavailable",
 		message:   "Keybrake cannot reach its ledger, so it forwards nothing. Try again shortly.",

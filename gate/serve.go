@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
-	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -66,7 +65,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		return nil
 	case err != nil:
 		g.log.Error("reserving cost", zap.String("call_id", c.id), zap.Error(err))
-		g.refuse(w, r, c, unavailable(err))
+		g.refuse(w, r, c, unavailable())
 		return nil
 	}
 	switch res.Outcome {
@@ -83,7 +82,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	if r.Context().Err() != nil {
 		// The client left while the reservation was made: forward
 		// nothing and give the reservation back.
-		g.release(r, c, &refusal{status: 499, outcome: ledger.OutcomeClientGone})
+		g.release(r, c, &refusal{status: statusClientClosed, outcome: ledger.OutcomeClientGone})
 		return nil
 	}
 	return g.forward(w, r, c, res, next)
@@ -106,7 +105,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 	case err != nil:
 		g.log.Error("looking up vault key", zap.String("call_id", c.id), zap.Error(err))
-		return unavailable(err)
+		return unavailable()
 	}
 	// The lookup was by hash already; comparing in constant time as well
 	// keeps a future index change from opening a timing side channel.
@@ -163,7 +162,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		case err == nil, errors.Is(err, ledger.ErrNotFound):
 		default:
 			g.log.Error("looking up prior transaction", zap.String("call_id", c.id), zap.Error(err))
-			return unavailable(err)
+			return unavailable()
 		}
 	}
 	if !est.Known {
@@ -439,5 +438,3 @@ func truncate(s string, n int) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var _ = money.PerDollar

@@ -115,11 +115,11 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 		if rl.optionalAmount {
 			return vendors.Estimate{Reason: "a refund without an amount refunds an amount Keybrake cannot tell"}, nil
 		}
-		return vendors.Estimate{}, badParam("parameter_missing", amountField, "Missing required param: "+amountField+".")
+		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: "+amountField+".")
 	}
 	amount, err := strconv.ParseInt(amountStr, 10, 64)
 	if err != nil || amount < 0 {
-		return vendors.Estimate{}, badParam("parameter_invalid_integer", amountField, "Invalid integer: "+amountStr)
+		return vendors.Estimate{}, badParam("parameter_invalid_integer", "Invalid integer: "+amountStr)
 	}
 	currency, err := single(form, "currency")
 	if err != nil {
@@ -131,11 +131,11 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 			// without it the amount cannot be priced.
 			return vendors.Estimate{Reason: "an amount without a currency cannot be priced"}, nil
 		}
-		return vendors.Estimate{}, badParam("parameter_missing", "currency", "Missing required param: currency.")
+		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: currency.")
 	}
 	cost, err := v.rates.ToUSD(amount, currency)
 	if err != nil {
-		return vendors.Estimate{}, badParam("keybrake_currency_not_priced", "currency",
+		return vendors.Estimate{}, badParam("keybrake_currency_not_priced",
 			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(currency), err))
 	}
 	return vendors.Estimate{Cost: cost, Known: true}, nil
@@ -149,12 +149,12 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 	if len(body) > 0 {
 		ct := r.Header.Get("Content-Type")
 		if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
-			return nil, badParam("keybrake_unsupported_content_type", "", "Keybrake prices Stripe v1 requests sent as application/x-www-form-urlencoded only.")
+			return nil, badParam("keybrake_unsupported_content_type", "Keybrake prices Stripe v1 requests sent as application/x-www-form-urlencoded only.")
 		}
 		var err error
 		form, err = url.ParseQuery(string(body))
 		if err != nil {
-			return nil, badParam("keybrake_malformed_body", "", "The request body is not valid form encoding.")
+			return nil, badParam("keybrake_malformed_body", "The request body is not valid form encoding.")
 		}
 	}
 	for k, vs := range r.URL.Query() {
@@ -172,11 +172,11 @@ func single(form url.Values, name string) (string, error) {
 	case 1:
 		return strings.TrimSpace(vs[0]), nil
 	default:
-		return "", badParam("keybrake_duplicate_param", name, "The parameter "+name+" is given more than once.")
+		return "", badParam("keybrake_duplicate_param", "The parameter "+name+" is given more than once.")
 	}
 }
 
-func badParam(code, param, msg string) *vendors.Error {
-	_ = param
+// badParam is a 400 refusal of a request parameter; msg names the parameter.
+func badParam(code, msg string) *vendors.Error {
 	return &vendors.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }
