@@ -299,12 +299,10 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
 	switch {
-	case status == statusClientClosed:
-		// Caddy's reverse_proxy answers 499 itself when the client
-		// cancels: the vendor may have acted, so the reservation is kept.
-		result.Decision = vendors.DecisionUnknown
-		s.Outcome = ledger.OutcomeClientGone
-	case errors.Is(upstreamErr, errAborted) && status == 0:
+	case status == statusClientClosed, errors.Is(upstreamErr, errAborted) && status == 0:
+		// The client left before the vendor's answer arrived: Caddy's
+		// reverse_proxy answers 499 itself, or aborts the handler. The
+		// vendor may have acted, so the reservation is kept.
 		result.Decision = vendors.DecisionUnknown
 		s.Outcome = ledger.OutcomeClientGone
 	case upstreamErr != nil && status == 0:
@@ -313,27 +311,15 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 	case status == 0:
 		result.Decision = vendors.DecisionUnknown
 	default:
-		var body []byte
-		if cw != nil {
-			body = cw.body
-		}
-		result = g.cfg.Vendor.Settle(r, status, cw.Header(), body, c.estimate)
+		result = g.cfg.Vendor.Settle(r, status, cw.Header(), cw.body, c.estimate)
 	}
 	s.VendorTxnID, s.VendorAmount, s.VendorCurrency = result.TxnID, result.Amount, result.Currency
 	var err error
-	replay := res.Outcome == ledger.OutcomeIdempotentReplay
 	switch {
-	case replay:
-		// A replay reserved nothing and costs nothing; if the original's
-		// outcome was ambiguous and the vendor now says it went through,
-		// the original is settled with the real cost.
-		s.Cost, s.CostState = 0, ledger.CostSettled
-		err = g.cfg.Store.Settle(ctx, c.id, s)
-		if err == nil && result.Decision == vendors.DecisionSettle && res.ReplayOf != "" {
-			orig := s
-			orig.Cost = result.Cost
-			err = g.cfg.Store.Settle(ctx, res.ReplayOf, orig)
-		}
+	case res.Outcome == ledger.OutcomeIdempotentReplay:
+		// A replay reserved nothing and costs nothing, and its row is
+		// final as Reserve wrote it; the original settles itself (an
+		// original whose outcome was ambiguous is never replayed).
 	case result.Decision == vendors.DecisionSettle:
 		s.Cost, s.CostState = result.Cost, ledger.CostSettled
 		err = g.cfg.Store.Settle(ctx, c.id, s)
