@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,28 +47,40 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "Calls during which the ledger could not be read or written, by vendor.",
 		}, []string{"vendor"}),
 	}
-	for i, c := range []prometheus.Collector{m.calls, m.reserved, m.spent, m.duration, m.ledgerFailures} {
-		if err := reg.Register(c); err != nil {
-			var already prometheus.AlreadyRegisteredError
-			if !errors.As(err, &already) {
-				return nil, err
-			}
-			// Another handler of this config registered it first: share it.
-			switch i {
-			case 0:
-				m.calls = already.ExistingCollector.(*prometheus.CounterVec)
-			case 1:
-				m.reserved = already.ExistingCollector.(*prometheus.CounterVec)
-			case 2:
-				m.spent = already.ExistingCollector.(*prometheus.CounterVec)
-			case 3:
-				m.duration = already.ExistingCollector.(*prometheus.HistogramVec)
-			case 4:
-				m.ledgerFailures = already.ExistingCollector.(*prometheus.CounterVec)
-			}
-		}
+	var err error
+	if m.calls, err = register(reg, m.calls); err != nil {
+		return nil, err
+	}
+	if m.reserved, err = register(reg, m.reserved); err != nil {
+		return nil, err
+	}
+	if m.spent, err = register(reg, m.spent); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.ledgerFailures, err = register(reg, m.ledgerFailures); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register adds c to reg, or returns the collector another handler of this
+// config registered first under the same name, so they share it.
+func register[T prometheus.Collector](reg *prometheus.Registry, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			return c, err
+		}
+		existing, ok := already.ExistingCollector.(T)
+		if !ok {
+			return c, fmt.Errorf("metric registered with another type: %w", err)
+		}
+		return existing, nil
+	}
+	return c, nil
 }
 
 // observe records one gate event.
