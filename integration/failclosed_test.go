@@ -1,83 +1,13 @@
 package integration
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keybrake/keybrake/internal/tcprelay"
 )
-
-// relay is a loopback TCP relay in front of Postgres that a test can cut,
-// to make the ledger unreachable without touching the shared server.
-type relay struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]bool
-}
-
-func newRelay(t *testing.T, target string) *relay {
-	r := &relay{target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = ln.Addr().String()
-	r.serve(ln)
-	t.Cleanup(r.cut)
-	return r
-}
-
-func (r *relay) serve(ln net.Listener) {
-	r.mu.Lock()
-	r.ln = ln
-	r.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.DialTimeout("tcp", r.target, 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.conns[c], r.conns[up] = true, true
-			r.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every open connection.
-func (r *relay) cut() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ln != nil {
-		r.ln.Close()
-		r.ln = nil
-	}
-	for c := range r.conns {
-		c.Close()
-	}
-	r.conns = map[net.Conn]bool{}
-}
-
-// restore listens again on the same address.
-func (r *relay) restore(t *testing.T) {
-	ln, err := net.Listen("tcp", r.addr)
-	if err != nil {
-		t.Fatalf("relay restore: %v", err)
-	}
-	r.serve(ln)
-}
 
 // TestFailClosed: with the ledger unreachable the gate answers 503 in
 // Stripe's format and forwards nothing; when it is back, calls go through.
@@ -85,8 +15,8 @@ func TestFailClosed(t *testing.T) {
 	need(t, true)
 	dsn := freshDatabase(t)
 	u, _ := url.Parse(dsn)
-	rl := newRelay(t, u.Host)
-	u.Host = rl.addr
+	rl := tcprelay.Start(t, u.Host)
+	u.Host = rl.Addr
 	q := u.Query()
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
@@ -104,7 +34,7 @@ func TestFailClosed(t *testing.T) {
 		t.Fatalf("charge with the ledger up: %v", err)
 	}
 
-	rl.cut()
+	rl.Stop()
 	// The key is in the gate's cache by now: the refusal must come from
 	// the reservation itself, not from a failed lookup.
 	for i := 0; i < 5; i++ {
@@ -121,7 +51,7 @@ func TestFailClosed(t *testing.T) {
 		t.Fatalf("upstream saw %d calls; only the one made before the outage should have reached it", got)
 	}
 
-	rl.restore(t)
+	rl.Restore(t)
 	var err error
 	for i := 0; i < 50; i++ { // the pool reconnects on demand; bounded
 		if _, err = createPI(c, 100, ""); err == nil {

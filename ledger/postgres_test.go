@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybrake/keybrake/internal/tcprelay"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/ledger/ledgertest"
 	"github.com/keybrake/keybrake/money"
@@ -228,14 +228,14 @@ func TestPostgresWatchKeys(t *testing.T) {
 func TestPostgresWatchKeysReconnects(t *testing.T) {
 	dsn := pgTestDatabase(t)
 	direct := pgTestOpen(t, dsn)
-	proxy := pgTestStartProxy(t, dsn)
-	viaProxy := pgTestOpen(t, pgTestWithHost(t, dsn, proxy.addr))
+	proxy := pgTestStartRelay(t, dsn)
+	viaProxy := pgTestOpen(t, pgTestWithHost(t, dsn, proxy.Addr))
 	k := pgTestKey(t, direct, "vkReconnect", nil)
 
 	changes := pgTestWatch(t, viaProxy.(ledger.KeyWatcher))
 	pgTestAwaitListening(t, direct, changes)
 
-	proxy.cut() // every connection through it drops; new ones still get through
+	proxy.Cut() // every connection through it drops; new ones still get through
 	pgTestWant(t, changes, "*")
 
 	if _, err := direct.RevokeKey(context.Background(), k.ID, pgTestT0); err != nil {
@@ -332,8 +332,8 @@ func TestPostgresUnavailable(t *testing.T) {
 	})
 
 	t.Run("ServerGone", func(t *testing.T) {
-		proxy := pgTestStartProxy(t, dsn)
-		s := pgTestOpen(t, pgTestWithHost(t, dsn, proxy.addr))
+		proxy := pgTestStartRelay(t, dsn)
+		s := pgTestOpen(t, pgTestWithHost(t, dsn, proxy.Addr))
 		k := pgTestKey(t, s, "vkGone", nil)
 		if _, err := pgTestReserve(s, k, "callBefore", money.PerDollar); err != nil {
 			t.Fatalf("Reserve before the outage: %v", err)
@@ -341,14 +341,14 @@ func TestPostgresUnavailable(t *testing.T) {
 
 		// A pooled connection that died while idle: the call may fail, but
 		// only as ErrUnavailable (the pool then drops that connection).
-		proxy.cut()
+		proxy.Cut()
 		if _, err := pgTestReserve(s, k, "callCut", money.PerDollar); err != nil && !errors.Is(err, ledger.ErrUnavailable) {
 			t.Fatalf("Reserve on a cut connection err = %v; want nil or ErrUnavailable", err)
 		} else {
 			t.Logf("Reserve on a cut connection: %v", err)
 		}
 
-		proxy.stop()
+		proxy.Stop()
 		shortCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := s.Ping(shortCtx); !errors.Is(err, ledger.ErrUnavailable) {
@@ -362,7 +362,7 @@ func TestPostgresUnavailable(t *testing.T) {
 			t.Logf("Reserve during outage: %v", err)
 		}
 
-		proxy.restart(t)
+		proxy.Restore(t)
 		var err error
 		for i := range 20 {
 			if _, err = pgTestReserve(s, k, fmt.Sprintf("callAfter%d", i), money.PerDollar); err == nil {
@@ -460,94 +460,13 @@ func pgTestDeadAddr(t *testing.T) string {
 	return addr
 }
 
-// pgTestProxy is a loopback TCP proxy to the test server that can cut its
-// connections or stop listening, to play a network fault or a server going
-// away without touching the shared server.
-type pgTestProxy struct {
-	addr, target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-}
-
-func pgTestStartProxy(t *testing.T, dsn string) *pgTestProxy {
+// pgTestStartRelay puts a loopback TCP relay in front of the test server,
+// which a test can cut or stop to make it unreachable.
+func pgTestStartRelay(t *testing.T, dsn string) *tcprelay.Relay {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pgTestProxy{target: u.Host, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *pgTestProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *pgTestProxy) pipe(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close(); c.Close() }()
-	io.Copy(c, up)
-	c.Close()
-	up.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-// cut closes every open connection but keeps accepting new ones.
-func (p *pgTestProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// stop stops listening and closes every connection.
-func (p *pgTestProxy) stop() {
-	p.mu.Lock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	p.mu.Unlock()
-	p.cut()
-}
-
-// restart listens again on the same address.
-func (p *pgTestProxy) restart(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("proxy listening again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
+	return tcprelay.Start(t, u.Host)
 }
