@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -32,13 +31,15 @@ type recorder struct {
 	responses []string
 }
 
+// newRecorder is a fake vendor (newFakeVendor) that passes every request
+// on to upstream (stripe-mock) and keeps the response bodies too.
 func newRecorder(t *testing.T, upstream string) *recorder {
 	t.Helper()
 	target, err := url.Parse(upstream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	var rec *recorder
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(resp *http.Response) error {
 		b, err := io.ReadAll(resp.Body)
@@ -51,16 +52,7 @@ func newRecorder(t *testing.T, upstream string) *recorder {
 		rec.mu.Unlock()
 		return nil
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec.mu.Lock()
-		rec.got = append(rec.got, recordedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: string(body)})
-		rec.mu.Unlock()
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	rec.URL = srv.URL
+	rec = newFakeVendor(t, proxy.ServeHTTP)
 	return rec
 }
 
