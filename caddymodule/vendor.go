@@ -42,8 +42,10 @@ type VendorConfig struct {
 	Kind string `json:"kind,omitempty"`
 
 	// Upstream is the vendor's API base URL. For twilio it is where the
-	// reconciler fetches prices (default https://api.twilio.com); for the
-	// other kinds it is informational. The route's reverse_proxy is what
+	// reconciler fetches prices (default https://api.twilio.com); for
+	// stripe it is where an object is looked up before a call on it is
+	// priced (default https://api.stripe.com); for the other kinds it is
+	// informational. The route's reverse_proxy is what
 	// sends the gated calls. Placeholders are expanded. Default: none.
 	Upstream string `json:"upstream,omitempty"`
 
@@ -264,7 +266,7 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 	)
 	switch kind {
 	case kindStripe:
-		v, err = vc.buildStripe(secret, rt)
+		v, err = vc.buildStripe(secret, upstream, rt)
 	case kindTwilio:
 		v, err = vc.buildTwilio(name, upstream, repl, rt)
 	case kindResend:
@@ -287,7 +289,7 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 	return rt, nil
 }
 
-func (vc *VendorConfig) buildStripe(secret string, rt *vendorRuntime) (vendors.Vendor, error) {
+func (vc *VendorConfig) buildStripe(secret, upstream string, rt *vendorRuntime) (vendors.Vendor, error) {
 	rates := money.Rates{}
 	for cur, r := range vc.Rates {
 		v, err := money.ParseRate(r)
@@ -299,7 +301,7 @@ func (vc *VendorConfig) buildStripe(secret string, rt *vendorRuntime) (vendors.V
 	if secret == "" {
 		secret, rt.missing = "unset", "secret_key"
 	}
-	return stripe.New(stripe.Config{SecretKey: secret, Rates: rates})
+	return stripe.New(stripe.Config{SecretKey: secret, Rates: rates, Upstream: upstream})
 }
 
 func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer, rt *vendorRuntime) (vendors.Vendor, error) {

@@ -52,8 +52,9 @@ type Next func(w http.ResponseWriter, r *http.Request) error
 
 // Gate guards one vendor route.
 type Gate struct {
-	cfg Config
-	log *zap.Logger
+	cfg  Config
+	log  *zap.Logger
+	idem idempotencyPolicy
 }
 
 // New returns a Gate.
@@ -76,7 +77,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Gate{cfg: cfg, log: cfg.Logger}, nil
+	return &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}, nil
 }
 
 // Header names Keybrake sets on its answers.
@@ -91,6 +92,7 @@ type refusal struct {
 	status    int
 	code      string
 	message   string
+	errType   string // the vendor's error type, when not its default
 	outcome   string
 	capHit    bool
 	retryable bool
@@ -101,7 +103,7 @@ type refusal struct {
 }
 
 func (f *refusal) vendorError() *vendors.Error {
-	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, CapHit: f.capHit, Retryable: f.retryable}
+	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, Type: f.errType, CapHit: f.capHit, Retryable: f.retryable}
 }
 
 func unavailable() *refusal {

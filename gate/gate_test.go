@@ -36,7 +36,18 @@ func newGTFixture(t *testing.T, capUSD string) *gtFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := stripe.New(stripe.Config{SecretKey: "sk_test_real"})
+	// Stripe as the vendor has it, for the lookups that price calls on
+	// existing objects.
+	objects := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		amount := map[string]string{"/v1/payment_intents/pi_seen": "500", "/v1/payment_intents/pi_never": "5000000"}[r.URL.Path]
+		if amount == "" || r.Header.Get("Authorization") != "Bearer sk_test_real" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":"` + strings.TrimPrefix(r.URL.Path, "/v1/payment_intents/") + `","object":"payment_intent","amount":` + amount + `,"currency":"usd"}`))
+	}))
+	t.Cleanup(objects.Close)
+	v, _ := stripe.New(stripe.Config{SecretKey: "sk_test_real", Upstream: objects.URL})
 	f := &gtFixture{t: t, store: store, secret: "kbGateTestSecret0000000000000000000000", now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	f.gate, err = New(Config{Vendor: v, Store: store, Keys: keys, Now: func() time.Time { return f.now }, MaxResponseCapture: 200})
 	if err != nil {
@@ -176,7 +187,8 @@ func TestGateFailsClosedWhenTheLedgerIsGone(t *testing.T) {
 
 // TestGateConfirmOfASeenIntentCostsNothingMore: a PaymentIntent is counted
 // when created through Keybrake; confirming it later reserves nothing more,
-// while confirming one Keybrake never saw is an unknown cost (deny).
+// while confirming one the key never paid for is priced at its amount as
+// Stripe has it, here above the cap. A free GET of it does not change that.
 func TestGateConfirmOfASeenIntentCostsNothingMore(t *testing.T) {
 	f := newGTFixture(t, "5")
 	f.key.AllowedEndpoints = append(f.key.AllowedEndpoints, "POST /v1/payment_intents/*/confirm")
@@ -196,11 +208,11 @@ func TestGateConfirmOfASeenIntentCostsNothingMore(t *testing.T) {
 	if w := confirm("pi_seen"); w.Code != 200 {
 		t.Fatalf("confirm of a counted intent at the cap: %d %s", w.Code, w.Body)
 	}
-	if w := confirm("pi_never"); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "keybrake_unknown_cost") {
-		t.Fatalf("confirm of an unseen intent: %d %s", w.Code, w.Body)
+	if w := confirm("pi_never"); w.Code != http.StatusTooManyRequests || w.Header().Get(HeaderCapHit) != "true" {
+		t.Fatalf("confirm of an intent the key never paid for: %d %s", w.Code, w.Body)
 	}
-	if u := f.usage(); u.Spent != 5*money.PerDollar || u.Calls != 2 {
-		t.Fatalf("usage = spent %s calls %d; want $5 over 2 calls", u.Spent, u.Calls)
+	if u := f.usage(); u.Spent != 5*money.PerDollar || u.Calls != 2 || u.CapHits != 1 {
+		t.Fatalf("usage = spent %s calls %d cap hits %d; want $5 over 2 calls, 1 cap hit", u.Spent, u.Calls, u.CapHits)
 	}
 }
 

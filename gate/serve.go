@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -28,10 +28,15 @@ type call struct {
 	id       string
 	started  time.Time
 	key      *ledger.Key
-	path     string
+	secret   string // the vault key: compared and scrubbed, never logged
+	path     string // canonical, as the allowlist and the pricing see it
+	recorded string // as logged and audited (PathRecorder)
 	endpoint string
 	estimate vendors.Estimate
 	idemKey  string
+	// fingerprint and replayWindow are set when the vendor honours idemKey.
+	fingerprint  string
+	replayWindow time.Duration
 }
 
 // ServeHTTP gates one vendor call. It answers refusals itself and returns
@@ -53,10 +58,14 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		KeyID:          c.key.ID,
 		Vendor:         g.cfg.Vendor.Name(),
 		Method:         r.Method,
-		Path:           c.path,
+		Path:           c.recorded,
 		Endpoint:       c.endpoint,
 		Estimate:       c.estimate.Cost,
+		Minimum:        c.estimate.Minimum,
 		IdempotencyKey: c.idemKey,
+		Fingerprint:    c.fingerprint,
+		ReplayWindow:   c.replayWindow,
+		Object:         c.estimate.Object,
 		Now:            c.started,
 	})
 	switch {
@@ -73,6 +82,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case ledger.OutcomeCapHit:
 		g.refuse(w, r, c, capHitRefusal(res.Remaining))
 		return nil
+	case ledger.OutcomeIdempotencyMismatch, ledger.OutcomeIdempotencyInFlight:
+		g.refuse(w, r, c, g.idempotencyRefusal(res.Outcome)) // recorded by Reserve
+		return nil
 	default:
 		f := keyStatusRefusal(res.Outcome)
 		f.record = false // Reserve has recorded it already
@@ -84,6 +96,13 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		// nothing and give the reservation back.
 		g.release(r, c, &refusal{status: statusClientClosed, outcome: ledger.OutcomeClientGone})
 		return nil
+	}
+	if res.Outcome == ledger.OutcomeForwarded {
+		if f := g.fit(r, c, res.Reserved); f != nil {
+			g.release(r, c, f)
+			g.refuse(w, r, c, f)
+			return nil
+		}
 	}
 	return g.forward(w, r, c, res, next)
 }
@@ -97,6 +116,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 			message: "No vault key provided. Send the vault key where the " + v.Name() + " SDK sends its API key.",
 			outcome: ledger.OutcomeUnauthenticated}
 	}
+	c.secret = secret
 	h := ledger.HashSecret(secret)
 	key, err := g.cfg.Keys.Lookup(r.Context(), h)
 	switch {
@@ -127,7 +147,10 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_path",
 			message: "Keybrake refuses this path: " + err.Error() + ".", outcome: ledger.OutcomeBadRequest, record: true}
 	}
-	c.path = path
+	c.path, c.recorded = path, path
+	if pr, ok := v.(vendors.PathRecorder); ok {
+		c.recorded = truncate(pr.RecordedPath(path), 512)
+	}
 	allow, err := vendors.ParseAllowlist(key.AllowedEndpoints)
 	if err != nil {
 		g.log.Error("parsing allowlist", zap.String("key_id", key.ID), zap.Error(err))
@@ -144,45 +167,13 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if f != nil {
 		return f
 	}
-	est, err := v.Estimate(r, body)
-	if err != nil {
-		var ve *vendors.Error
-		if errors.As(err, &ve) {
-			return &refusal{status: ve.Status, code: ve.Code, message: ve.Message, outcome: ledger.OutcomeBadRequest, record: true}
-		}
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
-			outcome: ledger.OutcomeBadRequest, record: true}
+	if f := misplacedKey(r, secret, body); f != nil {
+		return f
 	}
-	if est.SeenTxn != "" {
-		prior, err := g.cfg.Store.FindVendorTxn(r.Context(), v.Name(), est.SeenTxn)
-		switch {
-		case err == nil && (prior.CostState == ledger.CostSettled || prior.CostState == ledger.CostUnpriced):
-			// Counted when it was created: nothing more to reserve.
-			est = vendors.Estimate{Known: true, SeenTxn: est.SeenTxn}
-		case err == nil, errors.Is(err, ledger.ErrNotFound):
-		default:
-			g.log.Error("looking up prior transaction", zap.String("call_id", c.id), zap.Error(err))
-			return unavailable()
-		}
+	if f := g.idempotency(r, c, body); f != nil {
+		return f
 	}
-	if !est.Known {
-		if !g.cfg.UnknownCost.Reserve {
-			msg := "Keybrake cannot tell what this call will cost, and this vendor's unknown_cost policy is deny."
-			if est.Reason != "" {
-				msg = "Keybrake cannot tell what this call will cost (" + est.Reason + "), and this vendor's unknown_cost policy is deny."
-			}
-			return &refusal{status: http.StatusForbidden, code: "keybrake_unknown_cost", message: msg,
-				outcome: ledger.OutcomeUnknownCost, record: true}
-		}
-		est.Cost, est.Known = g.cfg.UnknownCost.Amount, true
-	}
-	c.estimate = est
-	c.idemKey = r.Header.Get("Idempotency-Key")
-	if len(c.idemKey) > 255 {
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
-			message: "Idempotency-Key is longer than 255 characters.", outcome: ledger.OutcomeBadRequest, record: true}
-	}
-	return nil
+	return g.price(r, c, body)
 }
 
 // readBody reads the request body for pricing and puts it back for the
@@ -201,10 +192,7 @@ func (g *Gate) readBody(r *http.Request) ([]byte, *refusal) {
 		return nil, &refusal{status: http.StatusRequestEntityTooLarge, code: "keybrake_body_too_large",
 			message: "The request body is larger than Keybrake accepts.", outcome: ledger.OutcomeBadRequest, record: true}
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.Header.Del("Transfer-Encoding")
-	r.TransferEncoding = nil
+	setBody(r, body)
 	return body, nil
 }
 
@@ -217,7 +205,9 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 	}
 	// The response must arrive uncompressed for the gate to read it.
 	r.Header.Del("Accept-Encoding")
-	if err := g.cfg.Vendor.Authorize(r); err != nil {
+	err := g.cfg.Vendor.Authorize(r)
+	dropKeyHeaders(r, c.secret)
+	if err != nil {
 		// Nothing was forwarded: the reservation goes back and the call
 		// is refused in the vendor's format.
 		f := authorizeRefusal(err)
@@ -244,7 +234,7 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 			panic(aborted)
 		}
 	}()
-	err := next(cw, r)
+	err = next(cw, r)
 	settled = true
 	g.settle(r, c, res, cw.status, cw, err)
 	if err != nil && cw.status == 0 {
@@ -337,7 +327,7 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		zap.String("agent_run_label", c.key.RunLabel),
 		zap.String("vendor", g.cfg.Vendor.Name()),
 		zap.String("method", r.Method),
-		zap.String("path", c.path),
+		zap.String("path", c.recorded),
 		zap.String("endpoint", c.endpoint),
 		zap.Int("status", status),
 		zap.String("outcome", res.Outcome),
@@ -380,7 +370,7 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 		zap.String("call_id", c.id),
 		zap.String("vendor", g.cfg.Vendor.Name()),
 		zap.String("method", r.Method),
-		zap.String("path", r.URL.Path),
+		zap.String("path", c.pathForRecord(r)),
 		zap.Int("status", f.status),
 		zap.String("outcome", f.outcome),
 	}
@@ -393,10 +383,7 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	if !f.record || c.key == nil {
 		return
 	}
-	path := c.path
-	if path == "" {
-		path = truncate(r.URL.Path, 512)
-	}
+	path := c.pathForRecord(r)
 	err := g.cfg.Store.RecordRefusal(context.WithoutCancel(r.Context()), ledger.Call{
 		CallID:     c.id,
 		KeyID:      c.key.ID,
@@ -414,6 +401,24 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	if err != nil {
 		g.log.Error("recording refusal", zap.String("call_id", c.id), zap.Error(err))
 	}
+}
+
+// pathForRecord is the path as logged and audited: as the vendor's
+// PathRecorder gives it once the path is canonical, else the raw path with
+// any vault key it carries (a Twilio client may put it in the account
+// segment) masked, and never more than 512 bytes.
+func (c *call) pathForRecord(r *http.Request) string {
+	if c.recorded != "" {
+		return c.recorded
+	}
+	p := r.URL.Path
+	if !utf8.ValidString(p) {
+		p = strings.ToValidUTF8(p, "\ufffd")
+	}
+	if c.secret != "" {
+		p = strings.ReplaceAll(p, c.secret, "{vault_key}")
+	}
+	return truncate(p, 512)
 }
 
 func truncate(s string, n int) string {

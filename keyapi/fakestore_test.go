@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
 )
 
 // fakeStore is an in-memory ledger.Store for the handler tests: a
@@ -247,8 +248,8 @@ func (s *fakeStore) MarkUnknown(context.Context, string, ledger.Settlement) erro
 	return errFakeUnsupported
 }
 func (s *fakeStore) RecordRefusal(context.Context, ledger.Call) error { return errFakeUnsupported }
-func (s *fakeStore) FindVendorTxn(context.Context, string, string) (ledger.Call, error) {
-	return ledger.Call{}, errFakeUnsupported
+func (s *fakeStore) ObjectExposure(context.Context, string, string, string) (money.Micros, error) {
+	return 0, errFakeUnsupported
 }
 func (s *fakeStore) PendingCalls(context.Context, string, string, time.Time, int) ([]ledger.Call, error) {
 	return nil, errFakeUnsupported

@@ -16,16 +16,21 @@ const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, e
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
 	idempotency_key, replay_of, cost_state, started_at, finished_at, seq`
 
-// FindVendorTxn returns the latest settled call with that vendor transaction id.
-func (s *postgresStore) FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error) {
-	if txnID == "" {
-		return Call{}, fmt.Errorf("finding vendor transaction: %w", ErrNotFound)
+// ObjectExposure sums what a key has counted for one vendor object.
+func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
+	if object == "" {
+		return 0, nil
 	}
-	row := s.pool.QueryRow(ctx, `SELECT `+postgresCallColumns+` FROM calls
-		WHERE vendor = $1 AND vendor_txn_id = $2 AND cost_state = 'settled'
-		ORDER BY started_at DESC, seq DESC LIMIT 1`, vendor, txnID)
-	c, _, err := scanPostgresCall(row)
-	return c, s.wrapErr("finding vendor transaction", err)
+	var sum int64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(SUM(CASE
+			WHEN cost_state IN ('reserved', 'unknown') THEN reserved
+			WHEN cost_state IN ('settled', 'unpriced') THEN cost
+			ELSE 0 END), 0)::bigint
+		FROM calls WHERE key_id = $1 AND vendor_txn_id = $2 AND vendor = $3`, keyID, object, vendor).Scan(&sum)
+	if err != nil {
+		return 0, s.wrapErr("summing object exposure", err)
+	}
+	return money.Micros(sum), nil
 }
 
 // Audit lists calls oldest first. The cursor is the position of the last

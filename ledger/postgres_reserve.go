@@ -20,18 +20,23 @@ func (s *postgresStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveR
 	if r.Estimate < 0 {
 		return ReserveResult{}, fmt.Errorf("reserving cost: negative estimate %s", r.Estimate)
 	}
+	if r.Minimum < 0 {
+		return ReserveResult{}, fmt.Errorf("reserving cost: negative minimum %s", r.Minimum)
+	}
 	var res ReserveResult
-	var remaining int64
+	var remaining, held int64
 	err := s.pool.QueryRow(ctx,
-		`SELECT outcome, replay_of, run_label, remaining
-		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		`SELECT outcome, replay_of, run_label, remaining, held
+		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
-		int64(r.Estimate), r.IdempotencyKey, r.Now,
-	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining)
+		int64(r.Estimate), int64(r.Minimum), r.IdempotencyKey, r.Fingerprint, r.ReplayWindow.Microseconds(),
+		r.Object, r.Now,
+	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held)
 	if err != nil {
 		return ReserveResult{}, s.wrapErr("reserving cost", err)
 	}
 	res.Remaining = money.Micros(remaining)
+	res.Reserved = money.Micros(held)
 	return res, nil
 }
 

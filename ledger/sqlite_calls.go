@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,18 +33,22 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c Call) error {
 	return nil
 }
 
-func (s *sqliteStore) FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls
-		WHERE vendor = ? AND vendor_txn_id = ? AND cost_state = ?
-		ORDER BY started_at DESC, seq DESC LIMIT 1`, vendor, txnID, CostSettled)
-	c, _, err := sqliteScanCall(row)
-	if errors.Is(err, sql.ErrNoRows) || txnID == "" {
-		return Call{}, fmt.Errorf("finding %s transaction %q: %w", vendor, txnID, ErrNotFound)
+// ObjectExposure sums what a key has counted for one vendor object.
+func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
+	if object == "" {
+		return 0, nil
 	}
+	var sum int64
+	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE
+			WHEN cost_state IN (?, ?) THEN reserved
+			WHEN cost_state IN (?, ?) THEN cost
+			ELSE 0 END), 0)
+		FROM calls WHERE key_id = ? AND vendor_txn_id = ? AND vendor = ?`,
+		CostReserved, CostUnknown, CostSettled, CostUnpriced, keyID, object, vendor).Scan(&sum)
 	if err != nil {
-		return Call{}, fmt.Errorf("finding %s transaction %q: %w", vendor, txnID, s.mapErr(err))
+		return 0, fmt.Errorf("summing exposure of %s %q: %w", vendor, object, s.mapErr(err))
 	}
-	return c, nil
+	return money.Micros(sum), nil
 }
 
 const sqliteAuditCursorTag = "a1"

@@ -23,8 +23,8 @@ type sqliteKeyState struct {
 // connection: the key's counters cannot change between the cap check and
 // the reservation, so no interleaving of callers can exceed a cap.
 func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
-	if r.Estimate < 0 {
-		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d", r.CallID, r.Estimate)
+	if r.Estimate < 0 || r.Minimum < 0 {
+		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d or minimum %d", r.CallID, r.Estimate, r.Minimum)
 	}
 	var res ReserveResult
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
@@ -68,40 +68,46 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	case sqliteTime(r.Now) >= k.expiresAt:
 		res.Outcome = OutcomeExpired
 	}
-	if res.Outcome == "" && r.IdempotencyKey != "" {
-		res.ReplayOf, err = sqliteFindOriginal(ctx, tx, r.KeyID, r.IdempotencyKey)
+	if res.Outcome == "" && r.IdempotencyKey != "" && r.ReplayWindow > 0 {
+		var orig sqliteOriginal
+		orig, err = sqliteFindOriginal(ctx, tx, r)
 		if err != nil {
 			return ReserveResult{}, err
 		}
-		if res.ReplayOf != "" {
+		res.ReplayOf = orig.callID
+		switch {
+		case orig.callID == "":
+		case orig.requestHash != r.Fingerprint:
+			res.Outcome = OutcomeIdempotencyMismatch
+		case orig.costState == CostReserved:
+			res.Outcome = OutcomeIdempotencyInFlight
+		default:
 			res.Outcome = OutcomeIdempotentReplay
 		}
 	}
+	held := int64(0)
 	if res.Outcome == "" {
-		if k.fits(int64(r.Estimate)) {
-			res.Outcome = OutcomeForwarded
-		} else {
+		held = k.hold(int64(r.Estimate), int64(r.Minimum))
+		if held == 0 && r.Estimate > 0 {
 			res.Outcome = OutcomeCapHit
+		} else {
+			res.Outcome = OutcomeForwarded
 		}
 	}
-
-	held := int64(0)
 	costState := CostNone
 	if res.Outcome == OutcomeForwarded {
-		held = int64(r.Estimate)
 		costState = CostReserved
 	}
+	res.Reserved = money.Micros(held)
 	res.Remaining = k.remaining(held)
-
 	if _, err := tx.ExecContext(ctx, `INSERT INTO calls
 		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, status_code, reserved, cost,
-		 idempotency_key, replay_of, cost_state, day, started_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
+		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, day, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome), held,
-		r.IdempotencyKey, res.ReplayOf, costState, day, sqliteTime(r.Now)); err != nil {
+		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, day, sqliteTime(r.Now)); err != nil {
 		return ReserveResult{}, err
 	}
-
 	switch res.Outcome {
 	case OutcomeForwarded:
 		if _, err := tx.ExecContext(ctx,
@@ -123,23 +129,30 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	return res, nil
 }
 
+// sqliteOriginal is the original call of an idempotency key.
+type sqliteOriginal struct {
+	callID, requestHash, costState string
+}
+
 // sqliteFindOriginal returns the first call of the key with that idempotency
-// key that went to the vendor and is still live or settled, or "" if none
+// key that went to the vendor with a reservation and is still live or
+// settled, within the vendor's replay window; a zero sqliteOriginal if none
 // is. Refused calls (cost state none) do not count: a retry after a cap hit
 // is a new attempt. Released calls (the vendor refused; Stripe saves no
 // result for a request that failed validation) and unknown ones (the vendor
 // may never have seen them) do not count either: the retry may really move
 // money, so it is reserved anew.
-func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, keyID, idempotencyKey string) (string, error) {
-	var callID string
-	err := tx.QueryRowContext(ctx, `SELECT call_id FROM calls
+func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ReserveRequest) (sqliteOriginal, error) {
+	var o sqliteOriginal
+	err := tx.QueryRowContext(ctx, `SELECT call_id, request_hash, cost_state FROM calls
 		WHERE key_id = ? AND idempotency_key = ? AND replay_of = ''
-		  AND cost_state IN (?, ?, ?)
-		ORDER BY seq LIMIT 1`, keyID, idempotencyKey, CostReserved, CostSettled, CostUnpriced).Scan(&callID)
+		  AND cost_state IN (?, ?, ?) AND started_at > ?
+		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, CostReserved, CostSettled, CostUnpriced,
+		sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&o.callID, &o.requestHash, &o.costState)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+		return sqliteOriginal{}, nil
 	}
-	return callID, err
+	return o, err
 }
 
 // sqliteAddToDay adds to a key's day row, creating it on the day's first call.
@@ -151,17 +164,28 @@ func sqliteAddToDay(ctx context.Context, tx *sqliteTx, keyID string, day, spent,
 	return err
 }
 
-// fits reports whether estimate more stays within both caps. It compares
-// against the headroom rather than summing, so a huge estimate cannot
-// overflow into a pass.
-func (k sqliteKeyState) fits(estimate int64) bool {
-	if k.totalCap.Valid && estimate > k.totalCap.Int64-(k.spent+k.reserved) {
-		return false
+// hold is what a call may reserve: the whole estimate when it fits within
+// both caps; else, with a minimum set, the tighter cap's headroom when that
+// is at least the minimum; else 0 (a cap hit, for a call with an estimate).
+// It compares against the headroom rather than summing, so a huge estimate
+// cannot overflow into a pass.
+func (k sqliteKeyState) hold(estimate, minimum int64) int64 {
+	headroom, capped := int64(0), false
+	consider := func(cap sql.NullInt64, used int64) {
+		if cap.Valid && (!capped || cap.Int64-used < headroom) {
+			headroom, capped = cap.Int64-used, true
+		}
 	}
-	if k.dailyCap.Valid && estimate > k.dailyCap.Int64-(k.daySpent+k.dayReserved) {
-		return false
+	consider(k.totalCap, k.spent+k.reserved)
+	consider(k.dailyCap, k.daySpent+k.dayReserved)
+	switch {
+	case !capped || estimate <= headroom:
+		return estimate
+	case minimum > 0 && minimum <= headroom:
+		return headroom
+	default:
+		return 0
 	}
-	return true
 }
 
 // remaining is the headroom of the tighter cap once held more is reserved,
@@ -190,6 +214,10 @@ func refusalStatus(outcome string) int {
 	switch outcome {
 	case OutcomeCapHit:
 		return 429
+	case OutcomeIdempotencyMismatch:
+		return 400
+	case OutcomeIdempotencyInFlight:
+		return 409
 	case OutcomeForwarded, OutcomeIdempotentReplay:
 		return 0
 	default:

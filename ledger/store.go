@@ -47,16 +47,20 @@ const (
 const (
 	OutcomeForwarded        = "forwarded"
 	OutcomeIdempotentReplay = "idempotent_replay"
-	OutcomeCapHit           = "cap_hit"
-	OutcomeRevoked          = "revoked"
-	OutcomeExpired          = "expired"
-	OutcomeWrongVendor      = "wrong_vendor"
-	OutcomeEndpointDenied   = "endpoint_denied"
-	OutcomeUnknownCost      = "unknown_cost_denied"
-	OutcomeBadRequest       = "bad_request"
-	OutcomeUnauthenticated  = "unauthenticated"
-	OutcomeUpstreamError    = "upstream_error"
-	OutcomeClientGone       = "client_gone" // the client left before the vendor's answer arrived
+	// The vendor's idempotency key reused with another request, or while
+	// its original is still in flight: refused before forwarding.
+	OutcomeIdempotencyMismatch = "idempotency_mismatch"
+	OutcomeIdempotencyInFlight = "idempotency_in_flight"
+	OutcomeCapHit              = "cap_hit"
+	OutcomeRevoked             = "revoked"
+	OutcomeExpired             = "expired"
+	OutcomeWrongVendor         = "wrong_vendor"
+	OutcomeEndpointDenied      = "endpoint_denied"
+	OutcomeUnknownCost         = "unknown_cost_denied"
+	OutcomeBadRequest          = "bad_request"
+	OutcomeUnauthenticated     = "unauthenticated"
+	OutcomeUpstreamError       = "upstream_error"
+	OutcomeClientGone          = "client_gone" // the client left before the vendor's answer arrived
 )
 
 // Cost states of a call.
@@ -126,11 +130,33 @@ type ReserveRequest struct {
 	Path     string
 	Endpoint string // the allowlist entry matched
 	Estimate money.Micros
-	// IdempotencyKey, when not empty, makes a repeat of the same key and
-	// idempotency key a replay: nothing is reserved again, the call is
-	// recorded with OutcomeIdempotentReplay and ReplayOf names the original.
+	// Minimum, when above zero and below Estimate, lets Reserve hold less
+	// than Estimate: as much as the tighter cap's headroom allows, but at
+	// least Minimum (ReserveResult.Reserved says how much). Below Minimum
+	// the call is a cap hit.
+	Minimum money.Micros
+	// IdempotencyKey is the client's idempotency key, recorded on the call.
+	// With ReplayWindow above zero (the vendor honours the key), a later
+	// call of the same key with the same idempotency key, within the
+	// window of an original that was forwarded with a reservation and is
+	// still reserved, settled or unpriced, is:
+	//   - OutcomeIdempotentReplay when its Fingerprint equals the
+	//     original's and the original has finished: nothing is reserved and
+	//     ReplayOf names the original;
+	//   - OutcomeIdempotencyInFlight when the original is still reserved;
+	//   - OutcomeIdempotencyMismatch when the fingerprints differ.
+	// A released or unknown original makes no replay (the retry may really
+	// move money): the call is reserved anew.
 	IdempotencyKey string
-	Now            time.Time
+	// Fingerprint identifies the request (method, canonical path, body,
+	// scope headers), hashed by the gate.
+	Fingerprint  string
+	ReplayWindow time.Duration
+	// Object is the vendor object the call acts on when it is known before
+	// forwarding (a PaymentIntent being confirmed); it is recorded as the
+	// call's vendor transaction id, so ObjectExposure counts this call.
+	Object string
+	Now    time.Time
 }
 
 // ReserveResult is the outcome of Reserve.
@@ -147,6 +173,9 @@ type ReserveResult struct {
 	// Remaining is how much the tighter cap still allows after this
 	// reservation (or, on a cap hit, without it).
 	Remaining money.Micros
+	// Reserved is what was held for a forwarded call: the estimate, or
+	// less when a Minimum let it shrink to the headroom.
+	Reserved money.Micros
 }
 
 // Allowed reports whether the call may be forwarded.
@@ -274,9 +303,12 @@ type Store interface {
 	// and Cost are zero; CostState is CostNone.
 	RecordRefusal(ctx context.Context, c Call) error
 
-	// FindVendorTxn returns the most recent settled call with that vendor
-	// transaction id, for "have we seen this PaymentIntent". ErrNotFound if none.
-	FindVendorTxn(ctx context.Context, vendor, txnID string) (Call, error)
+	// ObjectExposure is what a key has counted for one vendor object (a
+	// PaymentIntent): the reservations held by its open calls (reserved or
+	// unknown) plus the costs of its settled and unpriced calls, over every
+	// call of the key whose vendor transaction id is object. A free call
+	// (a GET that returned the object) counts nothing.
+	ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error)
 	// Audit lists calls oldest first with a cursor for the next page.
 	Audit(ctx context.Context, f AuditFilter) ([]Call, string, error)
 	// Summary aggregates a run's calls by vendor and endpoint, ordered by

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // Allowlist is a key's list of endpoints, each "METHOD /path" where a "*"
@@ -113,6 +114,9 @@ func CanonicalPath(r *http.Request) (string, error) {
 	p := r.URL.Path
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("path must start with /")
+	}
+	if !utf8.ValidString(p) {
+		return "", fmt.Errorf("path is not valid UTF-8")
 	}
 	for _, s := range strings.Split(p[1:], "/") {
 		if s == "" || s == "." || s == ".." {

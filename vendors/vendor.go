@@ -7,25 +7,101 @@ package vendors
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/keybrake/keybrake/money"
 )
 
 // Estimate is what a request will cost, decided before it is forwarded.
+//
+// Every call the gate forwards is priced (Cost, Known), free for a reason the
+// vendor documents (Known with Cost 0), or refused (Known false: the
+// vendor's unknown_cost policy applies; or an *Error from Estimate).
 type Estimate struct {
 	// Cost is the amount to reserve.
 	Cost money.Micros
 	// Known is false when the cost cannot be told from the request; the
 	// gate then applies the vendor's unknown_cost policy.
 	Known bool
-	// SeenTxn, when set, names an earlier transaction (a PaymentIntent being
-	// confirmed or captured) whose amount Keybrake may already have counted.
-	// If the ledger has a settled call with that transaction id the call
-	// costs nothing more (Cost is then ignored); if not, the estimate is
-	// treated as unknown unless Known is true.
-	SeenTxn string
-	// Reason says, for an unknown cost, why (shown in the refusal).
+	// Reason says, for an unknown cost, why (shown in the refusal); for a
+	// free call, why it is free (docs/vendors.md lists the same reasons).
 	Reason string
+
+	// Minimum, when above zero and below Cost, lets the ledger reserve less
+	// than Cost: as much of Cost as the key's headroom allows, but at least
+	// Minimum. Fit then bounds the request to what was reserved (Twilio's
+	// TimeLimit), so the call cannot outspend its reservation.
+	Minimum money.Micros
+	// Fit returns the body to forward so that the call costs at most
+	// reserved. The gate calls it when Minimum is set, with
+	// Minimum <= reserved <= Cost.
+	Fit func(reserved money.Micros) ([]byte, error)
+
+	// Object names the vendor object the call acts on when it is known
+	// before forwarding (the pi_… of a confirm, a capture or an update).
+	// Exposure is then the most that object can have moved, in USD, once
+	// this call is done; the gate reserves Exposure less what the key has
+	// already counted for Object (Counted), never below zero, and Cost is
+	// ignored. A free GET never counts: only reservations and costs do.
+	Object   string
+	Exposure money.Micros
+	// Counted is set by the gate: what the key had counted for Object
+	// before this call. Settle uses it to price the call from the vendor's
+	// answer.
+	Counted money.Micros
+}
+
+// Idempotency says how a vendor honours an idempotency header. A true
+// replay (same method, canonical path, body and scope headers as an original
+// that was forwarded with a reservation, within Window) is answered from the
+// vendor's own cache and moves no money, so the gate forwards it free; the
+// same key with another request is refused with Mismatch before forwarding;
+// a replay while the original is still in flight is refused with InFlight.
+// A vendor that does not implement IdempotencyHonouring (Twilio) never gets
+// a free replay.
+type Idempotency struct {
+	// Header is the request header carrying the key ("Idempotency-Key").
+	Header string
+	// Methods are the methods on which the vendor honours it (POST).
+	Methods []string
+	// Window is how long the vendor keeps a key (Stripe, Resend: 24h).
+	Window time.Duration
+	// ScopeHeaders are request headers that scope keys at the vendor
+	// (Stripe-Account): they are part of the request's fingerprint.
+	ScopeHeaders []string
+	// Mismatch is the vendor's own refusal of a key reused with another
+	// request (Stripe: 400 idempotency_error; Resend: 409).
+	Mismatch Error
+	// InFlight is the vendor's refusal of a key whose first request is
+	// still running (Stripe: 409, retried by the SDKs).
+	InFlight Error
+}
+
+// Honours reports whether the vendor honours the header on method.
+func (i Idempotency) Honours(method string) bool {
+	if i.Header == "" || i.Window <= 0 {
+		return false
+	}
+	for _, m := range i.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// IdempotencyHonouring is implemented by a vendor that honours an
+// idempotency header.
+type IdempotencyHonouring interface {
+	Idempotency() Idempotency
+}
+
+// PathRecorder is implemented by a vendor whose request paths carry a
+// client-chosen segment that Authorize rewrites (Twilio's account SID, where
+// a client may have put the vault key): RecordedPath is the path as it is
+// logged and audited.
+type PathRecorder interface {
+	RecordedPath(path string) string
 }
 
 // Settle decisions: what the response means for the reservation.
@@ -53,6 +129,12 @@ type Error struct {
 	Status  int
 	Code    string // machine-readable, e.g. "keybrake_cap_hit"
 	Message string
+	// Type is the vendor's error type where it has one (Stripe's
+	// "idempotency_error"); empty means the vendor's default.
+	Type string
+	// Outcome is the call outcome recorded for this refusal when Estimate
+	// returns it; empty means bad_request.
+	Outcome string
 	// CapHit marks the answer with X-Keybrake-Cap-Hit: true and tells the
 	// vendor to add its own do-not-retry signals.
 	CapHit bool
@@ -60,6 +142,18 @@ type Error struct {
 	// unreachable, the upstream failed): vendors with a retry signal (Stripe)
 	// leave it to the SDK; every other refusal tells the SDK not to retry.
 	Retryable bool
+}
+
+// OutcomeCredentialDenied is the outcome of a call to an endpoint that mints
+// vendor credentials, refused whatever the key's allowlist says.
+const OutcomeCredentialDenied = "credential_denied"
+
+// MintsCredential is the refusal of an endpoint that mints vendor
+// credentials (Resend /api-keys, Twilio Keys, SigningKeys, sub-accounts): a
+// new full-access secret would be a permanent way around Keybrake.
+func MintsCredential(what string) *Error {
+	return &Error{Status: http.StatusForbidden, Code: "keybrake_credential_endpoint", Outcome: OutcomeCredentialDenied,
+		Message: "Keybrake refuses " + what + ": it mints vendor credentials, which would get around every cap. No vault key may call it."}
 }
 
 func (e *Error) Error() string { return e.Message }

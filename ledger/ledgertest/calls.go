@@ -1,7 +1,6 @@
 package ledgertest
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
@@ -41,46 +40,6 @@ func testRecordRefusal(f *fixture) {
 	}
 	// Refusals before reservation move no counter.
 	f.wantUsage(k.ID, t0, usage{})
-}
-
-func testFindVendorTxn(f *fixture) {
-	t := f.t
-	stripe := f.newKey(nil)
-	twilio := f.newKey(func(k *ledger.Key) { k.Vendor = "twilio" })
-	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
-	settleWith := func(k ledger.Key, m int, txn string) string {
-		id := f.reserve(k, usd("5"), at(m), ledger.OutcomeForwarded)
-		f.settle(id, ledger.Settlement{StatusCode: 200, Cost: usd("5"), VendorAmount: ptr(int64(500)),
-			VendorCurrency: "usd", VendorTxnID: txn, Now: at(m).Add(time.Second)})
-		return id
-	}
-	settleWith(stripe, 1, "pi_A")
-	latestA := settleWith(stripe, 2, "pi_A") // a second call naming the same PaymentIntent
-	onlyB := settleWith(stripe, 3, "pi_B")
-	sm := settleWith(twilio, 4, "SM_A")
-	open := f.reserve(stripe, usd("5"), at(5), ledger.OutcomeForwarded)
-	f.markUnknown(open, ledger.Settlement{StatusCode: 504, VendorTxnID: "pi_C", Now: at(6)})
-
-	for _, c := range []struct{ vendor, txn, keyID, callID string }{
-		{"stripe", "pi_A", stripe.ID, latestA},
-		{"stripe", "pi_B", stripe.ID, onlyB},
-		{"twilio", "SM_A", twilio.ID, sm},
-	} {
-		got, err := f.s.FindVendorTxn(f.ctx, c.vendor, c.txn)
-		if err != nil {
-			t.Fatalf("FindVendorTxn(%s, %s): %v", c.vendor, c.txn, err)
-		}
-		f.wantCall(got, f.call(c.keyID, c.callID))
-	}
-	for _, c := range []struct{ vendor, txn string }{
-		{"twilio", "pi_A"},    // another vendor's id
-		{"stripe", "SM_A"},    // likewise
-		{"stripe", "pi_none"}, // never seen
-		{"stripe", "pi_C"},    // seen only on a call that is not settled
-	} {
-		_, err := f.s.FindVendorTxn(f.ctx, c.vendor, c.txn)
-		wantErrIs(t, fmt.Sprintf("FindVendorTxn(%s, %s)", c.vendor, c.txn), err, ledger.ErrNotFound)
-	}
 }
 
 func testAuditFilters(f *fixture) {
@@ -231,13 +190,13 @@ func testSummary(f *fixture) {
 	}
 
 	// stripe, POST /v1/payment_intents
-	p1 := f.request(kS, usd("1"), at(1), func(r *ledger.ReserveRequest) { r.IdempotencyKey = "idemP1" })
+	p1 := f.request(kS, usd("1"), at(1), withIdem("idemP1", "fpP1"))
 	f.reserveReq(p1, ledger.OutcomeForwarded)
 	ok(p1.CallID, "1")
 	ok(f.reserve(kS, usd("2"), at(2), ledger.OutcomeForwarded), "2")
 	f.reserve(kS, usd("4"), at(3), ledger.OutcomeForwarded) // still open
 	f.reserve(kS, usd("5"), at(4), ledger.OutcomeCapHit)
-	f.reserveReq(f.request(kS, usd("1"), at(5), func(r *ledger.ReserveRequest) { r.IdempotencyKey = "idemP1" }),
+	f.reserveReq(f.request(kS, usd("1"), at(5), withIdem("idemP1", "fpP1")),
 		ledger.OutcomeIdempotentReplay)
 	f.markUnknown(f.reserve(kS, usd("1"), at(6), ledger.OutcomeForwarded), ledger.Settlement{StatusCode: 504, Now: at(7)})
 	if _, err := f.s.RevokeKey(f.ctx, kR.ID, at(0)); err != nil {

@@ -31,6 +31,10 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Reserve/UnknownKey", testReserveUnknownKey},
 		{"Reserve/RefusalOrder", testReserveRefusalOrder},
 		{"Reserve/IdempotentReplay", testIdempotentReplay},
+		{"Reserve/IdempotencyMismatch", testIdempotencyMismatch},
+		{"Reserve/IdempotencyWindow", testIdempotencyWindow},
+		{"Reserve/Minimum", testReserveMinimum},
+		{"Reserve/ObjectExposure", testObjectExposure},
 		{"Reserve/RefusalsAreRecorded", testRefusalsAreRecorded},
 		{"Reserve/Remaining", testReserveRemaining},
 
@@ -44,7 +48,6 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Settle/NotFoundAndRefused", testSettleNotFoundAndRefused},
 
 		{"Calls/RecordRefusal", testRecordRefusal},
-		{"Calls/FindVendorTxn", testFindVendorTxn},
 		{"Calls/AuditFilters", testAuditFilters},
 		{"Calls/AuditPaging", testAuditPaging},
 		{"Calls/Summary", testSummary},

@@ -67,7 +67,10 @@ func WriteJSONError(w http.ResponseWriter, e *vendors.Error) {
 // it cannot parse, and obeys Stripe-Should-Retry before anything else.
 func WriteStripeError(w http.ResponseWriter, e *vendors.Error) {
 	typ := "invalid_request_error"
-	if e.Status >= 500 {
+	switch {
+	case e.Type != "":
+		typ = e.Type
+	case e.Status >= 500:
 		typ = "api_error"
 	}
 	if !e.Retryable {

@@ -7,138 +7,208 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
 
-// pricing says how an endpoint's cost is told.
-type pricing int
-
-const (
-	free           pricing = iota // moves no money
-	amountCurrency                // the request's amount in its currency
-	seenIntent                    // counted when its PaymentIntent was created
-	unknownCost                   // moves money Keybrake cannot tell from the request
-)
-
-// rule prices one money-moving endpoint. Path segments "*" match one segment.
-type rule struct {
-	method  string
-	path    []string
-	pricing pricing
-	// amountField is the form field holding the amount (default "amount").
-	amountField string
-	// optionalAmount: a missing amount means "all of it", which the
-	// request cannot tell (a full refund): unknown cost.
-	optionalAmount bool
-}
-
-// rules lists every money-moving endpoint of Stripe's v1 API that Keybrake
-// prices. Any other v1 call moves no money by itself; any v2 write is of
-// unknown cost (fail closed: v2 money movement is priced in JSON bodies
-// Keybrake does not read yet).
-var rules = []rule{
-	{method: "POST", path: segs("/v1/payment_intents"), pricing: amountCurrency},
-	{method: "POST", path: segs("/v1/payment_intents/*"), pricing: amountCurrency, optionalAmount: true},
-	{method: "POST", path: segs("/v1/payment_intents/*/confirm"), pricing: seenIntent},
-	{method: "POST", path: segs("/v1/payment_intents/*/capture"), pricing: seenIntent},
-	{method: "POST", path: segs("/v1/payment_intents/*/increment_authorization"), pricing: unknownCost},
-	{method: "POST", path: segs("/v1/charges"), pricing: amountCurrency},
-	{method: "POST", path: segs("/v1/charges/*/capture"), pricing: seenIntent},
-	{method: "POST", path: segs("/v1/refunds"), pricing: amountCurrency, optionalAmount: true},
-	{method: "POST", path: segs("/v1/charges/*/refunds"), pricing: amountCurrency, optionalAmount: true},
-	{method: "POST", path: segs("/v1/transfers"), pricing: amountCurrency},
-	{method: "POST", path: segs("/v1/payouts"), pricing: amountCurrency},
-	{method: "POST", path: segs("/v1/topups"), pricing: amountCurrency},
-	{method: "POST", path: segs("/v1/invoices/*/pay"), pricing: unknownCost},
-	{method: "POST", path: segs("/v1/subscriptions"), pricing: unknownCost},
-	{method: "POST", path: segs("/v1/customers/*/subscriptions"), pricing: unknownCost},
-}
-
-func segs(p string) []string { return strings.Split(strings.TrimPrefix(p, "/"), "/") }
-
-func (r *rule) matches(method string, path []string) bool {
-	if r.method != method || len(r.path) != len(path) {
-		return false
-	}
-	for i, s := range r.path {
-		if s != "*" && s != path[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func findRule(method, path string) *rule {
-	p := segs(path)
-	for i := range rules {
-		if rules[i].matches(method, p) {
-			return &rules[i]
-		}
-	}
-	return nil
-}
-
-// Estimate implements vendors.Vendor.
+// Estimate implements vendors.Vendor: every call is priced from what the
+// request says (and, for an object that already exists, from the object as
+// Stripe has it), free because Stripe documents it moves no money, or of
+// unknown cost.
 func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error) {
 	path := r.URL.Path
 	if strings.HasPrefix(path, "/v2/") && r.Method != http.MethodGet {
 		return vendors.Estimate{Reason: "Stripe v2 writes are not priced by Keybrake"}, nil
 	}
-	rl := findRule(r.Method, path)
-	if rl == nil {
+	kind := classify(r.Method, path)
+	switch kind {
+	case free:
 		return vendors.Estimate{Known: true}, nil
-	}
-	switch rl.pricing {
-	case seenIntent:
-		// /v1/payment_intents/{id}/confirm: the id is the third segment.
-		return vendors.Estimate{SeenTxn: segs(path)[2], Reason: "the amount of " + segs(path)[2] + " was not seen by Keybrake"}, nil
-	case unknownCost:
-		return vendors.Estimate{Reason: "the cost of " + r.Method + " " + path + " cannot be told from the request"}, nil
+	case unlisted:
+		return vendors.Estimate{Reason: r.Method + " " + truncate(path, 120) + " may move money and has no price rule"}, nil
 	}
 	form, err := parseForm(r, body)
 	if err != nil {
 		return vendors.Estimate{}, err
 	}
-	amountField := rl.amountField
-	if amountField == "" {
-		amountField = "amount"
+	switch kind {
+	case amountCurrency:
+		return v.estimateCreate(form)
+	case refund:
+		return v.estimateRefund(r, form)
+	default:
+		return v.estimateOnObject(r, kind, form)
 	}
-	amountStr, err := single(form, amountField)
+}
+
+// estimateCreate prices a create that names its amount and currency.
+func (v *Vendor) estimateCreate(form url.Values) (vendors.Estimate, error) {
+	amount, currency, err := amountAndCurrency(form, "amount")
 	if err != nil {
 		return vendors.Estimate{}, err
 	}
-	if amountStr == "" {
-		if rl.optionalAmount && rl.path[len(rl.path)-1] == "*" {
-			// An update that does not change the amount moves no money.
-			return vendors.Estimate{Known: true}, nil
-		}
-		if rl.optionalAmount {
-			return vendors.Estimate{Reason: "a refund without an amount refunds an amount Keybrake cannot tell"}, nil
-		}
-		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: "+amountField+".")
+	if amount == nil {
+		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: amount.")
 	}
-	amount, err := strconv.ParseInt(amountStr, 10, 64)
-	if err != nil || amount < 0 {
-		return vendors.Estimate{}, badParam("parameter_invalid_integer", "Invalid integer: "+amountStr)
+	if currency == "" {
+		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: currency.")
+	}
+	cost, err := v.toUSD(*amount, currency)
+	if err != nil {
+		return vendors.Estimate{}, err
+	}
+	return vendors.Estimate{Cost: cost, Known: true}, nil
+}
+
+// estimateRefund prices a refund at its amount; without one Stripe refunds
+// all that remains, which is read from the charge or intent at Stripe.
+func (v *Vendor) estimateRefund(r *http.Request, form url.Values) (vendors.Estimate, error) {
+	amount, currency, err := amountAndCurrency(form, "amount")
+	if err != nil {
+		return vendors.Estimate{}, err
+	}
+	collection, id := "charges", ""
+	if p := segs(r.URL.Path); len(p) >= 3 && p[1] == "charges" {
+		id = p[2]
+	} else if ch, err := single(form, "charge"); err != nil {
+		return vendors.Estimate{}, err
+	} else if ch != "" {
+		id = ch
+	} else if pi, err := single(form, "payment_intent"); err != nil {
+		return vendors.Estimate{}, err
+	} else if pi != "" {
+		collection, id = "payment_intents", pi
+	}
+	if id == "" {
+		// A refund of no charge (a customer's cash balance) is priced in
+		// the currency it names.
+		if amount == nil || currency == "" {
+			return vendors.Estimate{Reason: "a refund names no charge or payment intent whose currency Keybrake can read"}, nil
+		}
+		cost, err := v.toUSD(*amount, currency)
+		if err != nil {
+			return vendors.Estimate{}, err
+		}
+		return vendors.Estimate{Cost: cost, Known: true}, nil
+	}
+	// The charge's currency, never the request's: Stripe refunds a charge
+	// in its own currency.
+	obj, err := v.lookup(r.Context(), r, collection, id)
+	if err != nil {
+		return vendors.Estimate{Reason: err.Error()}, nil
+	}
+	refunded := obj.AmountReceived // an intent: at most all it received
+	if collection == "charges" {
+		refunded = obj.AmountCaptured - obj.AmountRefunded
+	}
+	if amount != nil {
+		refunded = *amount
+	}
+	cost, err := v.toUSD(max(refunded, 0), obj.Currency)
+	if err != nil {
+		return vendors.Estimate{}, err
+	}
+	return vendors.Estimate{Cost: cost, Known: true}, nil
+}
+
+// estimateOnObject prices a call on a PaymentIntent or Charge that exists
+// already: the most the object can have moved once the call is done
+// (Exposure), from the request's own parameters and the object as Stripe
+// has it. The gate reserves that less what the key counted for the object,
+// so a currency switch, an amount raised by an update, a capture above the
+// authorisation or a confirm of an intent created elsewhere is priced,
+// while a confirm of an intent the key created and paid for costs nothing
+// more.
+func (v *Vendor) estimateOnObject(r *http.Request, kind pricing, form url.Values) (vendors.Estimate, error) {
+	id := segs(r.URL.Path)[2]
+	amountField := "amount"
+	switch kind {
+	case intentCapture:
+		amountField = "amount_to_capture"
+	}
+	amount, currency, err := amountAndCurrency(form, amountField)
+	if err != nil {
+		return vendors.Estimate{}, err
+	}
+	if kind == intentUpdate && amount == nil && currency == "" {
+		// An update that changes neither amount nor currency moves no
+		// money: metadata, description, payment method, capture method.
+		return vendors.Estimate{Known: true}, nil
+	}
+	if kind == intentIncrement && amount == nil {
+		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: amount.")
+	}
+	collection := "payment_intents"
+	if kind == chargeCapture {
+		collection = "charges"
+	}
+	obj, err := v.lookup(r.Context(), r, collection, id)
+	if err != nil {
+		return vendors.Estimate{Reason: err.Error(), Object: id}, nil
+	}
+	if currency == "" || kind != intentUpdate {
+		// Only an update may change the currency; elsewhere a currency
+		// parameter is not Stripe's and the object's currency holds.
+		currency = obj.Currency
+	}
+	var exposure int64
+	switch kind {
+	case intentUpdate, intentIncrement:
+		exposure = *obj.Amount
+		if amount != nil {
+			exposure = *amount
+		}
+	case intentConfirm:
+		exposure = *obj.Amount
+	case intentCapture:
+		capturing := obj.AmountCapturable
+		if amount != nil {
+			capturing = *amount
+		}
+		exposure = max(obj.AmountReceived+capturing, *obj.Amount)
+	case chargeCapture:
+		exposure = *obj.Amount
+		if amount != nil {
+			exposure = max(*amount, exposure)
+		}
+	}
+	usd, err := v.toUSD(exposure, currency)
+	if err != nil {
+		return vendors.Estimate{}, err
+	}
+	return vendors.Estimate{Known: true, Object: id, Exposure: usd}, nil
+}
+
+// amountAndCurrency reads an amount field (nil when absent) and the
+// currency ("" when absent), each given at most once.
+func amountAndCurrency(form url.Values, amountField string) (*int64, string, error) {
+	s, err := single(form, amountField)
+	if err != nil {
+		return nil, "", err
 	}
 	currency, err := single(form, "currency")
 	if err != nil {
-		return vendors.Estimate{}, err
+		return nil, "", err
 	}
-	if currency == "" {
-		if rl.optionalAmount {
-			// A refund's (or an update's) currency is its object's;
-			// without it the amount cannot be priced.
-			return vendors.Estimate{Reason: "an amount without a currency cannot be priced"}, nil
-		}
-		return vendors.Estimate{}, badParam("parameter_missing", "Missing required param: currency.")
+	if s == "" {
+		return nil, currency, nil
 	}
+	amount, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || amount < 0 {
+		return nil, "", badParam("parameter_invalid_integer", "Invalid integer: "+truncate(s, 40))
+	}
+	return &amount, currency, nil
+}
+
+// toUSD prices an amount in a currency's minor units, refusing a currency
+// with no configured rate.
+func (v *Vendor) toUSD(amount int64, currency string) (money.Micros, error) {
 	cost, err := v.rates.ToUSD(amount, currency)
 	if err != nil {
-		return vendors.Estimate{}, badParam("keybrake_currency_not_priced",
-			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(currency), err))
+		return 0, badParam("keybrake_currency_not_priced",
+			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(truncate(currency, 10)), err))
 	}
-	return vendors.Estimate{Cost: cost, Known: true}, nil
+	return cost, nil
 }
 
 // parseForm reads Stripe's form-encoded parameters from the body (POST) and
@@ -157,7 +227,11 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 			return nil, badParam("keybrake_malformed_body", "The request body is not valid form encoding.")
 		}
 	}
-	for k, vs := range r.URL.Query() {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badParam("keybrake_malformed_query", "The query string is not valid form encoding.")
+	}
+	for k, vs := range query {
 		form[k] = append(form[k], vs...)
 	}
 	return form, nil
@@ -179,4 +253,11 @@ func single(form url.Values, name string) (string, error) {
 // badParam is a 400 refusal of a request parameter; msg names the parameter.
 func badParam(code, msg string) *vendors.Error {
 	return &vendors.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
