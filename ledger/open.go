@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -53,18 +54,35 @@ func Open(ctx context.Context, dsn string, logger *zap.Logger) (Store, error) {
 	return open(ctx, dsn, logger)
 }
 
-// redactDSN hides a password in a DSN so it can be logged.
+// redactDSN hides every password in a DSN so it can be logged: the URL's
+// userinfo password, a password (or sslpassword) query parameter, and a
+// password=… pair of a keyword/value DSN.
 func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && strings.Contains(dsn, "://") {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		for name := range q {
+			if strings.Contains(strings.ToLower(name), "password") {
+				q.Set(name, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
 	}
-	userinfo := dsn[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return dsn[:scheme+3] + user + ":xxxxx" + dsn[at:]
+	if strings.Contains(dsn, "://") {
+		// Not a URL Go can parse: show only the scheme.
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return scheme + "://(unparseable DSN)"
 	}
-	return dsn
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.Contains(strings.ToLower(k), "password") {
+			fields[i] = k + "=xxxxx"
+		}
+	}
+	return strings.Join(fields, " ")
 }
 
 // RedactDSN is redactDSN for other packages' logs.

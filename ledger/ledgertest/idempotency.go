@@ -178,7 +178,9 @@ func testIdempotencyWindow(f *fixture) {
 func testReserveMinimum(f *fixture) {
 	t := f.t
 	k := f.newKey(func(k *ledger.Key) { k.TotalCap, k.DailyCap = capOf("10"), capOf("4") })
-	withMin := func(m string) func(r *ledger.ReserveRequest) { return func(r *ledger.ReserveRequest) { r.Minimum = usd(m) } }
+	withMin := func(m string) func(r *ledger.ReserveRequest) {
+		return func(r *ledger.ReserveRequest) { r.Minimum = usd(m) }
+	}
 	res := f.reserveReq(f.request(k, usd("3"), t0, withMin("1")), ledger.OutcomeForwarded)
 	if res.Reserved != usd("3") {
 		t.Fatalf("fits whole: reserved %s; want 3", res.Reserved)
