@@ -57,6 +57,7 @@ type miniGate struct {
 	mu       sync.Mutex
 	spent    money.Micros
 	results  []vendors.Result
+	recorded []string // paths as audited
 }
 
 func (g *miniGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -73,14 +74,27 @@ func (g *miniGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.mu.Lock()
-	if !est.Known || g.spent+est.Cost > g.cap {
+	g.recorded = append(g.recorded, g.v.RecordedPath(r.URL.Path))
+	reserve := est.Cost
+	if est.Minimum > 0 && g.cap-g.spent < reserve {
+		reserve = max(est.Minimum, g.cap-g.spent) // as much as the headroom allows
+	}
+	if !est.Known || g.spent+reserve > g.cap {
 		g.mu.Unlock()
 		w.Header().Set("X-Keybrake-Cap-Hit", "true")
 		g.v.WriteError(w, &vendors.Error{Status: 429, Code: "keybrake_cap_hit", Message: "This vault key's cap is reached.", CapHit: true})
 		return
 	}
-	g.spent += est.Cost
+	g.spent += reserve
 	g.mu.Unlock()
+	if est.Fit != nil {
+		if body, err = est.Fit(reserve); err != nil {
+			t := err.(*vendors.Error)
+			g.v.WriteError(w, t)
+			return
+		}
+		r.ContentLength = int64(len(body))
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := g.v.Authorize(r); err != nil {
 		g.v.WriteError(w, &vendors.Error{Status: 400, Code: "keybrake_bad_request", Message: err.Error()})
@@ -207,5 +221,98 @@ func TestTwilioGoSeesRefusals(t *testing.T) {
 		if !errors.As(err, &te) || te.Status != c.status || te.Code != c.code {
 			t.Errorf("password %q: err = %v", c.pw, err)
 		}
+	}
+}
+
+// newTwilioGo returns a twilio-go client that sends everything to srv with
+// user as the Basic user (and path account SID) and the vault key.
+func newTwilioGo(srv *httptest.Server, user string) *twiliogo.RestClient {
+	u, _ := url.Parse(srv.URL)
+	c := &client.Client{Credentials: client.NewCredentials(user, vaultKey), HTTPClient: &http.Client{Transport: toServer{u}}}
+	c.SetAccountSid(user)
+	return twiliogo.NewRestClientWithParams(twiliogo.ClientParams{Client: c})
+}
+
+// twilio-go's call create through the gate: priced from its TimeLimit, and
+// when the cap is smaller the call goes upstream with a TimeLimit the
+// reservation covers. The vault key sent as the username is never in the
+// audited path.
+func TestTwilioGoCallBoundedByCap(t *testing.T) {
+	upstream := &fakeTwilio{}
+	us := httptest.NewServer(upstream)
+	defer us.Close()
+	usURL, _ := url.Parse(us.URL)
+	gate := &miniGate{v: newVendor(t, Config{}), upstream: usURL, cap: 10*DefaultVoicePerMinute + 5_000}
+	kb := httptest.NewServer(gate)
+	defer kb.Close()
+	tw := newTwilioGo(kb, vaultKey) // the vault key as the username too
+
+	p := &openapi.CreateCallParams{}
+	p.SetTo("+14155550100")
+	p.SetFrom("+15005550006")
+	p.SetUrl("https://example.com/twiml")
+	p.SetTimeLimit(3600)
+	if _, err := tw.Api.CreateCall(p); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	upstream.mu.Lock()
+	got := upstream.requests[0]
+	upstream.mu.Unlock()
+	form, _ := url.ParseQuery(got.body)
+	if tl := form["TimeLimit"]; len(tl) != 1 || tl[0] != "600" {
+		t.Errorf("upstream TimeLimit %v; want [600] (10 minutes reserved)", tl)
+	}
+	if form.Get("To") != "+14155550100" || form.Get("Url") != "https://example.com/twiml" {
+		t.Errorf("upstream form %v", form)
+	}
+	if gate.spent != 10*DefaultVoicePerMinute+5_000 {
+		t.Errorf("reserved %v", gate.spent)
+	}
+	// The next call cannot get a minute.
+	var te *client.TwilioRestError
+	if _, err := tw.Api.CreateCall(p); !errors.As(err, &te) || te.Status != 429 {
+		t.Errorf("second call: %v", err)
+	}
+	for _, rp := range gate.recorded {
+		if strings.Contains(rp, vaultKey) || !strings.Contains(rp, realSID) {
+			t.Errorf("audited path %q", rp)
+		}
+	}
+}
+
+// twilio-go's credential calls are refused whatever the cap: a new API
+// key, a sub-account, and the account fetch (which carries the auth token).
+func TestTwilioGoCredentialEndpointsRefused(t *testing.T) {
+	upstream := &fakeTwilio{}
+	us := httptest.NewServer(upstream)
+	defer us.Close()
+	usURL, _ := url.Parse(us.URL)
+	gate := &miniGate{v: newVendor(t, Config{}), upstream: usURL, cap: 1_000 * money.PerDollar}
+	kb := httptest.NewServer(gate)
+	defer kb.Close()
+	tw := newTwilioGo(kb, clientSID)
+	calls := map[string]func() error{
+		"CreateNewKey": func() error { _, err := tw.Api.CreateNewKey(&openapi.CreateNewKeyParams{}); return err },
+		"CreateNewSigningKey": func() error {
+			_, err := tw.Api.CreateNewSigningKey(&openapi.CreateNewSigningKeyParams{})
+			return err
+		},
+		"CreateAccount": func() error { _, err := tw.Api.CreateAccount(&openapi.CreateAccountParams{}); return err },
+		"FetchAccount":  func() error { _, err := tw.Api.FetchAccount(clientSID); return err },
+		"CreateSipCredentialList": func() error {
+			p := &openapi.CreateSipCredentialListParams{}
+			p.SetFriendlyName("x")
+			_, err := tw.Api.CreateSipCredentialList(p)
+			return err
+		},
+	}
+	for name, call := range calls {
+		var te *client.TwilioRestError
+		if err := call(); !errors.As(err, &te) || te.Status != 403 || te.Code != 20403 {
+			t.Errorf("%s: %v; want a 403", name, err)
+		}
+	}
+	if len(upstream.requests) != 0 {
+		t.Errorf("upstream reached: %v", upstream.requests)
 	}
 }

@@ -53,8 +53,8 @@ func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, body []byte,
 	if dec != vendors.DecisionSettle {
 		return vendors.Result{Decision: dec}
 	}
-	switch classify(r.Method, r.URL.Path) {
-	case kindMessage, kindCall:
+	switch kind, _ := classify(r.Method, r.URL.Path); kind {
+	case kindMessage, kindCall, kindParticipant:
 	default:
 		if !est.Known {
 			return vendors.Result{Decision: vendors.DecisionUnpriced}

@@ -15,9 +15,10 @@
 //     segment, whatever it holds, to the real account SID;
 //   - upstream, Keybrake sends Basic AccountSID:AuthToken (or
 //     APIKey:AuthToken when an API key is configured) and the real account
-//     SID in the path. A path without an account segment
-//     (/2010-04-01/Accounts.json, anything outside /2010-04-01/Accounts/…) is
-//     refused.
+//     SID in the path. A path without an account segment (anything outside
+//     /2010-04-01/Accounts/…) is refused. The path is logged and audited as
+//     it goes upstream (RecordedPath), so a vault key sent as the username
+//     never reaches the audit trail.
 //
 // So this works with no other change than pointing twilio-go's HTTP client
 // at Keybrake:
@@ -27,19 +28,32 @@
 //
 // # Cost
 //
-//   - POST …/Messages.json: an SMS costs its segments (see Segments) × the
-//     SMS rate of the destination's longest E.164 prefix in the rate table;
-//     an MMS (any MediaUrl, or SendAsMms=true) costs the prefix's MMS rate
-//     per message. The defaults are Twilio's US/Canada prices (DefaultSMS,
-//     DefaultMMS, as of DefaultRatesDate); other countries are configured
-//     per prefix. A destination with no rate (another country, a non-US
-//     NANP area code, a whatsapp: address, a Content template whose length
-//     Keybrake cannot see) is of unknown cost unless a DefaultRate is set.
-//   - POST …/Calls.json and …/Conferences/{sid}/Participants.json (which
-//     dials out) reserve CallMaxUSD, a configured maximum per call (default
-//     $1.00).
-//   - POST …/IncomingPhoneNumbers.json (buying a number) is of unknown cost.
-//   - Everything else (GET, DELETE, updates) costs nothing.
+// Every POST is priced, free for a reason Twilio documents, or refused (see
+// docs/vendors.md for the table); Messages.json, Messages.xml and Messages
+// are the same resource, and so are all Twilio resources with or without
+// an extension.
+//
+//   - POST …/Messages: an SMS costs its segments (see Segments) × the SMS
+//     rate of the destination's longest E.164 prefix in the rate table; an
+//     MMS (any MediaUrl, at most 10, or SendAsMms=true) costs the prefix's
+//     MMS rate per message, or what it costs as SMS segments if Twilio
+//     converts it, whichever is more. A parameter given twice is refused;
+//     a ContentSid template or a destination with no rate is of unknown
+//     cost.
+//   - POST …/Calls and …/Conferences/{sid}/Participants: TimeLimit (Twilio's
+//     default 14400 s when absent) in started minutes × the destination's
+//     per-minute voice rate. When the key's headroom is smaller, the gate
+//     reserves less (at least one minute) and Estimate.Fit writes a
+//     TimeLimit the reservation covers. Recording, answering machine
+//     detection, transcription and inline TwiML that dials or records add
+//     charges Keybrake cannot bound: unknown cost.
+//   - Free POSTs: redacting or cancelling a message (Messages/{sid} with
+//     Body="" or Status=canceled) and hanging up a call (Calls/{sid} with
+//     Status=completed or canceled). Every other POST is of unknown cost.
+//   - GET, HEAD and DELETE move no money.
+//   - Credential endpoints (Keys, SigningKeys, SIP credential lists and IP
+//     access lists, the Accounts list and the Account resource, whose
+//     answers carry auth tokens) are refused whatever the allowlist.
 //
 // # Settlement
 //
@@ -60,7 +74,6 @@ package twilio
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -69,9 +82,6 @@ import (
 
 // Name is the vendor name of Twilio.
 const Name = "twilio"
-
-// DefaultCallMaxUSD is the default reservation for a call: $1.00.
-const DefaultCallMaxUSD money.Micros = 1_000_000
 
 // APIVersion is the path prefix of Twilio's REST API.
 const APIVersion = "2010-04-01"
@@ -93,19 +103,29 @@ type Config struct {
 	// nil: such messages are of unknown cost (the unknown_cost policy
 	// applies).
 	DefaultRate *Rate `json:"default_rate,omitempty"`
-	// CallMaxUSD is what a call reserves until Twilio prices it. Default
-	// DefaultCallMaxUSD ($1.00).
+	// VoiceRates overrides or extends the default per-minute voice rate
+	// table per E.164 prefix (see DefaultVoiceRates). Default none.
+	VoiceRates VoiceRateTable `json:"voice_rates,omitempty"`
+	// DefaultVoiceRate prices a minute of a call to a destination with no
+	// voice rate in the table (another country, a client: or sip:
+	// address). Default 0: such calls are of unknown cost.
+	DefaultVoiceRate money.Micros `json:"default_voice_rate,omitempty"`
+	// CallMaxUSD, when set, is the most one call may cost: its TimeLimit is
+	// lowered to the minutes it buys. Default 0: no bound but the key's
+	// headroom and TimeLimit.
 	CallMaxUSD money.Micros `json:"call_max_usd,omitempty"`
 }
 
 // Vendor is Twilio.
 type Vendor struct {
-	accountSID  string
-	rates       RateTable
-	defaultRate *Rate
-	callMax     money.Micros
-	from        declared.CredentialConfig
-	inject      declared.InjectConfig
+	accountSID   string
+	rates        RateTable
+	defaultRate  *Rate
+	voiceRates   VoiceRateTable
+	defaultVoice money.Micros
+	callMax      money.Micros
+	from         declared.CredentialConfig
+	inject       declared.InjectConfig
 }
 
 // New returns the Twilio vendor.
@@ -119,8 +139,18 @@ func New(cfg Config) (*Vendor, error) {
 	if cfg.APIKey != "" && !alnum(cfg.APIKey) {
 		return nil, fmt.Errorf("twilio: api_key must be alphanumeric (SK…)")
 	}
-	if cfg.CallMaxUSD < 0 {
-		return nil, fmt.Errorf("twilio: call_max_usd must not be negative")
+	if cfg.CallMaxUSD < 0 || cfg.DefaultVoiceRate < 0 {
+		return nil, fmt.Errorf("twilio: call_max_usd and default_voice_rate must not be negative")
+	}
+	voice := DefaultVoiceRates()
+	for p, r := range cfg.VoiceRates {
+		if err := validPrefix(p); err != nil {
+			return nil, fmt.Errorf("twilio: voice %v", err)
+		}
+		if r.PerMinute < 0 || (r.PerMinute == 0) != r.Unknown {
+			return nil, fmt.Errorf("twilio: voice rate %s: want a positive price per minute, or unknown", p)
+		}
+		voice[p] = r
 	}
 	rates := DefaultRates()
 	for p, r := range cfg.Rates {
@@ -135,21 +165,19 @@ func New(cfg Config) (*Vendor, error) {
 	if d := cfg.DefaultRate; d != nil && (d.SMS < 0 || d.MMS < 0 || d.Unknown) {
 		return nil, fmt.Errorf("twilio: default_rate must have non-negative prices and cannot be unknown")
 	}
-	callMax := cfg.CallMaxUSD
-	if callMax == 0 {
-		callMax = DefaultCallMaxUSD
-	}
 	user := cfg.AccountSID
 	if cfg.APIKey != "" {
 		user = cfg.APIKey
 	}
 	v := &Vendor{
-		accountSID:  cfg.AccountSID,
-		rates:       rates,
-		defaultRate: cfg.DefaultRate,
-		callMax:     callMax,
-		from:        declared.CredentialConfig{From: declared.FromBasicPassword},
-		inject:      declared.InjectConfig{As: declared.InjectBasic, Username: user, Secret: cfg.AuthToken},
+		accountSID:   cfg.AccountSID,
+		rates:        rates,
+		defaultRate:  cfg.DefaultRate,
+		voiceRates:   voice,
+		defaultVoice: cfg.DefaultVoiceRate,
+		callMax:      cfg.CallMaxUSD,
+		from:         declared.CredentialConfig{From: declared.FromBasicPassword},
+		inject:       declared.InjectConfig{As: declared.InjectBasic, Username: user, Secret: cfg.AuthToken},
 	}
 	if err := v.inject.Validate(); err != nil {
 		return nil, fmt.Errorf("twilio: %v", err)
@@ -176,65 +204,6 @@ func (v *Vendor) Authorize(r *http.Request) error {
 // WriteError implements vendors.Vendor.
 func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) { declared.WriteTwilioError(w, e) }
 
-// errNoAccount refuses a path outside /2010-04-01/Accounts/{sid}/….
-func errNoAccount() *vendors.Error {
-	return &vendors.Error{Status: http.StatusNotFound, Code: "keybrake_bad_path",
-		Message: "Keybrake forwards only /" + APIVersion + "/Accounts/{AccountSid}/… paths to Twilio."}
-}
-
-// accountPath splits /2010-04-01/Accounts/{sid}/rest… into its rest. ok is
-// false when the path has no account segment.
-func accountPath(p string) (rest []string, ok bool) {
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(segs) < 3 || segs[0] != APIVersion || segs[1] != "Accounts" ||
-		segs[2] == "" || segs[2] == ".json" {
-		return nil, false
-	}
-	return segs[3:], true
-}
-
-// replaceAccount replaces the account segment of a path that has one,
-// keeping a ".json" suffix (/2010-04-01/Accounts/AC….json).
-func replaceAccount(p, sid string) (string, bool) {
-	lead := strings.HasPrefix(p, "/")
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(segs) < 3 || segs[0] != APIVersion || segs[1] != "Accounts" || segs[2] == "" {
-		return "", false
-	}
-	if strings.HasSuffix(segs[2], ".json") && len(segs) == 3 {
-		segs[2] = sid + ".json"
-	} else {
-		segs[2] = sid
-	}
-	out := strings.Join(segs, "/")
-	if lead {
-		out = "/" + out
-	}
-	return out, true
-}
-
-func (v *Vendor) rewritePath(r *http.Request) error {
-	if _, ok := accountPath(r.URL.Path); !ok {
-		return errNoAccount()
-	}
-	p, ok := replaceAccount(r.URL.Path, v.accountSID)
-	if !ok {
-		return errNoAccount()
-	}
-	r.URL.Path = p
-	if r.URL.RawPath != "" {
-		raw, ok := replaceAccount(r.URL.RawPath, v.accountSID)
-		if !ok {
-			return errNoAccount()
-		}
-		r.URL.RawPath = raw
-	}
-	if r.RequestURI != "" {
-		r.RequestURI = r.URL.RequestURI()
-	}
-	return nil
-}
-
 func alnum(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -245,5 +214,9 @@ func alnum(s string) bool {
 	return true
 }
 
-// Interface guard.
-var _ vendors.Vendor = (*Vendor)(nil)
+// Interface guards. Twilio ignores Idempotency-Key, so Vendor does not
+// implement vendors.IdempotencyHonouring: a replay is priced like any call.
+var (
+	_ vendors.Vendor       = (*Vendor)(nil)
+	_ vendors.PathRecorder = (*Vendor)(nil)
+)

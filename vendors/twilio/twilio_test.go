@@ -51,6 +51,10 @@ func TestNewValidates(t *testing.T) {
 		{AccountSID: realSID, AuthToken: "t", Rates: RateTable{"+4a": {SMS: 1}}},
 		{AccountSID: realSID, AuthToken: "t", Rates: RateTable{"+44": {SMS: -1}}},
 		{AccountSID: realSID, AuthToken: "t", DefaultRate: &Rate{Unknown: true}},
+		{AccountSID: realSID, AuthToken: "t", DefaultVoiceRate: -1},
+		{AccountSID: realSID, AuthToken: "t", VoiceRates: VoiceRateTable{"+44": {}}},
+		{AccountSID: realSID, AuthToken: "t", VoiceRates: VoiceRateTable{"+44": {PerMinute: 5, Unknown: true}}},
+		{AccountSID: realSID, AuthToken: "t", VoiceRates: VoiceRateTable{"44": {PerMinute: 5}}},
 	}
 	for i, cfg := range bad {
 		if _, err := New(cfg); err == nil {
@@ -129,7 +133,11 @@ func TestEstimate(t *testing.T) {
 		{"US SMS 161 chars", v, url.Values{"To": {us}, "Body": {a(161)}}, "", 16_600, true},
 		{"US SMS 70 UCS-2", v, url.Values{"To": {us}, "Body": {strings.Repeat("ж", 70)}}, "", 8_300, true},
 		{"US SMS 71 UCS-2", v, url.Values{"To": {us}, "Body": {strings.Repeat("ж", 71)}}, "", 16_600, true},
-		{"US MMS", v, url.Values{"To": {us}, "Body": {a(500)}, "MediaUrl": {"https://x/1.png", "https://x/2.png"}}, "", 22_000, true},
+		// 500 characters + 2 × 48 for the converter's links: 4 SMS
+		// segments, dearer than one MMS.
+		{"US MMS, long body: as converted SMS", v, url.Values{"To": {us}, "Body": {a(500)}, "MediaUrl": {"https://x/1.png", "https://x/2.png"}}, "", 4 * 8_300, true},
+		{"US MMS, short body: one MMS", v, url.Values{"To": {us}, "Body": {"hi"}, "MediaUrl": {"https://x/1.png", "https://x/2.png"}}, "", 22_000, true},
+		{"US MMS, 10 media: one MMS", v, url.Values{"To": {us}, "MediaUrl": {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}}, "", 4 * 8_300, true},
 		{"SendAsMms", v, url.Values{"To": {us}, "Body": {"hi"}, "SendAsMms": {"true"}}, "", 22_000, true},
 		{"Canada is +1", v, url.Values{"To": {"+16045550100"}, "Body": {"hi"}}, "", 8_300, true},
 		{"longest prefix +447", v, url.Values{"To": {"+447700900123"}, "Body": {a(200)}}, "", 100_000, true},
@@ -145,11 +153,11 @@ func TestEstimate(t *testing.T) {
 		{"no To", v, url.Values{"Body": {"hi"}}, "", 0, false},
 		{"content template", v, url.Values{"To": {us}, "ContentSid": {"HX123"}}, "", 0, false},
 		{"empty body is one segment", v, url.Values{"To": {us}, "From": {"+15005550006"}}, "", 8_300, true},
-		{"call", v, url.Values{"To": {us}, "Url": {"https://x"}}, "/2010-04-01/Accounts/AC1/Calls.json", 1_000_000, true},
-		{"call, configured max", withDefault, url.Values{"To": {us}}, "/2010-04-01/Accounts/AC1/Calls.json", 2_500_000, true},
-		{"conference participant dials out", v, url.Values{"To": {us}}, "/2010-04-01/Accounts/AC1/Conferences/CF1/Participants.json", 1_000_000, true},
+		{"call, Twilio's default 4 h", v, url.Values{"To": {us}, "Url": {"https://x"}}, "/2010-04-01/Accounts/AC1/Calls.json", 240 * DefaultVoicePerMinute, true},
+		{"call, call_max buys 178 minutes", withDefault, url.Values{"To": {us}}, "/2010-04-01/Accounts/AC1/Calls.json", 178 * DefaultVoicePerMinute, true},
+		{"conference participant dials out", v, url.Values{"To": {us}, "TimeLimit": {"600"}}, "/2010-04-01/Accounts/AC1/Conferences/CF1/Participants.json", 10 * DefaultVoicePerMinute, true},
 		{"buying a number", v, url.Values{"PhoneNumber": {us}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/Local.json", 0, false},
-		{"updating a number is free", v, url.Values{"FriendlyName": {"x"}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1.json", 0, true},
+		{"updating a number is not on the free list", v, url.Values{"VoiceUrl": {"https://x"}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1.json", 0, false},
 		{"redacting a message is free", v, url.Values{"Body": {""}}, "/2010-04-01/Accounts/AC1/Messages/SM1.json", 0, true},
 	}
 	for _, c := range cases {
@@ -180,7 +188,7 @@ func TestEstimate(t *testing.T) {
 	}
 	// Refusals of malformed requests.
 	var ve *vendors.Error
-	r = httptest.NewRequest(http.MethodGet, "/2010-04-01/Accounts.json", nil)
+	r = httptest.NewRequest(http.MethodGet, "/2010-04-01/Calls.json", nil)
 	if _, err := v.Estimate(r, nil); !errors.As(err, &ve) || ve.Status != http.StatusNotFound {
 		t.Errorf("account-less path: %v", err)
 	}
