@@ -132,11 +132,14 @@ type ResendError struct {
 	Message    string `json:"message"`
 }
 
-// ResendName is the Resend error name Keybrake answers with. A cap hit is
+// ResendName is the Resend error name Keybrake answers with: the error's
+// Type when it has one, else one chosen by status. A cap hit is
 // "daily_quota_exceeded" rather than "rate_limit_exceeded": Resend's own
 // name for a 429 that waiting a moment does not cure.
 func ResendName(e *vendors.Error) string {
 	switch {
+	case e.Type != "":
+		return e.Type // Resend's own name, e.g. concurrent_idempotent_requests
 	case e.Status == http.StatusTooManyRequests && e.CapHit:
 		return "daily_quota_exceeded"
 	case e.Status == http.StatusTooManyRequests:

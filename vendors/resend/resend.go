@@ -1,6 +1,6 @@
 // Package resend speaks Resend's email API for the Keybrake gate.
 //
-// Resend is a declared vendor (package declared) with one refinement in Go;
+// Resend is a declared vendor (package declared) with refinements in Go;
 // Declaration returns its configuration:
 //
 //   - Credential: resend-go and the other Resend SDKs send
@@ -12,7 +12,11 @@
 //     monthly quota", resend.com/docs/knowledge-base/account-quotas-and-limits).
 //     So POST /emails costs (to + cc + bcc recipients) × the per-email
 //     price, and POST /emails/batch the sum of that over its emails. to, cc
-//     and bcc may each be a string (one recipient) or an array.
+//     and bcc may each be a string or an array of strings, and every
+//     comma-separated address in a string counts. What cannot be counted
+//     with certainty (a quoted display name, a key given twice, To in
+//     another letter case, a body not sent as application/json, which
+//     Resend reads) is refused with 400.
 //   - The per-email price defaults to $0.0009: the pay-as-you-go overage
 //     price of the Transactional Pro plan ($0.90 per 1,000 emails beyond the
 //     plan's 50,000 a month for $20), i.e. what one more email costs once a
@@ -28,11 +32,14 @@
 //     the share of emails sent, rounded up (Resend does not say which
 //     recipients the failed ones had). A 4xx releases; anything else is
 //     ambiguous and kept for reconciliation.
-//   - Idempotency-Key is passed through untouched; the gate counts a
-//     replay once.
+//   - Idempotency-Key: Resend honours it on POST /emails and /emails/batch
+//     for 24 hours (see Vendor.Idempotency), so a true replay is free and
+//     the same key with another payload is refused with Resend's own 409.
+//   - POST /api-keys mints a full-access Resend key: refused for every
+//     vault key, whatever its allowlist.
 //   - Reads (GET), updates (PATCH), deletes and the free management POSTs
-//     (domains, API keys, contacts, segments, templates, topics, webhooks,
-//     cancelling a scheduled email) cost nothing. Any other POST — a
+//     (domains, contacts, segments, templates, topics, webhooks, cancelling
+//     a scheduled email) cost nothing. Any other POST — a
 //     marketing broadcast sent with POST /broadcasts or
 //     /broadcasts/{id}/send is billed by contacts, not by email — is of
 //     unknown cost and follows the unknown_cost policy.
@@ -44,7 +51,10 @@ package resend
 import (
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -76,7 +86,6 @@ const (
 // freePOSTs are Resend's management POSTs, which send nothing.
 var freePOSTs = []string{
 	"/emails/*/cancel",
-	"/api-keys",
 	"/domains",
 	"/domains/*/verify",
 	"/audiences",
@@ -128,6 +137,7 @@ func Declaration(cfg Config) declared.Config {
 // Vendor is Resend.
 type Vendor struct {
 	*declared.Vendor
+	perEmail money.Micros
 }
 
 // New returns the Resend vendor.
@@ -142,21 +152,50 @@ func New(cfg Config) (*Vendor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resend: %w", err)
 	}
-	return &Vendor{Vendor: d}, nil
+	price := cfg.PerEmailUSD
+	if price == 0 {
+		price = DefaultPerEmailUSD
+	}
+	return &Vendor{Vendor: d, perEmail: price}, nil
 }
 
-// Estimate implements vendors.Vendor: as declared, except that a send with
-// no recipients Keybrake can count (a batch that is not an array, a field
-// renamed upstream) is of unknown cost rather than free.
+// Estimate implements vendors.Vendor: sends are priced per recipient
+// (countSend, countBatch); POST /api-keys is refused; everything else as
+// declared.
 func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error) {
-	est, err := v.Vendor.Estimate(r, body)
-	if err != nil || !est.Known || est.Cost != 0 || r.Method != http.MethodPost {
-		return est, err
+	if r.Method != http.MethodPost {
+		return v.Vendor.Estimate(r, body)
 	}
-	if r.URL.Path == "/emails" || r.URL.Path == "/emails/batch" {
+	var count func([]byte) (int64, error)
+	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
+	case "/api-keys":
+		return vendors.Estimate{}, vendors.MintsCredential("Resend API keys (POST /api-keys)")
+	case "/emails":
+		count = countSend
+	case "/emails/batch":
+		count = countBatch
+	default:
+		return v.Vendor.Estimate(r, body)
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return vendors.Estimate{}, badRequest("Resend reads the email as JSON: send it with Content-Type: application/json.")
+	}
+	n, err := count(body)
+	if err != nil {
+		return vendors.Estimate{}, badRequest("Keybrake cannot count this email's recipients: " + err.Error() + ".")
+	}
+	if n == 0 {
 		return vendors.Estimate{Reason: "no recipients found in to, cc or bcc"}, nil
 	}
-	return est, nil
+	cost, err := money.MulDivCeil(n, int64(v.perEmail), 1)
+	if err != nil || cost > int64(money.MaxUSD*money.PerDollar) {
+		return vendors.Estimate{Reason: "too many recipients to price"}, nil
+	}
+	return vendors.Estimate{Cost: money.Micros(cost), Known: true}, nil
+}
+
+func badRequest(msg string) *vendors.Error {
+	return &vendors.Error{Status: http.StatusBadRequest, Code: "keybrake_bad_request", Message: msg}
 }
 
 // Settle implements vendors.Vendor: as declared, except that a batch whose

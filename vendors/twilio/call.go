@@ -90,7 +90,7 @@ func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]boo
 		}
 		limit = n
 	}
-	minutes := int64((limit + 59) / 60)
+	asked, minutes := limit, int64((limit+59)/60)
 	if v.callMax > 0 {
 		afford := int64(v.callMax / rate)
 		if afford < 1 {
@@ -99,6 +99,11 @@ func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]boo
 		if afford < minutes {
 			minutes, limit = afford, int(afford*60)
 		}
+	}
+	if minutes == 1 && asked > 60 {
+		// One minute is both Minimum and Cost, so nothing would call Fit
+		// to lower TimeLimit: the request must bound itself.
+		return vendors.Estimate{Reason: "call_max buys one minute to " + shortNumber(to) + "; send TimeLimit 60 or less"}, nil
 	}
 	cost, err := money.MulDivCeil(minutes, int64(rate), 1)
 	if err != nil {

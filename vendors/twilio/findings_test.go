@@ -181,6 +181,16 @@ func TestCallFit(t *testing.T) {
 	if out, _ := est.Fit(est.Cost); !strings.HasSuffix(string(out), "TimeLimit=420") {
 		t.Errorf("call_max Fit %s", out)
 	}
+	// call_max buying exactly one minute: the request must bound itself,
+	// since Minimum == Cost leaves nothing for Fit to do.
+	one := newVendor(t, Config{CallMaxUSD: 20_000})
+	if est, _ := one.Estimate(r, body); est.Known {
+		t.Errorf("call_max of one minute, no TimeLimit: %+v", est)
+	}
+	r1, b1 := formReq(http.MethodPost, acct+"Calls.json", url.Values{"To": {"+14155550100"}, "TimeLimit": {"45"}})
+	if est, _ := one.Estimate(r1, b1); !est.Known || est.Cost != 14_000 {
+		t.Errorf("call_max of one minute, TimeLimit 45: %+v", est)
+	}
 	tiny := newVendor(t, Config{CallMaxUSD: 1})
 	if est, _ := tiny.Estimate(r, body); est.Known {
 		t.Errorf("call_max below a minute: %+v", est)

@@ -1,0 +1,193 @@
+package resend
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Recipient counting: Resend bills every To, Cc and Bcc address as an
+// email. A field may be a string or an array of strings, and Resend reads
+// a string "a@x, b@y" as two addresses, so every comma-separated address is
+// counted. What Keybrake cannot read with certainty (a quoted display name
+// that may hold a comma, a part with no or two "@", a field in another
+// letter case, a key given twice) is refused, never counted low.
+
+// errUncertain is a request whose recipients cannot be counted with
+// certainty.
+type errUncertain string
+
+func (e errUncertain) Error() string { return string(e) }
+
+// countSend counts the recipients of a POST /emails body.
+func countSend(raw []byte) (int64, error) {
+	v, err := decodeStrict(raw)
+	if err != nil {
+		return 0, err
+	}
+	email, ok := v.(map[string]any)
+	if !ok {
+		return 0, errUncertain("the email must be a JSON object")
+	}
+	return countEmail(email, "")
+}
+
+// countBatch counts the recipients of every email of a POST /emails/batch
+// body (a JSON array of emails).
+func countBatch(raw []byte) (int64, error) {
+	v, err := decodeStrict(raw)
+	if err != nil {
+		return 0, err
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return 0, errUncertain("a batch must be a JSON array of emails")
+	}
+	var n int64
+	for i, el := range list {
+		email, ok := el.(map[string]any)
+		if !ok {
+			return 0, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
+		}
+		c, err := countEmail(email, fmt.Sprintf("email %d: ", i))
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
+}
+
+// countEmail counts one email's to, cc and bcc addresses.
+func countEmail(email map[string]any, where string) (int64, error) {
+	var n int64
+	for k, v := range email {
+		field := strings.ToLower(k)
+		if field != "to" && field != "cc" && field != "bcc" {
+			continue
+		}
+		if k != field {
+			return 0, errUncertain(where + "write the field " + field + " in lower case")
+		}
+		c, err := countField(v)
+		if err != nil {
+			return 0, errUncertain(where + field + ": " + err.Error())
+		}
+		n += c
+	}
+	return n, nil
+}
+
+// countField counts the addresses of a to, cc or bcc value.
+func countField(v any) (int64, error) {
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		return countAddresses(t)
+	case []any:
+		var n int64
+		for _, el := range t {
+			s, ok := el.(string)
+			if !ok {
+				return 0, errUncertain("every recipient must be a string")
+			}
+			c, err := countAddresses(s)
+			if err != nil {
+				return 0, err
+			}
+			n += c
+		}
+		return n, nil
+	default:
+		return 0, errUncertain("want a string or an array of strings")
+	}
+}
+
+// countAddresses counts the comma-separated addresses in one string.
+func countAddresses(s string) (int64, error) {
+	if strings.ContainsAny(s, "\"\\;()\r\n") {
+		return 0, errUncertain("Keybrake cannot count addresses with quotes, comments, semicolons or line breaks; send one plain address per array element")
+	}
+	var n int64
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if strings.Count(part, "@") != 1 {
+			return 0, errUncertain("Keybrake cannot tell how many addresses " + quote(part) + " holds")
+		}
+		n++
+	}
+	return n, nil
+}
+
+func quote(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:40]) + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// decodeStrict decodes one JSON value (numbers kept exact), refusing a key
+// given twice in any object: Keybrake and Resend could read different ones.
+func decodeStrict(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := checkKeys(dec); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errUncertain("the body has data after its JSON value")
+	}
+	var v any
+	d2 := json.NewDecoder(bytes.NewReader(raw))
+	d2.UseNumber()
+	if err := d2.Decode(&v); err != nil {
+		return nil, errUncertain("the JSON body cannot be parsed")
+	}
+	return v, nil
+}
+
+// checkKeys walks one JSON value from dec and refuses duplicate keys.
+func checkKeys(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return errUncertain("the JSON body cannot be parsed")
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	switch d {
+	case '{':
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return errUncertain("the JSON body cannot be parsed")
+			}
+			k, _ := kt.(string)
+			if seen[k] {
+				return errUncertain("the key " + quote(k) + " is given twice in one object")
+			}
+			seen[k] = true
+			if err := checkKeys(dec); err != nil {
+				return err
+			}
+		}
+	case '[':
+		for dec.More() {
+			if err := checkKeys(dec); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return errUncertain("the JSON body cannot be parsed")
+	}
+	return nil
+}
