@@ -136,7 +136,8 @@ type sqliteOriginal struct {
 
 // sqliteFindOriginal returns the first call of the key with that idempotency
 // key that went to the vendor with a reservation and is still live or
-// settled, within the vendor's replay window; a zero sqliteOriginal if none
+// settled, within the vendor's replay window, and on which the vendor
+// honoured the key (it has a fingerprint); a zero sqliteOriginal if none
 // is. Refused calls (cost state none) do not count: a retry after a cap hit
 // is a new attempt. Released calls (the vendor refused; Stripe saves no
 // result for a request that failed validation) and unknown ones (the vendor
@@ -145,7 +146,7 @@ type sqliteOriginal struct {
 func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ReserveRequest) (sqliteOriginal, error) {
 	var o sqliteOriginal
 	err := tx.QueryRowContext(ctx, `SELECT call_id, request_hash, cost_state FROM calls
-		WHERE key_id = ? AND idempotency_key = ? AND replay_of = ''
+		WHERE key_id = ? AND idempotency_key = ? AND request_hash <> '' AND replay_of = ''
 		  AND cost_state IN (?, ?, ?) AND started_at > ?
 		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, CostReserved, CostSettled, CostUnpriced,
 		sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&o.callID, &o.requestHash, &o.costState)

@@ -138,8 +138,9 @@ type ReserveRequest struct {
 	// IdempotencyKey is the client's idempotency key, recorded on the call.
 	// With ReplayWindow above zero (the vendor honours the key), a later
 	// call of the same key with the same idempotency key, within the
-	// window of an original that was forwarded with a reservation and is
-	// still reserved, settled or unpriced, is:
+	// window of an original that had a Fingerprint (the vendor honoured its
+	// key), was forwarded with a reservation and is still reserved, settled
+	// or unpriced, is:
 	//   - OutcomeIdempotentReplay when its Fingerprint equals the
 	//     original's and the original has finished: nothing is reserved and
 	//     ReplayOf names the original;

@@ -130,6 +130,15 @@ func testIdempotencyMismatch(f *fixture) {
 	f.reserveReq(f.request(k, usd("1"), t0.Add(time.Minute), withIdem("k", "fpGet")), ledger.OutcomeIdempotentReplay)
 	f.wantUsage(k.ID, t0, usage{Spent: usd("1"), DaySpent: usd("1"), Calls: 2})
 
+	// A call on which the vendor ignores the key (a GET: no fingerprint)
+	// is no original: a later POST with the same key is priced as new.
+	g := f.newKey(func(k *ledger.Key) { k.TotalCap = capOf("1") })
+	get := f.request(g, 0, t0, func(r *ledger.ReserveRequest) { r.Method, r.IdempotencyKey = "GET", "k" })
+	f.reserveReq(get, ledger.OutcomeForwarded)
+	f.settle(get.CallID, ledger.Settlement{StatusCode: 200, Now: t0})
+	f.reserveReq(f.request(g, usd("1000"), t0.Add(time.Second), withIdem("k", "fpCharge")), ledger.OutcomeCapHit)
+	f.reserveReq(f.request(g, usd("1"), t0.Add(2*time.Second), withIdem("k", "fpCharge")), ledger.OutcomeForwarded)
+
 	// Without a replay window (the vendor ignores the header: Twilio) the
 	// key is only recorded: every call is priced.
 	tw := f.newKey(func(k *ledger.Key) { k.TotalCap = capOf("2") })

@@ -100,12 +100,14 @@ BEGIN
 		IF v_replays THEN
 			-- The original: the first call of this key with this
 			-- idempotency key that went to the vendor with a reservation
-			-- and is live or settled, within the vendor's window. A
+			-- and is live or settled, within the vendor's window, and on
+			-- which the vendor honoured the key (a fingerprint was taken:
+			-- not a GET, which Stripe ignores the header on). A
 			-- released original (the vendor refused it and kept no
 			-- result) or an unknown one (the vendor may never have seen
 			-- it) makes no replay: the retry may really move money.
 			SELECT c.call_id, c.request_hash, c.cost_state INTO replay_of, o_hash, o_state FROM calls c
-				WHERE c.key_id = k.id AND c.idempotency_key = p_idem
+				WHERE c.key_id = k.id AND c.idempotency_key = p_idem AND c.request_hash <> ''
 				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
 				  AND c.started_at > p_now - make_interval(secs => p_window_us / 1000000.0)
 				ORDER BY c.seq LIMIT 1;
