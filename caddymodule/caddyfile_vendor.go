@@ -18,13 +18,13 @@ import (
 // kind, upstream and unknown_cost, which every kind takes.
 var kindOptions = map[string][]string{
 	kindStripe:   {"secret_key", "rate"},
-	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max", "message_rate", "default_message_rate", "reconcile"},
+	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max", "message_rate", "default_message_rate", "voice_rate", "default_voice_rate", "reconcile"},
 	kindResend:   {"secret_key", "per_email"},
-	kindDeclared: {"secret_key", "credential", "inject", "errors", "free_methods", "endpoint"},
+	kindDeclared: {"secret_key", "credential", "inject", "errors", "free_methods", "endpoint", "idempotency"},
 }
 
 // repeatable options may be given more than once.
-var repeatable = map[string]bool{"rate": true, "message_rate": true, "endpoint": true}
+var repeatable = map[string]bool{"rate": true, "message_rate": true, "voice_rate": true, "endpoint": true}
 
 // unmarshalCaddyfile reads a vendor block; the dispenser is on its name.
 //
@@ -46,6 +46,8 @@ var repeatable = map[string]bool{"rate": true, "message_rate": true, "endpoint":
 //		call_max     <usd>
 //		message_rate <+prefix> [sms <usd>] [mms <usd>] | unknown
 //		default_message_rate [sms <usd>] [mms <usd>]
+//		voice_rate   <+prefix> <usd_per_minute> | unknown
+//		default_voice_rate <usd_per_minute>
 //		reconcile    off | {
 //			min_age       <duration>
 //			interval      <duration>
@@ -68,6 +70,11 @@ var repeatable = map[string]bool{"rate": true, "message_rate": true, "endpoint":
 //			settle   <term>
 //			settle   txn_id <path>
 //		}]
+//		idempotency <header> {
+//			window       <duration>
+//			methods      <METHOD>...
+//			scope_header <Name>...
+//		}
 //	}
 //
 // where a <term> is one of
@@ -79,9 +86,11 @@ var repeatable = map[string]bool{"rate": true, "message_rate": true, "endpoint":
 //
 // kind defaults to the name for stripe, twilio and resend, else declared.
 // Secrets, upstream and inject's username take placeholders such as
-// {env.TWILIO_AUTH_TOKEN}, expanded when the config is loaded. rate and
-// message_rate may be given once per currency or prefix, endpoint once per
-// match; every other option once.
+// {env.TWILIO_AUTH_TOKEN}, expanded when the config is loaded. rate,
+// message_rate and voice_rate may be given once per currency or prefix,
+// endpoint once per match; every other option once. A declared vendor
+// gets free replays only with an idempotency block (window required,
+// methods default POST).
 func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	name := d.Val()
 	if err := validVendorName(name); err != nil {
@@ -128,6 +137,12 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if r, err = parseRateArgs(d, opt, d.RemainingArgs(), false); err == nil {
 				vc.DefaultMessageRate = &r
 			}
+		case "voice_rate":
+			err = vc.parseVoiceRate(d)
+		case "default_voice_rate":
+			vc.DefaultVoiceRate, err = usdArg(d, true)
+		case "idempotency":
+			vc.Idempotency, err = parseIdempotency(d)
 		case "reconcile":
 			vc.Reconcile, err = parseReconcile(d)
 		case "per_email":

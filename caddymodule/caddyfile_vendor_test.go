@@ -340,11 +340,11 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"upstream not a URL", "vendor resend {\nupstream api.resend.com\n}", `upstream "api.resend.com": want an absolute http or https URL`},
 		{"upstream with two values", "vendor resend {\nupstream http://a http://b\n}", "wrong argument count"},
 		// Options of another kind.
-		{"secret_key on twilio", "vendor twilio {\nsecret_key x\n}", "vendor twilio: 'secret_key' is not an option of a twilio vendor (it takes account_sid, auth_token, api_key, call_max, message_rate, default_message_rate, reconcile)"},
+		{"secret_key on twilio", "vendor twilio {\nsecret_key x\n}", "vendor twilio: 'secret_key' is not an option of a twilio vendor (it takes account_sid, auth_token, api_key, call_max, message_rate, default_message_rate, voice_rate, default_voice_rate, reconcile)"},
 		{"account_sid on stripe", "vendor stripe {\naccount_sid AC1\n}", "'account_sid' is not an option of a stripe vendor"},
 		{"rate on resend", "vendor resend {\nrate jpy 0.0067\n}", "'rate' is not an option of a resend vendor"},
 		{"per_email on a declared vendor", "vendor llm {\nper_email 0.01\n}", "'per_email' is not an option of a declared vendor"},
-		{"twilio option on a misspelt name", "vendor twillio {\naccount_sid AC1\n}", "'account_sid' is not an option of a declared vendor (it takes secret_key, credential, inject, errors, free_methods, endpoint; for a twilio vendor, name it twilio or add 'kind twilio'), at Caddyfile:4"},
+		{"twilio option on a misspelt name", "vendor twillio {\naccount_sid AC1\n}", "'account_sid' is not an option of a declared vendor (it takes secret_key, credential, inject, errors, free_methods, endpoint, idempotency; for a twilio vendor, name it twilio or add 'kind twilio'), at Caddyfile:4"},
 		{"endpoint on twilio, kind given last", "vendor sms {\nendpoint POST /x\nkind twilio\n}", "'endpoint' is not an option of a twilio vendor"},
 		// Twilio.
 		{"call_max not an amount", "vendor twilio {\ncall_max lots\n}", "call_max: invalid amount 'lots'"},
@@ -367,6 +367,12 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"reconcile option twice", "vendor twilio {\nreconcile {\nbatch 5\nbatch 6\n}\n}", "reconcile: option 'batch' is given twice"},
 		{"literal account sid not alphanumeric", "vendor twilio {\naccount_sid AC-123\nauth_token x\n}", "account_sid is required and must be alphanumeric"},
 		{"literal api key not alphanumeric", "vendor twilio {\napi_key SK_1\n}", "api_key must be alphanumeric"},
+		{"voice_rate without a price", "vendor twilio {\nvoice_rate +44\n}", "voice_rate needs a prefix and a price per minute"},
+		{"voice_rate bad prefix", "vendor twilio {\nvoice_rate 44 0.01\n}", "voice_rate: prefix '44' must be + and 1 to 15 digits"},
+		{"voice_rate bad price", "vendor twilio {\nvoice_rate +44 free\n}", "voice_rate +44: invalid price 'free'"},
+		{"voice_rate twice", "vendor twilio {\nvoice_rate +44 0.01\nvoice_rate +44 0.02\n}", "voice_rate +44 is given twice"},
+		{"default_voice_rate zero", "vendor twilio {\ndefault_voice_rate 0\n}", "default_voice_rate: invalid amount '0'"},
+		{"idempotency on twilio", "vendor twilio {\nidempotency Idempotency-Key {\nwindow 24h\n}\n}", "'idempotency' is not an option of a twilio vendor"},
 		// Resend.
 		{"per_email not an amount", "vendor resend {\nper_email 1e-3\n}", "per_email: invalid amount '1e-3'"},
 		// Declared.
@@ -400,6 +406,15 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"estimate bad path", "vendor llm {\nendpoint POST /v1/x {\nestimate field a..b price 1\n}\n}", `path "a..b": empty segment`},
 		{"settle txn_id twice", "vendor llm {\nendpoint POST /v1/x {\nsettle txn_id id\nsettle txn_id other\n}\n}", "settle txn_id is given twice"},
 		{"settle txn_id without a path", "vendor llm {\nendpoint POST /v1/x {\nsettle txn_id\n}\n}", "settle txn_id needs one path"},
+		{"idempotency without a header", "vendor llm {\nidempotency {\nwindow 24h\n}\n}", "idempotency needs one header name"},
+		{"idempotency without a window", "vendor llm {\nidempotency Idempotency-Key\n}", "idempotency Idempotency-Key: window is required"},
+		{"idempotency bad window", "vendor llm {\nidempotency Idempotency-Key {\nwindow forever\n}\n}", "idempotency: window 'forever' must be a positive duration"},
+		{"idempotency window too long", "vendor llm {\nidempotency Idempotency-Key {\nwindow 1000h\n}\n}", "window 1000h0m0s: want a duration above 0 and at most 720h"},
+		{"idempotency bad method", "vendor llm {\nidempotency Idempotency-Key {\nwindow 24h\nmethods SEND\n}\n}", "idempotency: unknown method 'SEND'"},
+		{"idempotency unknown option", "vendor llm {\nidempotency Idempotency-Key {\nwindow 24h\nscope X-A\n}\n}", "unrecognized idempotency option 'scope'"},
+		{"idempotency option twice", "vendor llm {\nidempotency Idempotency-Key {\nwindow 24h\nwindow 1h\n}\n}", "idempotency: option 'window' is given twice"},
+		{"idempotency on the credential header", "vendor llm {\ncredential header X-Api-Key\nidempotency x-api-key {\nwindow 24h\n}\n}", "idempotency: header X-Api-Key carries the credential"},
+		{"idempotency twice", "vendor llm {\nidempotency A {\nwindow 1h\n}\nidempotency B {\nwindow 1h\n}\n}", "option 'idempotency' is given twice"},
 		{"settle bad term", "vendor llm {\nendpoint POST /v1/x {\nsettle usage 3\n}\n}", "settle: unknown term 'usage'"},
 	}
 	for _, c := range cases {

@@ -82,9 +82,21 @@ type VendorConfig struct {
 	// also means none).
 	APIKey string `json:"api_key,omitempty"`
 
-	// CallMaxUSD is what a Twilio call (Calls.json, a conference
-	// participant) reserves until Twilio prices it (twilio). Default $1.00.
+	// CallMaxUSD, when set, is the most one Twilio call (Calls, a
+	// conference participant) may cost: its TimeLimit is lowered to the
+	// minutes it buys (twilio). Default: none, calls are bounded by
+	// TimeLimit and the key's headroom.
 	CallMaxUSD money.Micros `json:"call_max_usd,omitempty"`
+
+	// VoiceRates sets the per-minute price of calls by E.164 prefix over
+	// Twilio's US default; the longest prefix wins; unknown carves a prefix
+	// out (twilio). Default: none beyond the built-in table.
+	VoiceRates twilio.VoiceRateTable `json:"voice_rates,omitempty"`
+
+	// DefaultVoiceRate prices a minute of a call to a destination with no
+	// voice rate in the table (twilio). Default: none, so such calls are of
+	// unknown cost.
+	DefaultVoiceRate money.Micros `json:"default_voice_rate,omitempty"`
 
 	// MessageRates sets the price of messages by E.164 prefix ("+44"),
 	// over Twilio's US/Canada defaults; the longest prefix of a destination
@@ -127,6 +139,11 @@ type VendorConfig struct {
 	// Endpoints are the cost rules of a declared vendor, tried in order
 	// (declared). Default: none.
 	Endpoints []declared.Endpoint `json:"endpoints,omitempty"`
+
+	// Idempotency declares that a declared vendor honours an idempotency
+	// header, which alone makes a true replay free (declared). Default:
+	// none, every replay is priced.
+	Idempotency *declared.IdempotencyConfig `json:"idempotency,omitempty"`
 }
 
 // vendorNameRE is what a vendor name may be: it is used in keys, routes
@@ -180,6 +197,8 @@ func (vc *VendorConfig) fieldsSet() []string {
 	add(vc.APIKey != "", "api_key")
 	add(vc.CallMaxUSD != 0, "call_max_usd")
 	add(len(vc.MessageRates) > 0, "message_rates")
+	add(len(vc.VoiceRates) > 0, "voice_rates")
+	add(vc.DefaultVoiceRate != 0, "default_voice_rate")
 	add(vc.DefaultMessageRate != nil, "default_message_rate")
 	add(vc.Reconcile != nil, "reconcile")
 	add(vc.PerEmailUSD != 0, "per_email_usd")
@@ -188,15 +207,16 @@ func (vc *VendorConfig) fieldsSet() []string {
 	add(vc.ErrorFormat != "", "error_format")
 	add(vc.FreeMethods != nil, "free_methods")
 	add(len(vc.Endpoints) > 0, "endpoints")
+	add(vc.Idempotency != nil, "idempotency")
 	return set
 }
 
 // kindFields lists, per kind, the kind-specific JSON fields it takes.
 var kindFields = map[string][]string{
 	kindStripe:   {"secret_key", "rates"},
-	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max_usd", "message_rates", "default_message_rate", "reconcile"},
+	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max_usd", "message_rates", "default_message_rate", "voice_rates", "default_voice_rate", "reconcile"},
 	kindResend:   {"secret_key", "per_email_usd"},
-	kindDeclared: {"secret_key", "credential", "inject", "error_format", "free_methods", "endpoints"},
+	kindDeclared: {"secret_key", "credential", "inject", "error_format", "free_methods", "endpoints", "idempotency"},
 }
 
 // checkFields refuses fields that another kind takes.
@@ -323,6 +343,9 @@ func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer,
 		Rates:       vc.MessageRates,
 		DefaultRate: vc.DefaultMessageRate,
 		CallMaxUSD:  vc.CallMaxUSD,
+		VoiceRates:  vc.VoiceRates,
+
+		DefaultVoiceRate: vc.DefaultVoiceRate,
 	})
 	if err != nil {
 		return nil, err
@@ -347,6 +370,7 @@ func (vc *VendorConfig) buildDeclared(name, upstream, secret string, repl *caddy
 		Upstream:    upstream,
 		ErrorFormat: vc.ErrorFormat,
 		Endpoints:   vc.Endpoints,
+		Idempotency: vc.Idempotency,
 	}
 	if vc.Credential != nil {
 		cfg.Credential = *vc.Credential
@@ -366,7 +390,9 @@ func (vc *VendorConfig) buildDeclared(name, upstream, secret string, repl *caddy
 }
 
 // renamed is a built-in vendor declared under another name (a second
-// Twilio account): keys, the ledger and logs know it by that name.
+// Twilio account): keys, the ledger and logs know it by that name. It
+// keeps the vendor's optional behaviours: its idempotency (the zero value,
+// which honours nothing, when it has none) and its recorded path.
 type renamed struct {
 	vendors.Vendor
 	name string
@@ -374,4 +400,24 @@ type renamed struct {
 
 func (r renamed) Name() string { return r.name }
 
-var _ vendors.Vendor = renamed{}
+// Idempotency implements vendors.IdempotencyHonouring.
+func (r renamed) Idempotency() vendors.Idempotency {
+	if h, ok := r.Vendor.(vendors.IdempotencyHonouring); ok {
+		return h.Idempotency()
+	}
+	return vendors.Idempotency{}
+}
+
+// RecordedPath implements vendors.PathRecorder.
+func (r renamed) RecordedPath(path string) string {
+	if pr, ok := r.Vendor.(vendors.PathRecorder); ok {
+		return pr.RecordedPath(path)
+	}
+	return path
+}
+
+var (
+	_ vendors.Vendor               = renamed{}
+	_ vendors.IdempotencyHonouring = renamed{}
+	_ vendors.PathRecorder         = renamed{}
+)

@@ -41,6 +41,10 @@ type Config struct {
 	// its method is free, and is of unknown cost otherwise (the gate then
 	// applies the vendor's unknown_cost policy). Default none.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Idempotency declares that the vendor honours an idempotency header,
+	// which alone lets a true replay through free. Default none: every
+	// replay is priced like a new call.
+	Idempotency *IdempotencyConfig `json:"idempotency,omitempty"`
 }
 
 // Endpoint is the cost rule of one endpoint.
@@ -170,6 +174,11 @@ func compile(c Config) (*compiled, error) {
 	}
 	if c.ErrorFormat != "" && !validFormat(c.ErrorFormat) {
 		return nil, wrap(fmt.Errorf("error_format %q: want json, stripe, twilio or resend", c.ErrorFormat))
+	}
+	if c.Idempotency != nil {
+		if err := c.Idempotency.validate(c.Credential); err != nil {
+			return nil, wrap(err)
+		}
 	}
 	out := &compiled{cfg: c, free: map[string]bool{}}
 	if out.cfg.ErrorFormat == "" {

@@ -33,7 +33,7 @@
 //     recipients the failed ones had). A 4xx releases; anything else is
 //     ambiguous and kept for reconciliation.
 //   - Idempotency-Key: Resend honours it on POST /emails and /emails/batch
-//     for 24 hours (see Vendor.Idempotency), so a true replay is free and
+//     for 24 hours (declared in Declaration), so a true replay is free and
 //     the same key with another payload is refused with Resend's own 409.
 //   - POST /api-keys mints a full-access Resend key: refused for every
 //     vault key, whatever its allowlist.
@@ -55,6 +55,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -131,6 +132,12 @@ func Declaration(cfg Config) declared.Config {
 		ErrorFormat: declared.FormatResend,
 		FreeMethods: []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete},
 		Endpoints:   eps,
+		// Resend keeps an Idempotency-Key for 24 hours on POST /emails and
+		// /emails/batch (resend.com/docs/dashboard/emails/idempotency-keys):
+		// the same payload answers the first response and sends nothing;
+		// another payload is refused with 409 invalid_idempotent_request;
+		// one still running with 409 concurrent_idempotent_requests.
+		Idempotency: &declared.IdempotencyConfig{Header: "Idempotency-Key", Window: declared.Duration(24 * time.Hour)},
 	}
 }
 
@@ -223,5 +230,8 @@ func (v *Vendor) Settle(r *http.Request, status int, header http.Header, body []
 	return res
 }
 
-// Interface guard.
-var _ vendors.Vendor = (*Vendor)(nil)
+// Interface guards.
+var (
+	_ vendors.Vendor               = (*Vendor)(nil)
+	_ vendors.IdempotencyHonouring = (*Vendor)(nil)
+)
