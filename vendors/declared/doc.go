@@ -12,9 +12,11 @@
 //     read from a JSON or form field × a price, a count of items × a price,
 //     or a character count ÷ characters-per-unit × a price;
 //   - how to read the transaction id and the real cost from the response
-//     JSON (paths × prices), and
+//     JSON (paths × prices),
 //   - the error format of Keybrake's own refusals ("json", "stripe",
-//     "twilio", "resend").
+//     "twilio", "resend"), and
+//   - whether the vendor honours an idempotency header (IdempotencyConfig):
+//     only then is a true replay free.
 //
 // Money: prices are decimal strings with up to nine decimals, kept in
 // nano-dollars (Price), so per-token prices such as $0.00000015 are exact.
@@ -26,7 +28,8 @@
 // SwapCredential, Scrub) and the error writers (WriteTwilioError,
 // WriteResendError, WriteStripeError, WriteJSONError) are used by the
 // twilio and resend packages, and Resend itself is a declared Config (see
-// package resend) with one refinement in Go: a batch whose emails partly
+// package resend) with refinements in Go: recipients counted as Resend
+// sends them, POST /api-keys refused, and a batch whose emails partly
 // failed.
 //
 // What still needs Go code, and why:
