@@ -20,11 +20,14 @@ import (
 //	idempotency <header> {
 //		window       <duration>
 //		methods      <METHOD>...
+//		paths        <pattern>...
 //		scope_header <Name>...
 //	}
 //
 // window is required (the vendor's documented replay window, at most
-// 720h); methods default to POST; scope_header may be given more than once.
+// 720h); methods default to POST; paths default to every path (give the
+// vendor's documented ones, e.g. /emails); scope_header may be given more
+// than once.
 func parseIdempotency(d *caddyfile.Dispenser) (*declared.IdempotencyConfig, error) {
 	header, err := oneArg(d)
 	if err != nil {
@@ -60,6 +63,17 @@ func parseIdempotency(d *caddyfile.Dispenser) (*declared.IdempotencyConfig, erro
 				}
 			}
 			c.Methods = args
+		case "paths":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, p := range args {
+				if err := vendors.ValidateEndpoint("POST " + p); err != nil {
+					return nil, d.Errf("idempotency: path '%s' must be a pattern such as /emails or /orders/*", p)
+				}
+			}
+			c.Paths = args
 		case "scope_header":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -67,7 +81,7 @@ func parseIdempotency(d *caddyfile.Dispenser) (*declared.IdempotencyConfig, erro
 			}
 			c.ScopeHeaders = append(c.ScopeHeaders, args...)
 		default:
-			return nil, d.Errf("unrecognized idempotency option '%s' (want window, methods or scope_header)", opt)
+			return nil, d.Errf("unrecognized idempotency option '%s' (want window, methods, paths or scope_header)", opt)
 		}
 	}
 	if time.Duration(c.Window) == 0 {

@@ -22,6 +22,7 @@ func TestAdaptDeclaredIdempotency(t *testing.T) {
 			idempotency Idempotency-Key {
 				window 24h
 				methods POST PUT
+				paths /orders /orders/*/pay
 				scope_header Acme-Account
 				scope_header Acme-Team
 			}
@@ -32,7 +33,7 @@ func TestAdaptDeclaredIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `"idempotency":{"header":"Idempotency-Key","methods":["POST","PUT"],"window":86400000000000,"scope_headers":["Acme-Account","Acme-Team"]}`
+	want := `"idempotency":{"header":"Idempotency-Key","methods":["POST","PUT"],"paths":["/orders","/orders/*/pay"],"window":86400000000000,"scope_headers":["Acme-Account","Acme-Team"]}`
 	if !strings.Contains(got, want) {
 		t.Fatalf("keybrake app =\n%s\nwant it to contain\n%s", got, want)
 	}
@@ -48,8 +49,11 @@ func TestAdaptDeclaredIdempotency(t *testing.T) {
 			t.Fatalf("%s: no IdempotencyHonouring", name)
 		}
 		idem := h.Idempotency()
-		if idem.Honours(http.MethodPost) != honours {
+		if idem.Honours(http.MethodPost, "/orders/o_1/pay") != honours {
 			t.Errorf("%s honours POST: %v; want %v", name, !honours, honours)
+		}
+		if honours && idem.Honours(http.MethodPost, "/refunds") {
+			t.Errorf("%s honours a path outside its paths", name)
 		}
 		if honours && (idem.Window != 24*time.Hour || len(idem.ScopeHeaders) != 2 || idem.Mismatch.Type != "idempotency_error") {
 			t.Errorf("%s: %+v", name, idem)
@@ -86,14 +90,14 @@ func TestRenamedKeepsOptionalBehaviours(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if idem := mail.vendor.(vendors.IdempotencyHonouring).Idempotency(); !idem.Honours(http.MethodPost) || idem.Window != 24*time.Hour {
+	if idem := mail.vendor.(vendors.IdempotencyHonouring).Idempotency(); !idem.Honours(http.MethodPost, "/emails") || idem.Window != 24*time.Hour {
 		t.Errorf("renamed resend idempotency %+v", idem)
 	}
 	sms, err := app.Vendors["sms"].build("sms", repl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if idem := sms.vendor.(vendors.IdempotencyHonouring).Idempotency(); idem.Honours(http.MethodPost) {
+	if idem := sms.vendor.(vendors.IdempotencyHonouring).Idempotency(); idem.Honours(http.MethodPost, "/emails") {
 		t.Errorf("renamed twilio honours idempotency: %+v", idem)
 	}
 	if p := sms.vendor.(vendors.PathRecorder).RecordedPath("/2010-04-01/Accounts/vaultkey123/Messages.json"); p != "/2010-04-01/Accounts/ACreal1/Messages.json" {

@@ -32,7 +32,7 @@ func (g *Gate) idempotency(r *http.Request, c *call, body []byte) *refusal {
 			outcome: ledger.OutcomeBadRequest, record: true}
 	}
 	c.idemKey = idem
-	if g.idem.Honours(r.Method) {
+	if g.idem.Honours(r.Method, c.path) {
 		c.replayWindow = g.idem.Window
 		c.fingerprint = fingerprint(r, c.path, body, g.idem.ScopeHeaders)
 	}

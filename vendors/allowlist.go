@@ -31,6 +31,16 @@ func ParseAllowlist(entries []string) (Allowlist, error) {
 	return list, nil
 }
 
+// patternFor is the pattern of method and path, or one that matches
+// nothing when path is not a valid pattern.
+func patternFor(method, path string) endpointPattern {
+	p, err := parseEndpoint(method + " " + path)
+	if err != nil {
+		return endpointPattern{method: "\x00"}
+	}
+	return p
+}
+
 // ValidateEndpoint checks one allowlist entry.
 func ValidateEndpoint(entry string) error {
 	_, err := parseEndpoint(entry)

@@ -7,6 +7,7 @@ package vendors
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keybrake/keybrake/money"
@@ -64,6 +65,10 @@ type Idempotency struct {
 	Header string
 	// Methods are the methods on which the vendor honours it (POST).
 	Methods []string
+	// Paths, when not empty, are the only paths on which the vendor
+	// honours it (Resend: /emails and /emails/batch), each a pattern whose
+	// "*" segments match one segment. Empty: every path.
+	Paths []string
 	// Window is how long the vendor keeps a key (Stripe, Resend: 24h).
 	Window time.Duration
 	// ScopeHeaders are request headers that scope keys at the vendor
@@ -77,13 +82,17 @@ type Idempotency struct {
 	InFlight Error
 }
 
-// Honours reports whether the vendor honours the header on method.
-func (i Idempotency) Honours(method string) bool {
-	if i.Header == "" || i.Window <= 0 {
+// Honours reports whether the vendor honours the header on method and
+// path (canonical, as the allowlist sees it).
+func (i Idempotency) Honours(method, path string) bool {
+	if i.Header == "" || i.Window <= 0 || !slices.Contains(i.Methods, method) {
 		return false
 	}
-	for _, m := range i.Methods {
-		if m == method {
+	if len(i.Paths) == 0 {
+		return true
+	}
+	for _, p := range i.Paths {
+		if _, ok := (Allowlist{patternFor(method, p)}).Match(method, path); ok {
 			return true
 		}
 	}

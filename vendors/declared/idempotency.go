@@ -28,6 +28,10 @@ type IdempotencyConfig struct {
 	// Methods are the methods on which the vendor honours it. Default
 	// ["POST"].
 	Methods []string `json:"methods,omitempty"`
+	// Paths, when given, are the only paths on which the vendor honours
+	// it (patterns with "*" segments, e.g. "/emails"). Default: every
+	// path.
+	Paths []string `json:"paths,omitempty"`
 	// Window is how long the vendor keeps a key (e.g. "24h"); never longer
 	// than the vendor documents. Required, at most 30 days.
 	Window Duration `json:"window"`
@@ -86,6 +90,11 @@ func (c IdempotencyConfig) validate(cred CredentialConfig) error {
 			return fmt.Errorf("idempotency: unknown method %q", m)
 		}
 	}
+	for _, p := range c.Paths {
+		if err := vendors.ValidateEndpoint("POST " + p); err != nil {
+			return fmt.Errorf("idempotency: path %q: want a pattern such as /emails or /orders/*", p)
+		}
+	}
 	for _, s := range c.ScopeHeaders {
 		if !headerToken.MatchString(s) {
 			return fmt.Errorf("idempotency: scope header %q is not a header name", s)
@@ -114,6 +123,7 @@ func (v *Vendor) Idempotency() vendors.Idempotency {
 	return vendors.Idempotency{
 		Header:       textproto.CanonicalMIMEHeaderKey(c.Header),
 		Methods:      append([]string{}, methods...),
+		Paths:        append([]string{}, c.Paths...),
 		Window:       time.Duration(c.Window),
 		ScopeHeaders: scope,
 		Mismatch:     mismatch,

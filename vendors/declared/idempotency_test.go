@@ -17,7 +17,7 @@ func TestDeclaredIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if idem := plain.Idempotency(); idem.Honours(http.MethodPost) || idem.Header != "" {
+	if idem := plain.Idempotency(); idem.Honours(http.MethodPost, "/emails") || idem.Header != "" {
 		t.Errorf("undeclared vendor honours %+v", idem)
 	}
 
@@ -32,7 +32,7 @@ func TestDeclaredIdempotency(t *testing.T) {
 		t.Fatal(err)
 	}
 	idem := v.Idempotency()
-	if idem.Header != "X-Idempotency-Key" || idem.Window != 24*time.Hour || !idem.Honours("POST") || idem.Honours("PUT") ||
+	if idem.Header != "X-Idempotency-Key" || idem.Window != 24*time.Hour || !idem.Honours("POST", "/emails") || idem.Honours("PUT", "/x") ||
 		len(idem.ScopeHeaders) != 1 || idem.ScopeHeaders[0] != "X-Account" {
 		t.Errorf("declared idempotency %+v", idem)
 	}
@@ -51,7 +51,7 @@ func TestDeclaredIdempotency(t *testing.T) {
 		t.Fatal(err)
 	}
 	idem = v.Idempotency()
-	if idem.Window != time.Hour || !idem.Honours("PUT") || idem.Mismatch.Status != 409 || idem.Mismatch.Code != "keybrake_idempotency_mismatch" {
+	if idem.Window != time.Hour || !idem.Honours("PUT", "/x") || idem.Mismatch.Status != 409 || idem.Mismatch.Code != "keybrake_idempotency_mismatch" {
 		t.Errorf("json-format idempotency %+v", idem)
 	}
 	var ve vendors.Error = idem.InFlight

@@ -134,7 +134,8 @@ func TestResendIdempotency(t *testing.T) {
 		t.Fatal("resend.Vendor does not implement IdempotencyHonouring")
 	}
 	idem := h.Idempotency()
-	if idem.Header != "Idempotency-Key" || idem.Window != 24*time.Hour || !idem.Honours("POST") || idem.Honours("GET") || len(idem.ScopeHeaders) != 0 {
+	if idem.Header != "Idempotency-Key" || idem.Window != 24*time.Hour || !idem.Honours("POST", "/emails") || idem.Honours("GET", "/emails") || len(idem.ScopeHeaders) != 0 ||
+		!idem.Honours("POST", "/emails/batch") || idem.Honours("POST", "/broadcasts") || idem.Honours("POST", "/emails/x/cancel") {
 		t.Errorf("idempotency %+v", idem)
 	}
 	for _, c := range []struct {

@@ -137,7 +137,8 @@ func Declaration(cfg Config) declared.Config {
 		// the same payload answers the first response and sends nothing;
 		// another payload is refused with 409 invalid_idempotent_request;
 		// one still running with 409 concurrent_idempotent_requests.
-		Idempotency: &declared.IdempotencyConfig{Header: "Idempotency-Key", Window: declared.Duration(24 * time.Hour)},
+		Idempotency: &declared.IdempotencyConfig{Header: "Idempotency-Key", Window: declared.Duration(24 * time.Hour),
+			Paths: []string{"/emails", "/emails/batch"}},
 	}
 }
 

@@ -35,9 +35,9 @@ func (s *objectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newObjectVendor(t *testing.T) (*Vendor, *objectServer) {
 	t.Helper()
 	srv := &objectServer{objects: map[string]string{
-		"/v1/payment_intents/pi_usd": `{"id":"pi_usd","object":"payment_intent","amount":100000,"currency":"usd","status":"requires_confirmation","amount_capturable":0,"amount_received":0}`,
+		"/v1/payment_intents/pi_usd":  `{"id":"pi_usd","object":"payment_intent","amount":100000,"currency":"usd","status":"requires_confirmation","amount_capturable":0,"amount_received":0}`,
 		"/v1/payment_intents/pi_auth": `{"id":"pi_auth","object":"payment_intent","amount":1000,"currency":"usd","status":"requires_capture","amount_capturable":1000,"amount_received":0}`,
-		"/v1/payment_intents/pi_big": `{"id":"pi_big","object":"payment_intent","amount":5000000,"currency":"usd","status":"requires_confirmation"}`,
+		"/v1/payment_intents/pi_big":  `{"id":"pi_big","object":"payment_intent","amount":5000000,"currency":"usd","status":"requires_confirmation"}`,
 		"/v1/charges/ch_1":            `{"id":"ch_1","object":"charge","amount":2000,"amount_captured":2000,"amount_refunded":500,"currency":"gbp","captured":true}`,
 		"/v1/charges/ch_auth":         `{"id":"ch_auth","object":"charge","amount":3000,"amount_captured":0,"currency":"usd","captured":false}`,
 	}}
