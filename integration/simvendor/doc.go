@@ -42,6 +42,30 @@
 // recipients, a repeated Twilio Body is priced by its longest value. Each
 // file says what it simplifies and which document it follows.
 //
+// # Endpoints simulated
+//
+// Stripe (Sim.Stripe; form-encoded, Stripe-Account scopes objects and
+// idempotency keys): /v1/payment_intents (create, list, search, retrieve,
+// update, confirm, capture, cancel, increment_authorization), /v1/charges
+// (create, list, retrieve, update, capture), /v1/refunds, /v1/transfers,
+// /v1/payouts, /v1/treasury/outbound_payments, /v1/treasury/outbound_transfers,
+// /v1/issuing/cards, /v1/customers, /v1/products, /v1/payment_methods
+// (create, retrieve, update, attach, detach), /v1/prices, /v1/invoiceitems,
+// /v1/invoices (create, list, retrieve, update, delete, finalize, pay, void),
+// /v1/subscriptions (create, list, retrieve, update, cancel).
+//
+// Twilio (Sim.Twilio; each with .json, .xml or no extension):
+// /2010-04-01/Accounts (create a sub-account), Accounts/{Sid} (fetch),
+// Accounts/{Sid}/Messages (create), Messages/{Sid} (fetch), Calls (create),
+// Calls/{Sid} (fetch, update), Keys and SigningKeys (create).
+//
+// Resend (Sim.Resend): POST /emails, POST /emails/batch, GET /emails/{id},
+// POST and GET /api-keys.
+//
+// Any other endpoint answers the vendor's own "not found" and is listed by
+// Problems: a cap test that reaches it should fail, since the referee cannot
+// say what real money it would have moved.
+//
 // # Time
 //
 // Config.Now is the only clock. Idempotency keys expire after 24 hours of

@@ -28,9 +28,11 @@ import (
 //     requires_capture intent created with
 //     request_incremental_authorization=if_available
 //     (https://docs.stripe.com/payments/incremental-authorization).
-//   - update: amount, currency, payment_method and capture_method only in
-//     requires_payment_method, requires_confirmation or requires_action;
-//     metadata and description in any status.
+//   - update: amount, currency, payment_method, capture_method and
+//     payment_method_options only in requires_payment_method,
+//     requires_confirmation or requires_action (so overcapture cannot be
+//     switched on after the authorisation); metadata and description in any
+//     status.
 //   - cancel: releases a hold; not once succeeded or canceled.
 //   - a requires_capture intent lapses (canceled, hold released) 7 days after
 //     authorisation, as online card authorisations do
@@ -252,7 +254,13 @@ func piUpdate(c *stripeCall) (any, *stripeError) {
 	if e != nil {
 		return nil, e
 	}
-	for _, f := range []string{"amount", "currency", "payment_method", "capture_method"} {
+	fields := []string{"amount", "currency", "payment_method", "capture_method"}
+	for k := range c.p {
+		if strings.HasPrefix(k, "payment_method_options[") {
+			fields = append(fields, k)
+		}
+	}
+	for _, f := range fields {
 		if c.p.has(f) && !piEditable[pi.status] {
 			err := errState("payment_intent_unexpected_state", f,
 				"This PaymentIntent's %s could not be updated because it has a status of %s. You may only update the %s of a PaymentIntent with one of the following statuses: requires_payment_method, requires_confirmation, requires_action.",

@@ -58,6 +58,9 @@ func TestStripeZeroAndThreeDecimalCurrencies(t *testing.T) {
 func TestStripeOvercapture(t *testing.T) {
 	e := newEnv(t)
 	plain := manualPI(t, e, "1000")
+	late := e.stripeReq(t, http.MethodPost, "/v1/payment_intents/"+plain.str("id"),
+		form("payment_method_options[card][request_overcapture]", "if_available"))
+	wantStatus(t, late, 400)
 	r := e.stripeReq(t, http.MethodPost, "/v1/payment_intents/"+plain.str("id")+"/capture", form("amount_to_capture", "1200"))
 	wantStatus(t, r, 400)
 	if r.str("error", "code") != "amount_too_large" {
