@@ -24,6 +24,7 @@ func TestRefusals(t *testing.T) {
 		"allowed_endpoints": []string{
 			"POST /v1/payment_intents",
 			"POST /v1/payment_intents/*/confirm",
+			"POST /v1/subscriptions",
 		},
 		"agent_run_label": "refusals",
 	})
@@ -70,7 +71,7 @@ func TestRefusals(t *testing.T) {
 		{"encoded-slash bypass", "POST", "/stripe/v1/payment_intents%2F..%2Fpayouts", bearer(key.VaultKey), "amount=500&currency=usd", 403, "keybrake_endpoint_denied"},
 		{"dot-segment bypass", "POST", "/stripe/v1/payment_intents/%2e%2e/payouts", bearer(key.VaultKey), "amount=500&currency=usd", 403, "keybrake_endpoint_denied"},
 		{"double-slash", "POST", "/v1//payment_intents", bearer(key.VaultKey), "amount=500&currency=usd", 400, "keybrake_bad_path"},
-		{"unknown cost (confirm of an unseen PaymentIntent)", "POST", "/stripe/v1/payment_intents/pi_unseen123/confirm", bearer(key.VaultKey), "", 403, "keybrake_unknown_cost"},
+		{"unknown cost (a subscription)", "POST", "/stripe/v1/subscriptions", bearer(key.VaultKey), "customer=cus_1", 403, "keybrake_unknown_cost"},
 		{"missing amount", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "currency=usd", 400, "parameter_missing"},
 		{"smuggled second amount", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=1&amount=500000&currency=usd", 400, "keybrake_duplicate_param"},
 		{"currency without a rate", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=500&currency=gbp", 400, "keybrake_currency_not_priced"},
