@@ -46,7 +46,7 @@ func (s *postgresStore) Audit(ctx context.Context, f AuditFilter) ([]Call, strin
 	// A fixed order keeps the SQL text, and so pgx's statement cache, stable.
 	for _, eq := range [...]struct{ col, val string }{
 		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
-		{"outcome", f.Outcome}, {"cost_state", f.CostState},
+		{"outcome", f.Outcome}, {"cost_state", f.CostState}, {"vendor_txn_id", f.VendorTxnID},
 	} {
 		if eq.val != "" {
 			where = append(where, eq.col+" = "+arg(eq.val))
@@ -83,34 +83,50 @@ func (s *postgresStore) Audit(ctx context.Context, f AuditFilter) ([]Call, strin
 	return calls, next, nil
 }
 
-// Summary aggregates a run's calls by vendor and endpoint. A call counts as
-// forwarded when it was let through: it held a reservation at some point
-// (its cost state left 'none') or it was an idempotent replay. Spent is
+// Summary aggregates calls by run, vendor, endpoint and outcome. A call
+// counts as forwarded when it was let through: it held a reservation at some
+// point (its cost state left 'none') or it was an idempotent replay. Spent is
 // what settled and provisional costs add up to; Reserved what open and
 // unknown calls still hold.
-func (s *postgresStore) Summary(ctx context.Context, runLabel string) ([]SummaryRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT vendor, endpoint,
+func (s *postgresStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	where := []string{"true"}
+	if f.RunLabel != "" {
+		where = append(where, "run_label = "+arg(f.RunLabel))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < "+arg(f.Until))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_label, vendor, endpoint, outcome,
 			count(*),
 			count(*) FILTER (WHERE cost_state <> 'none' OR replay_of <> ''),
+			count(*) FILTER (WHERE replay_of <> ''),
 			count(*) FILTER (WHERE outcome = 'cap_hit'),
 			count(*) FILTER (WHERE cost_state = 'none' AND replay_of = '' AND outcome <> 'cap_hit'),
 			coalesce(sum(cost), 0)::bigint,
 			coalesce(sum(reserved) FILTER (WHERE cost_state IN ('reserved', 'unknown')), 0)::bigint
-		FROM calls WHERE run_label = $1
-		GROUP BY vendor, endpoint
-		ORDER BY vendor, endpoint`, runLabel)
+		FROM calls WHERE `+strings.Join(where, " AND ")+`
+		GROUP BY run_label, vendor, endpoint, outcome
+		ORDER BY run_label, vendor, endpoint, outcome`, args...)
 	if err != nil {
-		return nil, s.wrapErr("summarising run", err)
+		return nil, s.wrapErr("summarising calls", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SummaryRow, error) {
 		var row SummaryRow
 		var spent, reserved int64
-		err := r.Scan(&row.Vendor, &row.Endpoint, &row.Calls, &row.Forwarded, &row.CapHits,
-			&row.Refused, &spent, &reserved)
+		err := r.Scan(&row.RunLabel, &row.Vendor, &row.Endpoint, &row.Outcome, &row.Calls,
+			&row.Forwarded, &row.Replays, &row.CapHits, &row.Refused, &spent, &reserved)
 		row.Spent, row.Reserved = money.Micros(spent), money.Micros(reserved)
 		return row, err
 	})
-	return out, s.wrapErr("summarising run", err)
+	return out, s.wrapErr("summarising calls", err)
 }
 
 // PendingCalls lists a vendor's calls in a cost state that started before

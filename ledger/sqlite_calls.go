@@ -62,7 +62,7 @@ func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string,
 	var args []any
 	for _, eq := range []struct{ column, value string }{
 		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
-		{"outcome", f.Outcome}, {"cost_state", f.CostState},
+		{"outcome", f.Outcome}, {"cost_state", f.CostState}, {"vendor_txn_id", f.VendorTxnID},
 	} {
 		if eq.value != "" {
 			where = append(where, eq.column+" = ?")
@@ -108,40 +108,52 @@ func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string,
 	return calls, next, nil
 }
 
-// Summary counts a refusal as any call refused without a reservation other
-// than a cap hit; everything else went to the vendor (forwarded, replays,
-// and forwarded calls whose outcome a settlement overrode). An empty run
-// label summarises every call, like the empty fields of the filters.
-func (s *sqliteStore) Summary(ctx context.Context, runLabel string) ([]SummaryRow, error) {
-	where, args := "1 = 1", []any{OutcomeCapHit, CostNone, OutcomeCapHit, OutcomeIdempotentReplay, CostReserved, CostUnknown}
-	if runLabel != "" {
-		where = "run_label = ?"
-		args = append(args, runLabel)
+// Summary classifies each call the same way as the Postgres backend: a
+// replay names its original (replay_of); a call was forwarded when it held a
+// reservation (its cost state left none) or is a replay; a cap hit is its
+// outcome; every other call refused without a reservation is a refusal.
+func (s *sqliteStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error) {
+	where := []string{"1 = 1"}
+	var args []any
+	if f.RunLabel != "" {
+		where = append(where, "run_label = ?")
+		args = append(args, f.RunLabel)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT vendor, endpoint, count(*),
-			sum(outcome = ?),
-			sum(cost_state = ? AND outcome NOT IN (?, ?)),
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= ?")
+		args = append(args, sqliteTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < ?")
+		args = append(args, sqliteTime(f.Until))
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, count(*),
+			sum(cost_state <> 'none' OR replay_of <> ''),
+			sum(replay_of <> ''),
+			sum(outcome = 'cap_hit'),
+			sum(cost_state = 'none' AND replay_of = '' AND outcome <> 'cap_hit'),
 			sum(cost),
-			sum(CASE WHEN cost_state IN (?, ?) THEN reserved ELSE 0 END)
-		FROM calls WHERE `+where+`
-		GROUP BY vendor, endpoint ORDER BY vendor, endpoint`, args...)
+			sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
+		FROM calls WHERE `+strings.Join(where, " AND ")+`
+		GROUP BY run_label, vendor, endpoint, outcome
+		ORDER BY run_label, vendor, endpoint, outcome`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 	}
 	defer rows.Close()
 	var out []SummaryRow
 	for rows.Next() {
 		var r SummaryRow
 		var spent, reserved int64
-		if err := rows.Scan(&r.Vendor, &r.Endpoint, &r.Calls, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
-			return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+		if err := rows.Scan(&r.RunLabel, &r.Vendor, &r.Endpoint, &r.Outcome, &r.Calls, &r.Forwarded,
+			&r.Replays, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
+			return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 		}
-		r.Forwarded = r.Calls - r.CapHits - r.Refused
 		r.Spent, r.Reserved = money.Micros(spent), money.Micros(reserved)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("summarising run %q: %w", runLabel, s.mapErr(err))
+		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 	}
 	return out, nil
 }

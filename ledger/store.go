@@ -238,18 +238,34 @@ type AuditFilter struct {
 	Vendor    string
 	Outcome   string
 	CostState string
-	Since     time.Time // inclusive, on StartedAt
-	Until     time.Time // exclusive, on StartedAt
-	Cursor    string    // opaque; from a previous page
-	Limit     int       // 1..1000; 0 means 100
+	// VendorTxnID finds the calls behind a vendor transaction (pi_…, SM…).
+	VendorTxnID string
+	Since       time.Time // inclusive, on StartedAt
+	Until       time.Time // exclusive, on StartedAt
+	Cursor      string    // opaque; from a previous page
+	Limit       int       // 1..1000; 0 means 100
 }
 
-// SummaryRow aggregates the calls of a run for one vendor and endpoint.
+// SummaryFilter selects the calls Summary aggregates. Empty fields do not
+// filter: a day view is Since/Until on a UTC day with no run label.
+type SummaryFilter struct {
+	RunLabel string
+	Since    time.Time // inclusive, on StartedAt
+	Until    time.Time // exclusive, on StartedAt
+}
+
+// SummaryRow aggregates calls of one run, vendor, endpoint and outcome.
+// Endpoint is empty for a call refused before an allowlist entry matched.
 type SummaryRow struct {
-	Vendor    string
-	Endpoint  string
-	Calls     int64 // every recorded call, refused ones included
+	RunLabel string
+	Vendor   string
+	Endpoint string
+	Outcome  string
+	Calls    int64 // every recorded call, refused ones included
+	// Forwarded counts the calls let through to the vendor: those that held
+	// a reservation (whatever their outcome became) and idempotent replays.
 	Forwarded int64
+	Replays   int64 // of Forwarded, the idempotent replays (nothing reserved)
 	CapHits   int64
 	Refused   int64 // refusals other than cap hits
 	Spent     money.Micros
@@ -312,9 +328,9 @@ type Store interface {
 	ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error)
 	// Audit lists calls oldest first with a cursor for the next page.
 	Audit(ctx context.Context, f AuditFilter) ([]Call, string, error)
-	// Summary aggregates a run's calls by vendor and endpoint, ordered by
-	// vendor then endpoint.
-	Summary(ctx context.Context, runLabel string) ([]SummaryRow, error)
+	// Summary aggregates the calls f selects by run, vendor, endpoint and
+	// outcome, in that order.
+	Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error)
 	// PendingCalls lists calls of a vendor in a cost state (CostUnpriced for
 	// reconciliation of provisional prices, CostReserved for reservations
 	// whose node died) that started before the given time, oldest first, at

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
 )
 
 func testRecordRefusal(f *fixture) {
@@ -233,30 +234,98 @@ func testSummary(f *fixture) {
 	// another run, not summarised
 	ok(f.reserve(kB, usd("50"), at(15), ledger.OutcomeForwarded), "50")
 
-	got, err := f.s.Summary(f.ctx, "run/a")
+	got, err := f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/a"})
 	if err != nil {
 		t.Fatalf("Summary: %v", err)
 	}
+	const pis = "POST /v1/payment_intents"
 	want := []ledger.SummaryRow{
-		{Vendor: "stripe", Endpoint: "", Calls: 1, Refused: 1},
-		{Vendor: "stripe", Endpoint: "GET /v1/customers/*", Calls: 2, Forwarded: 2},
-		{Vendor: "stripe", Endpoint: "POST /v1/payment_intents", Calls: 7, Forwarded: 5, CapHits: 1, Refused: 1,
+		{Vendor: "stripe", Endpoint: "", Outcome: ledger.OutcomeEndpointDenied, Calls: 1, Refused: 1},
+		{Vendor: "stripe", Endpoint: "GET /v1/customers/*", Outcome: ledger.OutcomeForwarded, Calls: 2, Forwarded: 2},
+		{Vendor: "stripe", Endpoint: pis, Outcome: ledger.OutcomeCapHit, Calls: 1, CapHits: 1},
+		{Vendor: "stripe", Endpoint: pis, Outcome: ledger.OutcomeForwarded, Calls: 4, Forwarded: 4,
 			Spent: usd("3"), Reserved: usd("5")},
-		{Vendor: "twilio", Endpoint: "POST /2010-04-01/Accounts/*/Messages.json", Calls: 3, Forwarded: 3,
-			Spent: usd("0.0237")},
+		{Vendor: "stripe", Endpoint: pis, Outcome: ledger.OutcomeIdempotentReplay, Calls: 1, Forwarded: 1, Replays: 1},
+		{Vendor: "stripe", Endpoint: pis, Outcome: ledger.OutcomeRevoked, Calls: 1, Refused: 1},
+		{Vendor: "twilio", Endpoint: "POST /2010-04-01/Accounts/*/Messages.json", Outcome: ledger.OutcomeForwarded,
+			Calls: 3, Forwarded: 3, Spent: usd("0.0237")},
 	}
+	for i := range want {
+		want[i].RunLabel = "run/a"
+	}
+	f.wantSummaryRows("run/a", got, want)
+
+	none, err := f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/none"})
+	if err != nil || len(none) != 0 {
+		t.Fatalf("Summary(unknown run) = %+v, %v; want no rows", none, err)
+	}
+}
+
+// testSummaryDay checks the day view: every run's calls that started in a
+// time window, and nothing outside it.
+func testSummaryDay(f *fixture) {
+	t := f.t
+	kA := f.newKey(func(k *ledger.Key) { k.RunLabel = "run/a" })
+	kB := f.newKey(func(k *ledger.Key) { k.RunLabel = "run/b" })
+	day := ledger.Day(t0)
+	f.settle(f.reserve(kA, usd("1"), day.Add(-time.Microsecond), ledger.OutcomeForwarded), ledger.Settlement{StatusCode: 200, Cost: usd("1"), Now: day})
+	f.settle(f.reserve(kA, usd("2"), day, ledger.OutcomeForwarded), ledger.Settlement{StatusCode: 200, Cost: usd("2"), Now: day})
+	f.reserve(kB, usd("3"), day.Add(23*time.Hour), ledger.OutcomeForwarded)
+	f.settle(f.reserve(kB, usd("4"), day.Add(24*time.Hour), ledger.OutcomeForwarded), ledger.Settlement{StatusCode: 200, Cost: usd("4"), Now: day})
+
+	got, err := f.s.Summary(f.ctx, ledger.SummaryFilter{Since: day, Until: day.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatalf("Summary(day): %v", err)
+	}
+	row := func(run string, spent, reserved money.Micros) ledger.SummaryRow {
+		return ledger.SummaryRow{RunLabel: run, Vendor: "stripe", Endpoint: "POST /v1/payment_intents",
+			Outcome: ledger.OutcomeForwarded, Calls: 1, Forwarded: 1, Spent: spent, Reserved: reserved}
+	}
+	f.wantSummaryRows("day", got, []ledger.SummaryRow{row("run/a", usd("2"), 0), row("run/b", 0, usd("3"))})
+
+	got, err = f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/b", Since: day, Until: day.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatalf("Summary(day, run): %v", err)
+	}
+	f.wantSummaryRows("day and run", got, []ledger.SummaryRow{row("run/b", 0, usd("3"))})
+}
+
+// testAuditVendorTxn finds the call, and so the run, behind a vendor
+// transaction id without knowing the vendor.
+func testAuditVendorTxn(f *fixture) {
+	t := f.t
+	kA := f.newKey(func(k *ledger.Key) { k.RunLabel = "run/a" })
+	kT := f.newKey(func(k *ledger.Key) { k.RunLabel, k.Vendor = "run/t", "twilio" })
+	pi := f.reserve(kA, usd("1"), t0, ledger.OutcomeForwarded)
+	f.settle(pi, ledger.Settlement{StatusCode: 200, Cost: usd("1"), VendorTxnID: "pi_123", Now: t0})
+	f.settle(f.reserve(kA, usd("1"), t0.Add(time.Second), ledger.OutcomeForwarded),
+		ledger.Settlement{StatusCode: 200, Cost: usd("1"), VendorTxnID: "pi_456", Now: t0})
+	sm := f.reserve(kT, usd("0.01"), t0.Add(2*time.Second), ledger.OutcomeForwarded)
+	f.settle(sm, ledger.Settlement{StatusCode: 201, Cost: usd("0.01"), VendorTxnID: "SM123", Now: t0})
+
+	for txn, want := range map[string]string{"pi_123": pi, "SM123": sm} {
+		calls, next, err := f.s.Audit(f.ctx, ledger.AuditFilter{VendorTxnID: txn})
+		if err != nil || next != "" {
+			t.Fatalf("Audit(vendor_txn_id=%s): cursor %q, %v", txn, next, err)
+		}
+		f.wantIDs("vendor_txn_id="+txn, callIDs(calls), []string{want})
+	}
+	calls, _, err := f.s.Audit(f.ctx, ledger.AuditFilter{VendorTxnID: "pi_none"})
+	if err != nil || len(calls) != 0 {
+		t.Fatalf("Audit(unknown txn) = %d calls, %v; want none", len(calls), err)
+	}
+}
+
+// wantSummaryRows compares Summary rows one by one.
+func (f *fixture) wantSummaryRows(what string, got, want []ledger.SummaryRow) {
+	f.t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("Summary has %d rows; want %d:\n got  %+v\n want %+v", len(got), len(want), got, want)
+		f.t.Fatalf("Summary(%s) has %d rows; want %d:\n got  %+v\n want %+v", what, len(got), len(want), got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Fatalf("Summary row %d:\n got  %+v\n want %+v", i, got[i], want[i])
+			f.t.Fatalf("Summary(%s) row %d:\n got  %+v\n want %+v", what, i, got[i], want[i])
 		}
-	}
-
-	none, err := f.s.Summary(f.ctx, "run/none")
-	if err != nil || len(none) != 0 {
-		t.Fatalf("Summary(unknown run) = %+v, %v; want no rows", none, err)
 	}
 }
 

@@ -51,6 +51,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Calls/AuditFilters", testAuditFilters},
 		{"Calls/AuditPaging", testAuditPaging},
 		{"Calls/Summary", testSummary},
+		{"Calls/SummaryDay", testSummaryDay},
+		{"Calls/AuditVendorTxn", testAuditVendorTxn},
 		{"Calls/PendingCalls", testPendingCalls},
 
 		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},

@@ -1,0 +1,4 @@
+-- 0003: the audit's vendor_txn_id filter ("which run made this charge?")
+-- looks a transaction id up without knowing its vendor; calls_by_vendor_txn
+-- leads with the vendor, so it gets an index of its own, in the audit order.
+CREATE INDEX calls_by_any_vendor_txn ON calls (vendor_txn_id, started_at, seq) WHERE vendor_txn_id <> '';
