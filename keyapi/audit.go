@@ -65,7 +65,7 @@ type callList struct {
 // CSV export.
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseQuery(r, "agent_run_label", "key_id", "vendor", "outcome", "cost_state",
-		"since", "until", "cursor", "limit", "format")
+		"vendor_txn_id", "since", "until", "cursor", "limit", "format")
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,8 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range []struct {
 		name string
 		dst  *string
-	}{{"vendor", &f.Vendor}, {"outcome", &f.Outcome}, {"cost_state", &f.CostState}} {
+	}{{"vendor", &f.Vendor}, {"outcome", &f.Outcome}, {"cost_state", &f.CostState},
+		{"vendor_txn_id", &f.VendorTxnID}} {
 		if *p.dst, err = textParam(q, p.name, maxFilterLength); err != nil {
 			return err
 		}

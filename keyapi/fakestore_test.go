@@ -31,9 +31,10 @@ type fakeStore struct {
 	// getErr, when set, is returned by GetKey only.
 	getErr error
 
-	keyFilters   []ledger.KeyFilter
-	auditFilters []ledger.AuditFilter
-	createCalls  int
+	keyFilters     []ledger.KeyFilter
+	auditFilters   []ledger.AuditFilter
+	summaryFilters []ledger.SummaryFilter
+	createCalls    int
 }
 
 var _ ledger.Store = (*fakeStore)(nil)
@@ -151,6 +152,7 @@ func (s *fakeStore) Audit(_ context.Context, f ledger.AuditFilter) ([]ledger.Cal
 			(f.Vendor == "" || c.Vendor == f.Vendor) &&
 			(f.Outcome == "" || c.Outcome == f.Outcome) &&
 			(f.CostState == "" || c.CostState == f.CostState) &&
+			(f.VendorTxnID == "" || c.VendorTxnID == f.VendorTxnID) &&
 			(f.Since.IsZero() || !c.StartedAt.Before(f.Since)) &&
 			(f.Until.IsZero() || c.StartedAt.Before(f.Until)) {
 			all = append(all, c)
@@ -159,13 +161,16 @@ func (s *fakeStore) Audit(_ context.Context, f ledger.AuditFilter) ([]ledger.Cal
 	return paginate(all, f.Cursor, f.Limit)
 }
 
-func (s *fakeStore) Summary(_ context.Context, runLabel string) ([]ledger.SummaryRow, error) {
+// Summary answers the rows stored under the filter's run label ("" for a
+// day view) and records the filter.
+func (s *fakeStore) Summary(_ context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.summaryFilters = append(s.summaryFilters, f)
 	if s.err != nil {
 		return nil, s.err
 	}
-	return slices.Clone(s.summary[runLabel]), nil
+	return slices.Clone(s.summary[f.RunLabel]), nil
 }
 
 // paginate pages items with cursors "o<offset>".

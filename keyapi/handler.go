@@ -128,6 +128,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	if isUIPath(r.URL.Path) {
+		h.serveUI(w, r)
+		return
+	}
 	if err := h.authenticate(w, r); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -166,6 +170,11 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(w, "GET")
 		}
 		return h.audit(w, r)
+	case rest == "whoami":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, "GET")
+		}
+		return h.whoami(w, r)
 	case rest == "summary":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, "GET")
