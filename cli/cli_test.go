@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/keyapi"
+	"github.com/keybrake/keybrake/ledger"
+)
+
+const testToken = "cliTestToken123"
+
+// server is the real key API on an embedded ledger, over loopback HTTP.
+func server(t *testing.T) string {
+	t.Helper()
+	store, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "l.db"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h, err := keyapi.New(keyapi.Config{Store: store, Tokens: []string{testToken}, Vendors: []string{"stripe"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// run runs the CLI and returns its exit code, stdout and stderr.
+func run(t *testing.T, url string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(args, Config{URL: url, Token: testToken, Stdout: &out, Stderr: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestIssueListSummaryRevoke(t *testing.T) {
+	url := server(t)
+	code, out, errOut := run(t, url, "issue", "--vendor", "stripe", "--total-usd-cap", "12.5",
+		"--endpoint", "POST /v1/payment_intents", "--run", "cli/run", "--json")
+	if code != ExitOK {
+		t.Fatalf("issue: exit %d: %s", code, errOut)
+	}
+	var k keyView
+	if err := json.Unmarshal([]byte(out), &k); err != nil || k.KeyID == "" || k.VaultKey == "" {
+		t.Fatalf("issue --json = %q (%v)", out, err)
+	}
+
+	code, out, _ = run(t, url, "issue", "--vendor", "stripe", "--daily-usd-cap", "3", "--endpoint", "POST /v1/payment_intents")
+	if code != ExitOK || !strings.Contains(out, "vault key (shown once") || !strings.Contains(out, "$3.00") {
+		t.Fatalf("issue table: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = run(t, url, "keys", "--run", "cli/run")
+	if code != ExitOK || !strings.Contains(out, k.KeyID) || !strings.Contains(out, "$12.50") || strings.Contains(out, k.VaultKey) {
+		t.Fatalf("keys: exit %d\n%s", code, out)
+	}
+	if !strings.HasPrefix(out, "KEY ID") {
+		t.Errorf("keys table has no header:\n%s", out)
+	}
+
+	code, out, _ = run(t, url, "summary", "--run", "cli/run")
+	if code != ExitOK || !strings.Contains(out, "run cli/run") || !strings.Contains(out, k.KeyID) || !strings.Contains(out, "$12.50") {
+		t.Fatalf("summary: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, url, "summary", "--day", "2026-11-29", "--csv")
+	if code != ExitOK || !strings.HasPrefix(out, "agent_run_label,vendor,endpoint,outcome") {
+		t.Fatalf("summary --csv: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, url, "audit", "--txn", "pi_nothing")
+	if code != ExitOK || strings.Count(out, "\n") != 1 {
+		t.Fatalf("audit --txn: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = run(t, url, "revoke", k.KeyID)
+	if code != ExitOK || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: exit %d\n%s", code, out)
+	}
+	code, _, errOut = run(t, url, "revoke", "vkNoSuchKey123")
+	if code != ExitAPIError || !strings.Contains(errOut, "HTTP 404") {
+		t.Fatalf("revoke unknown: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestMissingEndpoints: commands whose endpoint this server lacks print the
+// API's answer and say so, with exit code 1.
+func TestMissingEndpoints(t *testing.T) {
+	url := server(t)
+	for _, args := range [][]string{
+		{"patch", "vkSomeKey123", "--total-usd-cap", "5"},
+		{"tokens"},
+		{"tokens", "create", "--name", "ci", "--role", "reader"},
+		{"tokens", "revoke", "tk123"},
+		{"resolve", "call123", "--release", "--reason", "vendor refunded"},
+		{"revoke", "--run", "cli/run"},
+	} {
+		code, out, errOut := run(t, url, args...)
+		if code != ExitAPIError || out != "" || !strings.Contains(errOut, "this Keybrake does not serve") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	url := server(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, ExitUsage, "usage: caddy keybrake <command>"},
+		{[]string{"help"}, ExitOK, "commands:"},
+		{[]string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"issue", "--vendor", "stripe"}, ExitUsage, "--total-usd-cap"},
+		{[]string{"issue", "--vendor", "stripe", "--total-usd-cap", "1.1234567"}, ExitUsage, "at most 6 decimals"},
+		{[]string{"issue", "--bogus"}, ExitUsage, "flag provided but not defined"},
+		{[]string{"revoke"}, ExitUsage, "give a KEY_ID or --run LABEL"},
+		{[]string{"summary"}, ExitUsage, "--run LABEL, --day"},
+		{[]string{"summary", "--day", "tomorrow"}, ExitAPIError, "day must be a UTC date"},
+		{[]string{"keys", "-h"}, ExitOK, "--status"},
+	} {
+		code, _, errOut := run(t, url, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", tc.args, code, tc.code, errOut, tc.want)
+		}
+	}
+
+	// A refused token is the API refusing: 1, with a hint, and the token is
+	// never printed.
+	var out, errOut bytes.Buffer
+	code := Main([]string{"keys"}, Config{URL: url, Token: "wrongTokenValue", Stdout: &out, Stderr: &errOut})
+	if code != ExitAPIError || !strings.Contains(errOut.String(), "check KEYBRAKE_API_TOKEN") || strings.Contains(errOut.String(), "wrongTokenValue") {
+		t.Errorf("wrong token: exit %d, %q", code, errOut.String())
+	}
+
+	// Nothing listening: 3.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	code, _, msg := run(t, dead, "keys")
+	if code != ExitUnreachable || !strings.Contains(msg, "cannot reach Keybrake at "+dead) {
+		t.Errorf("unreachable: exit %d, %q", code, msg)
+	}
+}
+
+func TestDollars(t *testing.T) {
+	for in, want := range map[string]string{"0": "$0.00", "12.5": "$12.50", "0.000001": "$0.000001", "": "-", "100": "$100.00"} {
+		if got := dollars(json.Number(in)); got != want {
+			t.Errorf("dollars(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
