@@ -78,25 +78,37 @@ func (g *Gate) fit(r *http.Request, c *call, reserved money.Micros) *refusal {
 }
 
 // misplacedKey refuses a request that carries the vault key anywhere but
-// where the vendor's SDK puts its credential: in the URL (a query string
-// that would reach the vendor and its logs) or in the body (a metadata
-// field the vendor would store). Headers that carry it are dropped when the
-// call is forwarded (see dropKeyHeaders).
+// where the vendor's SDK puts its credential: in the query string (it would
+// reach the vendor and its logs) or in the body (a metadata field the
+// vendor would store). The path is checked once the vendor has rewritten it
+// (keyInPath): twilio-go puts its username, which may be the vault key, in
+// the path as the account SID, and the Twilio vendor replaces it. Headers
+// that carry it are dropped when the call is forwarded (dropKeyHeaders).
 func misplacedKey(r *http.Request, secret string, body []byte) *refusal {
 	if secret == "" {
 		return nil
 	}
 	unescaped, _ := url.QueryUnescape(r.URL.RawQuery)
-	if strings.Contains(r.URL.RawQuery, secret) || strings.Contains(unescaped, secret) ||
-		strings.Contains(r.URL.Path, secret) || strings.Contains(r.URL.RawPath, secret) {
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_key_in_url",
-			message: "The vault key must not appear in the URL.", outcome: ledger.OutcomeBadRequest, record: true}
+	if strings.Contains(r.URL.RawQuery, secret) || strings.Contains(unescaped, secret) {
+		return keyInURL()
 	}
 	if bytes.Contains(body, []byte(secret)) {
 		return &refusal{status: http.StatusBadRequest, code: "keybrake_key_in_body",
 			message: "The vault key must not appear in the request body.", outcome: ledger.OutcomeBadRequest, record: true}
 	}
 	return nil
+}
+
+// keyInPath reports whether the vault key is still in the path the vendor
+// will see, once Authorize has rewritten it.
+func keyInPath(r *http.Request, secret string) bool {
+	return secret != "" && (strings.Contains(r.URL.Path, secret) || strings.Contains(r.URL.RawPath, secret) ||
+		strings.Contains(r.RequestURI, secret))
+}
+
+func keyInURL() *refusal {
+	return &refusal{status: http.StatusBadRequest, code: "keybrake_key_in_url",
+		message: "The vault key must not appear in the URL.", outcome: ledger.OutcomeBadRequest, record: true}
 }
 
 // dropKeyHeaders removes every header still carrying the vault key once

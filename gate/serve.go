@@ -207,6 +207,13 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 	r.Header.Del("Accept-Encoding")
 	err := g.cfg.Vendor.Authorize(r)
 	dropKeyHeaders(r, c.secret)
+	if err == nil && keyInPath(r, c.secret) {
+		f := keyInURL()
+		f.record = false // the call row exists; release records the refusal
+		g.release(r, c, f)
+		g.refuse(w, r, c, f)
+		return nil
+	}
 	if err != nil {
 		// Nothing was forwarded: the reservation goes back and the call
 		// is refused in the vendor's format.
