@@ -18,13 +18,13 @@ import (
 // kind, upstream and unknown_cost, which every kind takes.
 var kindOptions = map[string][]string{
 	kindStripe:   {"secret_key", "rate"},
-	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max", "message_rate", "default_message_rate", "voice_rate", "default_voice_rate", "reconcile"},
+	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max", "message_rate", "default_message_rate", "voice_rate", "default_voice_rate", "twiml_url", "reconcile"},
 	kindResend:   {"secret_key", "per_email"},
 	kindDeclared: {"secret_key", "credential", "inject", "errors", "free_methods", "endpoint", "idempotency"},
 }
 
 // repeatable options may be given more than once.
-var repeatable = map[string]bool{"rate": true, "message_rate": true, "voice_rate": true, "endpoint": true}
+var repeatable = map[string]bool{"rate": true, "message_rate": true, "voice_rate": true, "twiml_url": true, "endpoint": true}
 
 // unmarshalCaddyfile reads a vendor block; the dispenser is on its name.
 //
@@ -48,6 +48,7 @@ var repeatable = map[string]bool{"rate": true, "message_rate": true, "voice_rate
 //		default_message_rate [sms <usd>] [mms <usd>]
 //		voice_rate   <+prefix> <usd_per_minute> | unknown
 //		default_voice_rate <usd_per_minute>
+//		twiml_url    <url_prefix>
 //		reconcile    off | {
 //			min_age       <duration>
 //			interval      <duration>
@@ -141,6 +142,11 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = vc.parseVoiceRate(d)
 		case "default_voice_rate":
 			vc.DefaultVoiceRate, err = usdArg(d, true)
+		case "twiml_url":
+			var u string
+			if u, err = oneArg(d); err == nil {
+				vc.TwiMLURLs = append(vc.TwiMLURLs, u)
+			}
 		case "idempotency":
 			vc.Idempotency, err = parseIdempotency(d)
 		case "reconcile":

@@ -62,6 +62,8 @@ func TestAdaptTwilioVendor(t *testing.T) {
 			message_rate +33 mms 0.2
 			message_rate +1787 unknown
 			default_message_rate sms 0.09
+			twiml_url https://twiml.example.com/calls/
+			twiml_url https://static.example.com/ivr
 			unknown_cost reserve 0.5
 			reconcile {
 				min_age 10s
@@ -82,7 +84,7 @@ func TestAdaptTwilioVendor(t *testing.T) {
 	want := `{"vendors":{` +
 		`"twilio":{"upstream":"{env.TWILIO_API_BASE}","unknown_cost":"reserve","unknown_cost_usd":0.5,` +
 		`"account_sid":"{env.TWILIO_ACCOUNT_SID}","auth_token":"{env.TWILIO_AUTH_TOKEN}","api_key":"{env.TWILIO_API_KEY}",` +
-		`"call_max_usd":2.5,"message_rates":{"+1787":{"sms":0,"mms":0,"unknown":true},"+33":{"sms":0,"mms":0.2},"+44":{"sms":0.0524,"mms":0.1}},` +
+		`"call_max_usd":2.5,"twiml_urls":["https://twiml.example.com/calls/","https://static.example.com/ivr"],"message_rates":{"+1787":{"sms":0,"mms":0,"unknown":true},"+33":{"sms":0,"mms":0.2},"+44":{"sms":0.0524,"mms":0.1}},` +
 		`"default_message_rate":{"sms":0.09,"mms":0},` +
 		`"reconcile":{"min_age":10000000000,"interval":30000000000,"batch":50,"give_up_after":86400000000000}},` +
 		`"twilio_eu":{"kind":"twilio","account_sid":"ACeu123","auth_token":"{env.TWILIO_EU_TOKEN}","reconcile":{"off":true}}}}`
@@ -340,7 +342,7 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"upstream not a URL", "vendor resend {\nupstream api.resend.com\n}", `upstream "api.resend.com": want an absolute http or https URL`},
 		{"upstream with two values", "vendor resend {\nupstream http://a http://b\n}", "wrong argument count"},
 		// Options of another kind.
-		{"secret_key on twilio", "vendor twilio {\nsecret_key x\n}", "vendor twilio: 'secret_key' is not an option of a twilio vendor (it takes account_sid, auth_token, api_key, call_max, message_rate, default_message_rate, voice_rate, default_voice_rate, reconcile)"},
+		{"secret_key on twilio", "vendor twilio {\nsecret_key x\n}", "vendor twilio: 'secret_key' is not an option of a twilio vendor (it takes account_sid, auth_token, api_key, call_max, message_rate, default_message_rate, voice_rate, default_voice_rate, twiml_url, reconcile)"},
 		{"account_sid on stripe", "vendor stripe {\naccount_sid AC1\n}", "'account_sid' is not an option of a stripe vendor"},
 		{"rate on resend", "vendor resend {\nrate jpy 0.0067\n}", "'rate' is not an option of a resend vendor"},
 		{"per_email on a declared vendor", "vendor llm {\nper_email 0.01\n}", "'per_email' is not an option of a declared vendor"},

@@ -98,6 +98,13 @@ type VendorConfig struct {
 	// unknown cost.
 	DefaultVoiceRate money.Micros `json:"default_voice_rate,omitempty"`
 
+	// TwiMLURLs are the URL prefixes whose TwiML documents the operator
+	// vouches for (twilio): a call's Url, FallbackUrl or a participant's
+	// WaitUrl must lie under one, since that TwiML could dial, record or
+	// speak at charges Keybrake cannot see. Default: none, so only calls
+	// with inline Twiml Keybrake can read pass.
+	TwiMLURLs []string `json:"twiml_urls,omitempty"`
+
 	// MessageRates sets the price of messages by E.164 prefix ("+44"),
 	// over Twilio's US/Canada defaults; the longest prefix of a destination
 	// wins (twilio). An entry replaces the prefix's default whole: a zero
@@ -199,6 +206,7 @@ func (vc *VendorConfig) fieldsSet() []string {
 	add(len(vc.MessageRates) > 0, "message_rates")
 	add(len(vc.VoiceRates) > 0, "voice_rates")
 	add(vc.DefaultVoiceRate != 0, "default_voice_rate")
+	add(len(vc.TwiMLURLs) > 0, "twiml_urls")
 	add(vc.DefaultMessageRate != nil, "default_message_rate")
 	add(vc.Reconcile != nil, "reconcile")
 	add(vc.PerEmailUSD != 0, "per_email_usd")
@@ -214,7 +222,7 @@ func (vc *VendorConfig) fieldsSet() []string {
 // kindFields lists, per kind, the kind-specific JSON fields it takes.
 var kindFields = map[string][]string{
 	kindStripe:   {"secret_key", "rates"},
-	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max_usd", "message_rates", "default_message_rate", "voice_rates", "default_voice_rate", "reconcile"},
+	kindTwilio:   {"account_sid", "auth_token", "api_key", "call_max_usd", "message_rates", "default_message_rate", "voice_rates", "default_voice_rate", "twiml_urls", "reconcile"},
 	kindResend:   {"secret_key", "per_email_usd"},
 	kindDeclared: {"secret_key", "credential", "inject", "error_format", "free_methods", "endpoints", "idempotency"},
 }
@@ -346,6 +354,7 @@ func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer,
 		VoiceRates:  vc.VoiceRates,
 
 		DefaultVoiceRate: vc.DefaultVoiceRate,
+		TwiMLURLs:        vc.TwiMLURLs,
 	})
 	if err != nil {
 		return nil, err

@@ -71,6 +71,35 @@ var twilioCapCases = []capCase{
 		wantStatus(t, "a recorded call", r, 403, "cannot tell what this call will cost")
 		wantWithinCap(t, c, sim, k, *cap)
 	}},
+	{"7/calls-run-only-twiml-keybrake-can-vouch-for", func(t *testing.T, c capTarget, sim *simvendor.Sim) {
+		cap := usdOf("1")
+		k := c.issue(t, capSpec{vendor: "twilio", total: cap, endpoint: twilioAll})
+		call := func(kv ...string) capResponse {
+			return c.do(t, k, twilioPost("Calls.json", form(append([]string{"To", "+15005550006", "From", "+15005550001", "TimeLimit", "60"}, kv...)...)))
+		}
+		// TwiML fetched from a host the vendor block does not trust, a
+		// TwiML App, inline TwiML that redirects, gathers or dials: each
+		// could start legs billed on top of the call's minutes.
+		for name, kv := range map[string][]string{
+			"untrusted Url":         {"Url", "https://evil.example/dial.xml"},
+			"look-alike host":       {"Url", "https://example.com.evil.example/dial.xml"},
+			"untrusted FallbackUrl": {"Url", "https://example.com/t.xml", "FallbackUrl", "https://evil.example/f.xml"},
+			"TwiML App":             {"ApplicationSid", "AP0123"},
+			"Redirect":              {"Twiml", "<Response><Redirect>https://evil.example/dial.xml</Redirect></Response>"},
+			"Gather":                {"Twiml", `<Response><Gather action="https://evil.example/next"/></Response>`},
+			"Dial in a Say":         {"Twiml", `<Response><Say voice="man"><Dial>+33612345678</Dial></Say></Response>`},
+			"Polly voice":           {"Twiml", `<Response><Say voice="Polly.Joanna">hi</Say></Response>`},
+		} {
+			wantStatus(t, name, call(kv...), 403, "cannot tell what this call will cost")
+		}
+		if moved := sim.Moved("twilio"); moved != 0 {
+			t.Errorf("refused calls moved %s", money.Micros(moved))
+		}
+		wantStatus(t, "trusted Url", call("Url", "https://example.com/t.xml"), 201, "CA")
+		wantStatus(t, "inline TwiML that only says and plays", call("Twiml",
+			`<Response><Say voice="woman">Your code is 1234</Say><Play>https://example.com/a.mp3</Play></Response>`), 201, "CA")
+		wantWithinCap(t, c, sim, k, *cap)
+	}},
 	{"8/twilio-keys-that-mint-keys", func(t *testing.T, c capTarget, sim *simvendor.Sim) {
 		cap := usdOf("1")
 		k := c.issue(t, capSpec{vendor: "twilio", total: cap, endpoint: twilioAll})

@@ -270,6 +270,7 @@ func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string) capNode {
 			account_sid %s
 			auth_token %s
 			upstream %s
+			twiml_url https://example.com/
 		}
 		vendor resend {
 			secret_key %s

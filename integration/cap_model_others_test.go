@@ -14,7 +14,7 @@ import (
 // The Twilio and Resend parts of the model test.
 
 func simOtherVendors(t testing.TB) map[string]vendors.Vendor {
-	tw, err := twilio.New(twilio.Config{AccountSID: simTwilioSID, AuthToken: simTwilioToken})
+	tw, err := twilio.New(twilio.Config{AccountSID: simTwilioSID, AuthToken: simTwilioToken, TwiMLURLs: []string{"https://example.com/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +75,21 @@ var twilioOps = []capOp{
 			kv = append(kv, "TimeLimit", strconv.Itoa(1+s.rng.IntN(20000)))
 		}
 		s.do(twilioPost(s.twilioResource("Calls"), form(kv...)))
+	}},
+	{"call running TwiML it cannot see", func(s *capSeq) {
+		kv := []string{"To", "+15005550006", "From", "+15005550001", "TimeLimit", "60"}
+		switch s.rng.IntN(3) {
+		case 0:
+			kv = append(kv, "Url", "https://evil.example/dial.xml")
+		case 1:
+			kv = append(kv, "Twiml", "<Response><Redirect>https://evil.example/dial.xml</Redirect></Response>")
+		default:
+			kv = append(kv, "ApplicationSid", "AP0123")
+		}
+		r := s.do(twilioPost(s.twilioResource("Calls"), form(kv...)))
+		if r.status != http.StatusForbidden {
+			s.t.Errorf("call running TwiML Keybrake cannot see: %s", r)
+		}
 	}},
 	{"smuggled duplicates", func(s *capSeq) {
 		s.do(twilioPost("Messages.json", form("To", "+15005550006", "From", "+15005550001", "Body", "hi", "Body", s.smsText())))

@@ -49,10 +49,6 @@ var (
 		extra{"ConferenceRecord", []string{"false", "do-not-record"}})
 )
 
-// twimlCostly are TwiML verbs that start legs, recordings, streams or
-// payments Keybrake cannot see the cost of.
-var twimlCostly = []string{"<dial", "<record", "<start", "<connect", "<enqueue", "<refer", "<pay", "<conference"}
-
 // estimateCall prices a call (or a conference participant, which dials
 // out): TimeLimit in started minutes × the destination's per-minute rate.
 // Minimum is one minute; Fit lowers TimeLimit to what the reservation
@@ -67,12 +63,8 @@ func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]boo
 			return vendors.Estimate{Reason: "the call sets " + x.param + ", whose charges Keybrake cannot bound"}, nil
 		}
 	}
-	if tw := strings.ToLower(form.Get("twiml")); tw != "" {
-		for _, verb := range twimlCostly {
-			if strings.Contains(tw, verb) {
-				return vendors.Estimate{Reason: "the call's TwiML uses " + verb[1:] + ", whose charges Keybrake cannot see"}, nil
-			}
-		}
+	if reason := v.documentsReason(form); reason != "" {
+		return vendors.Estimate{Reason: reason}, nil
 	}
 	to := strings.TrimSpace(form.Get("to"))
 	if to == "" {
@@ -115,6 +107,29 @@ func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]boo
 		Minimum: rate,
 		Fit:     fitTimeLimit(body, rate, limit),
 	}, nil
+}
+
+// documentParams are the parameters naming a TwiML document Twilio fetches
+// for a call: its instructions, their fallback, a participant's hold music.
+var documentParams = []string{"url", "fallbackurl", "waiturl"}
+
+// documentsReason returns why the TwiML a call runs could add charges on
+// top of its minutes, or "" when Keybrake can vouch for it (see twiml.go).
+func (v *Vendor) documentsReason(form url.Values) string {
+	if form.Has("applicationsid") {
+		return "the call runs a TwiML App, whose documents Keybrake cannot see; pass the app's voice Url instead, under a twiml_url the vendor block trusts"
+	}
+	if form.Has("twiml") {
+		if reason := twimlReason(form.Get("twiml")); reason != "" {
+			return reason
+		}
+	}
+	for _, p := range documentParams {
+		if form.Has(p) && !trustedTwiML(form.Get(p), v.twimlURLs) {
+			return "the call's TwiML at " + p + " is not under a twiml_url the vendor block trusts, so Keybrake cannot see what it dials, records or says"
+		}
+	}
+	return ""
 }
 
 // fitTimeLimit returns the Fit of a call: the form body with exactly one

@@ -100,7 +100,21 @@ func TestCallPricedByTimeLimit(t *testing.T) {
 		{"RecordingConfigurationId", url.Values{"To": {us}, "RecordingConfigurationId": {"x"}}, 0, false},
 		{"inline TwiML that dials", url.Values{"To": {us}, "Twiml": {"<Response><Dial>+33612345678</Dial></Response>"}}, 0, false},
 		{"inline TwiML that records", url.Values{"To": {us}, "Twiml": {"<Response><RECORD/></Response>"}}, 0, false},
-		{"inline TwiML that says", url.Values{"To": {us}, "Twiml": {"<Response><Say>hi</Say></Response>"}, "TimeLimit": {"60"}}, 14_000, true},
+		{"inline TwiML that says in a basic voice", url.Values{"To": {us}, "Twiml": {`<Response><Say voice="woman">hi</Say><Pause length="2"/><Play>https://x/a.mp3</Play><Hangup/></Response>`}, "TimeLimit": {"60"}}, 14_000, true},
+		{"inline TwiML that says in the account's default voice", url.Values{"To": {us}, "Twiml": {"<Response><Say>hi</Say></Response>"}, "TimeLimit": {"60"}}, 0, false},
+		{"inline TwiML that says in Polly", url.Values{"To": {us}, "Twiml": {`<Response><Say voice="Polly.Joanna">hi</Say></Response>`}, "TimeLimit": {"60"}}, 0, false},
+		{"inline TwiML that redirects", url.Values{"To": {us}, "Twiml": {"<Response><Redirect>https://evil.example/dial.xml</Redirect></Response>"}}, 0, false},
+		{"inline TwiML that gathers into another document", url.Values{"To": {us}, "Twiml": {`<Response><Gather action="https://evil.example/next"/></Response>`}}, 0, false},
+		{"inline TwiML that texts", url.Values{"To": {us}, "Twiml": {"<Response><Sms>hi</Sms></Response>"}}, 0, false},
+		{"inline TwiML with a dial nested in a say", url.Values{"To": {us}, "Twiml": {`<Response><Say voice="man"><Dial>+33612345678</Dial></Say></Response>`}}, 0, false},
+		{"inline TwiML that is not XML", url.Values{"To": {us}, "Twiml": {"<Response><Dial>+33612345678</Response>"}}, 0, false},
+		{"inline TwiML with a namespaced dial", url.Values{"To": {us}, "Twiml": {`<Response xmlns:t="x"><t:Dial>+33612345678</t:Dial></Response>`}}, 0, false},
+		{"inline TwiML that is no Response", url.Values{"To": {us}, "Twiml": {"<Dial>+33612345678</Dial>"}}, 0, false},
+		{"a TwiML App", url.Values{"To": {us}, "ApplicationSid": {"AP1"}, "TimeLimit": {"60"}}, 0, false},
+		{"Url not vouched for", url.Values{"To": {us}, "Url": {"https://evil.example/dial.xml"}, "TimeLimit": {"60"}}, 0, false},
+		{"Url on a look-alike host", url.Values{"To": {us}, "Url": {"https://x.evil.example/t"}, "TimeLimit": {"60"}}, 0, false},
+		{"Url with user info", url.Values{"To": {us}, "Url": {"https://x@evil.example/t"}, "TimeLimit": {"60"}}, 0, false},
+		{"FallbackUrl not vouched for", url.Values{"To": {us}, "Url": {"https://x/t"}, "FallbackUrl": {"https://evil.example/f"}, "TimeLimit": {"60"}}, 0, false},
 	}
 	for _, c := range cases {
 		est, ve := estimate(t, v, http.MethodPost, acct+"Calls.json", c.form)

@@ -45,8 +45,11 @@
 //     per-minute voice rate. When the key's headroom is smaller, the gate
 //     reserves less (at least one minute) and Estimate.Fit writes a
 //     TimeLimit the reservation covers. Recording, answering machine
-//     detection, transcription and inline TwiML that dials or records add
-//     charges Keybrake cannot bound: unknown cost.
+//     detection and transcription add charges Keybrake cannot bound, and
+//     so does TwiML that dials, redirects, gathers or records: a call runs
+//     only inline TwiML Keybrake reads and finds free, or a Url under a
+//     twiml_url prefix the operator vouches for (twiml.go); anything else
+//     is of unknown cost.
 //   - Free POSTs: redacting or cancelling a message (Messages/{sid} with
 //     Body="" or Status=canceled) and hanging up a call (Calls/{sid} with
 //     Status=completed or canceled). Every other POST is of unknown cost.
@@ -74,6 +77,7 @@ package twilio
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -114,6 +118,12 @@ type Config struct {
 	// lowered to the minutes it buys. Default 0: no bound but the key's
 	// headroom and TimeLimit.
 	CallMaxUSD money.Micros `json:"call_max_usd,omitempty"`
+	// TwiMLURLs are the URL prefixes whose TwiML documents the operator
+	// vouches for: a call's Url, FallbackUrl or a participant's WaitUrl
+	// must lie under one, since the TwiML there could dial, record or
+	// speak at charges Keybrake cannot see. Default none: only inline
+	// Twiml Keybrake can read (see twiml.go) is allowed.
+	TwiMLURLs []string `json:"twiml_urls,omitempty"`
 }
 
 // Vendor is Twilio.
@@ -124,6 +134,7 @@ type Vendor struct {
 	voiceRates   VoiceRateTable
 	defaultVoice money.Micros
 	callMax      money.Micros
+	twimlURLs    []*url.URL
 	from         declared.CredentialConfig
 	inject       declared.InjectConfig
 }
@@ -165,6 +176,10 @@ func New(cfg Config) (*Vendor, error) {
 	if d := cfg.DefaultRate; d != nil && (d.SMS < 0 || d.MMS < 0 || d.Unknown) {
 		return nil, fmt.Errorf("twilio: default_rate must have non-negative prices and cannot be unknown")
 	}
+	twimlURLs, err := parseTwiMLPrefixes(cfg.TwiMLURLs)
+	if err != nil {
+		return nil, fmt.Errorf("twilio: %w", err)
+	}
 	user := cfg.AccountSID
 	if cfg.APIKey != "" {
 		user = cfg.APIKey
@@ -176,6 +191,7 @@ func New(cfg Config) (*Vendor, error) {
 		voiceRates:   voice,
 		defaultVoice: cfg.DefaultVoiceRate,
 		callMax:      cfg.CallMaxUSD,
+		twimlURLs:    twimlURLs,
 		from:         declared.CredentialConfig{From: declared.FromBasicPassword},
 		inject:       declared.InjectConfig{As: declared.InjectBasic, Username: user, Secret: cfg.AuthToken},
 	}

@@ -29,6 +29,10 @@ func newVendor(t *testing.T, cfg Config) *Vendor {
 	if cfg.AuthToken == "" {
 		cfg.AuthToken = realToken
 	}
+	if cfg.TwiMLURLs == nil {
+		// The TwiML hosts the tests' calls fetch from.
+		cfg.TwiMLURLs = []string{"https://x/", "https://example.com/"}
+	}
 	v, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
