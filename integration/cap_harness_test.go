@@ -58,7 +58,9 @@ type capResponse struct {
 	body   string
 }
 
-func (r capResponse) String() string { return fmt.Sprintf("%d %s", r.status, truncateString(r.body, 300)) }
+func (r capResponse) String() string {
+	return fmt.Sprintf("%d %s", r.status, truncateString(r.body, 300))
+}
 
 // capKey is an issued vault key.
 type capKey struct {
