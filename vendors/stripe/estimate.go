@@ -20,6 +20,13 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	if strings.HasPrefix(path, "/v2/") && r.Method != http.MethodGet {
 		return vendors.Estimate{Reason: "Stripe v2 writes are not priced by Keybrake"}, nil
 	}
+	for _, h := range scopeHeaders {
+		// Stripe reads one account per request; the lookups that price a
+		// call read one too. Two would let them read different ones.
+		if len(r.Header.Values(h)) > 1 {
+			return vendors.Estimate{}, badParam("keybrake_duplicate_header", "The header "+h+" is given more than once.")
+		}
+	}
 	kind := classify(r.Method, path)
 	switch kind {
 	case free:

@@ -1,6 +1,7 @@
 package stripe
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -156,5 +157,22 @@ func TestSettleOnObjects(t *testing.T) {
 	}
 	if !strings.HasPrefix(v.upstream, "http://127.0.0.1") {
 		t.Fatalf("upstream %q", v.upstream)
+	}
+}
+
+// TestTwoAccountsRefused: a request naming two accounts could be priced by
+// a lookup as one and executed by Stripe as the other.
+func TestTwoAccountsRefused(t *testing.T) {
+	v, _ := newObjectVendor(t)
+	for _, h := range scopeHeaders {
+		r := httptest.NewRequest(http.MethodPost, "/v1/payment_intents/pi_usd/confirm", strings.NewReader(""))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Add(h, "acct_A")
+		r.Header.Add(h, "acct_B")
+		_, err := v.Estimate(r, nil)
+		var ve *vendors.Error
+		if !errors.As(err, &ve) || ve.Status != http.StatusBadRequest || ve.Code != "keybrake_duplicate_header" {
+			t.Errorf("%s twice: %v", h, err)
+		}
 	}
 }
