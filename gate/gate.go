@@ -83,6 +83,9 @@ func New(cfg Config) (*Gate, error) {
 // Header names Keybrake sets on its answers.
 const (
 	HeaderCapHit    = "X-Keybrake-Cap-Hit"
+	// HeaderBudget names the budget that stopped a call when it is not the
+	// key's own cap: "token", the budget of the API token that issued it.
+	HeaderBudget = "X-Keybrake-Budget"
 	HeaderCallID    = "X-Keybrake-Call-Id"
 	HeaderRemaining = "X-Keybrake-Remaining-Usd"
 )
@@ -95,6 +98,7 @@ type refusal struct {
 	errType   string // the vendor's error type, when not its default
 	outcome   string
 	capHit    bool
+	budget    string // the X-Keybrake-Budget value, when a budget stopped it
 	retryable bool
 	// record says the refusal is written to the ledger (it is, whenever a
 	// key is known; refusals of unknown credentials are only logged, so
@@ -121,6 +125,17 @@ func capHitRefusal(remaining money.Micros) *refusal {
 		message: fmt.Sprintf("This vault key has reached its spending cap (%s left, not enough for this call). "+
 			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
 		outcome: ledger.OutcomeCapHit, capHit: true,
+	}
+}
+
+// budgetHitRefusal: the key had room, the budget of the token that issued
+// it did not.
+func budgetHitRefusal(remaining money.Micros) *refusal {
+	return &refusal{
+		status: http.StatusTooManyRequests, code: "keybrake_budget_hit",
+		message: fmt.Sprintf("The API token that issued this vault key has reached its budget across its keys (%s left, not enough for this call). "+
+			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
+		outcome: ledger.OutcomeBudgetHit, capHit: true, budget: "token",
 	}
 }
 

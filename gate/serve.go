@@ -82,6 +82,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case ledger.OutcomeCapHit:
 		g.refuse(w, r, c, capHitRefusal(res.Remaining))
 		return nil
+	case ledger.OutcomeBudgetHit:
+		g.refuse(w, r, c, budgetHitRefusal(res.Remaining)) // recorded by Reserve
+		return nil
 	case ledger.OutcomeIdempotencyMismatch, ledger.OutcomeIdempotencyInFlight:
 		g.refuse(w, r, c, g.idempotencyRefusal(res.Outcome)) // recorded by Reserve
 		return nil
@@ -371,6 +374,9 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	h.Set(HeaderCallID, c.id)
 	if f.capHit {
 		h.Set(HeaderCapHit, "true")
+	}
+	if f.budget != "" {
+		h.Set(HeaderBudget, f.budget)
 	}
 	g.cfg.Vendor.WriteError(w, f.vendorError())
 	fields := []zap.Field{
