@@ -82,10 +82,10 @@ func New(cfg Config) (*Gate, error) {
 
 // Header names Keybrake sets on its answers.
 const (
-	HeaderCapHit    = "X-Keybrake-Cap-Hit"
+	HeaderCapHit = "X-Keybrake-Cap-Hit"
 	// HeaderBudget names the budget that stopped a call when it is not the
 	// key's own cap: "token", the budget of the API token that issued it.
-	HeaderBudget = "X-Keybrake-Budget"
+	HeaderBudget    = "X-Keybrake-Budget"
 	HeaderCallID    = "X-Keybrake-Call-Id"
 	HeaderRemaining = "X-Keybrake-Remaining-Usd"
 )
