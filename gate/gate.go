@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -45,7 +46,17 @@ type Config struct {
 	Logger *zap.Logger
 	// Observe, when set, is told of every call (metrics).
 	Observe Observer
+	// AuthLimiter slows down a client address that keeps presenting
+	// unknown vault keys: past its burst the address is refused (429)
+	// before its key is looked up. Default: 50 in a row, then 10 a second.
+	AuthLimiter *authlimit.Limiter
 }
+
+// Defaults of the failed-authentication limiter.
+const (
+	DefaultAuthBurst  = 50
+	DefaultAuthRefill = 100 * time.Millisecond
+)
 
 // Next is the rest of the handler chain: Caddy's reverse_proxy.
 type Next func(w http.ResponseWriter, r *http.Request) error
@@ -76,6 +87,9 @@ func New(cfg Config) (*Gate, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.AuthLimiter == nil {
+		cfg.AuthLimiter = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
 	}
 	return &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}, nil
 }

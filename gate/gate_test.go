@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -326,5 +327,37 @@ func TestGateTokenBudget(t *testing.T) {
 	}
 	if u := f.usage(); u.Spent != 10*money.PerDollar || u.CapHits != 1 {
 		t.Fatalf("key usage = %+v", u)
+	}
+}
+
+// TestGateSlowsKeyGuessing: an address that keeps presenting unknown vault
+// keys is refused 429 before any lookup, its valid key included, until the
+// limiter forgives a failure; nothing reaches the vendor meanwhile.
+func TestGateSlowsKeyGuessing(t *testing.T) {
+	f := newGTFixture(t, "100")
+	forwarded := 0
+	next := func(w http.ResponseWriter, r *http.Request) error {
+		forwarded++
+		return answer(200, `{"id":"pi_1","object":"payment_intent","amount":500,"currency":"usd"}`)(w, r)
+	}
+	good := f.secret
+	for i := range DefaultAuthBurst + 1 {
+		f.secret = fmt.Sprintf("kbGuess%030d", i)
+		if w := f.charge(next, ""); w.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	f.secret = good
+	w := f.charge(next, "")
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "keybrake_too_many_failed_attempts") ||
+		w.Header().Get("Stripe-Should-Retry") != "false" {
+		t.Fatalf("throttled address: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if forwarded != 0 {
+		t.Fatalf("%d calls forwarded while throttled", forwarded)
+	}
+	f.now = f.now.Add(DefaultAuthRefill)
+	if w := f.charge(next, ""); w.Code != 200 || forwarded != 1 {
+		t.Fatalf("after a refill: %d, %d forwarded", w.Code, forwarded)
 	}
 }

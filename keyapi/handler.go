@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -49,7 +50,16 @@ type Config struct {
 	OnRevoke func(keyID string)
 	// Logger; default a no-op logger.
 	Logger *zap.Logger
+	// AuthLimiter slows down an address that keeps failing to
+	// authenticate. Default: 10 failures in a row, then one per second.
+	AuthLimiter *authlimit.Limiter
 }
+
+// Defaults of the failed-authentication limiter.
+const (
+	DefaultAuthBurst  = 10
+	DefaultAuthRefill = time.Second
+)
 
 // Handler serves the key API. It implements http.Handler for paths that
 // start with PathPrefix; any other path is answered 404.
@@ -63,6 +73,7 @@ type Handler struct {
 	now        func() time.Time
 	onRevoke   func(string)
 	log        *zap.Logger
+	authLimit  *authlimit.Limiter
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -86,6 +97,10 @@ func New(cfg Config) (*Handler, error) {
 		now:        cfg.Now,
 		onRevoke:   cfg.OnRevoke,
 		log:        cfg.Logger,
+		authLimit:  cfg.AuthLimiter,
+	}
+	if h.authLimit == nil {
+		h.authLimit = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
 	}
 	if h.maxTTL == 0 {
 		h.maxTTL = DefaultMaxTTL

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -72,7 +75,18 @@ func requireRole(r *http.Request, roles ...string) error {
 // (compared in constant time, as SHA-256 digests, so neither length nor
 // contents leak through timing) is a bootstrap admin; any other is looked
 // up by its SHA-256 among the stored tokens, and must not be revoked.
+//
+// An address that keeps failing is refused with 429 before its token is
+// looked at (see authlimit): guessing a token, the bootstrap one above all,
+// is slowed to a crawl.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principal, error) {
+	addr := authlimit.ClientAddr(r.RemoteAddr)
+	if ok, wait := h.authLimit.Allow(addr, h.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		h.log.Warn("key API: too many failed authentications; refused", zap.String("remote_addr", r.RemoteAddr))
+		return principal{}, &apiError{Status: http.StatusTooManyRequests, Code: "too_many_failed_attempts",
+			Message: "too many failed authentications from this address; try again later"}
+	}
 	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -105,7 +119,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principa
 		}
 		return p, nil
 	}
-	h.failedAuth(r)
+	h.failedAuth(r, addr)
 	if len(h.tokens) == 0 {
 		return principal{}, errNotConfigured()
 	}
@@ -113,8 +127,10 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principa
 	return principal{}, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid API token"}
 }
 
-// failedAuth logs a refused token, never the candidate secret itself.
-func (h *Handler) failedAuth(r *http.Request) {
+// failedAuth counts a refused token against its address and logs it,
+// never the candidate secret itself.
+func (h *Handler) failedAuth(r *http.Request, addr string) {
+	h.authLimit.Fail(addr, h.now())
 	h.log.Info("key API: invalid token", zap.String("remote_addr", r.RemoteAddr),
 		zap.String("method", r.Method), zap.String("path", r.URL.Path))
 }

@@ -3,6 +3,7 @@ package keyapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -308,4 +309,38 @@ func TestPatchKeyAndRevokeRun(t *testing.T) {
 	}
 	wantError(t, e.do("DELETE", "/vault/keys", ""), http.StatusBadRequest, codeParameterMissing, "agent_run_label")
 	wantError(t, e.as(issuer, "PATCH", "/vault/keys/"+id2, `{"total_usd_cap":5}`), http.StatusConflict, "key_revoked", "")
+}
+
+// TestFailedAuthSlowed: an address that keeps sending wrong tokens is
+// refused with 429 before its token is checked, even the right one, until
+// the limiter forgives a failure; other addresses are not affected; the
+// candidate tokens never reach the log.
+func TestFailedAuthSlowed(t *testing.T) {
+	e := newEnv(t)
+	send := func(addr, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/vault/keys", nil)
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range DefaultAuthBurst + 1 {
+		wantError(t, send("198.51.100.7:4000", fmt.Sprintf("guess%d", i)), http.StatusUnauthorized, "unauthorized", "")
+	}
+	rec := send("198.51.100.7:4001", testToken)
+	wantError(t, rec, http.StatusTooManyRequests, "too_many_failed_attempts", "")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if rec := send("203.0.113.9:4000", testToken); rec.Code != http.StatusOK {
+		t.Errorf("another address: %d", rec.Code)
+	}
+	e.now = e.now.Add(DefaultAuthRefill)
+	if rec := send("198.51.100.7:4002", testToken); rec.Code != http.StatusOK {
+		t.Errorf("after a refill: %d %s", rec.Code, rec.Body)
+	}
+	if logs := e.logText(); strings.Contains(logs, "guess") {
+		t.Errorf("a candidate token was logged:\n%s", logs)
+	}
 }
