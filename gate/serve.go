@@ -83,6 +83,12 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case ledger.OutcomeCapHit:
 		g.refuse(w, r, c, capHitRefusal(res.Remaining))
 		return nil
+	case ledger.OutcomeEndpointDenied:
+		// The allowlist as stored no longer has the entry the cached key
+		// matched (a PATCH narrowed it); Reserve recorded the refusal.
+		g.refuse(w, r, c, &refusal{status: http.StatusForbidden, code: "keybrake_endpoint_denied",
+			message: "This vault key may not call " + r.Method + " " + c.path + ".", outcome: ledger.OutcomeEndpointDenied})
+		return nil
 	case ledger.OutcomeBudgetHit:
 		g.refuse(w, r, c, budgetHitRefusal(res.Remaining)) // recorded by Reserve
 		return nil

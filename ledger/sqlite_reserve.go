@@ -18,6 +18,7 @@ type sqliteKeyState struct {
 	spent, reserved       int64
 	daySpent, dayReserved int64
 	tokenID               string
+	endpointAllowed       bool
 	// budget is the issuing token's budget, when it has one.
 	budget *sqliteBudget
 }
@@ -54,10 +55,11 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	var revokedAt sql.NullInt64
 	err := tx.QueryRowContext(ctx, `SELECT k.vendor, k.run_label, k.daily_cap, k.total_cap,
 			k.expires_at, k.revoked_at, k.spent, k.reserved,
-			COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id
-		FROM `+sqliteKeyFrom+` WHERE k.id = ?`, day, r.KeyID).Scan(
+			COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id,
+			? = '' OR EXISTS (SELECT 1 FROM json_each(k.allowed_endpoints) e WHERE e.value = ?)
+		FROM `+sqliteKeyFrom+` WHERE k.id = ?`, r.Endpoint, r.Endpoint, day, r.KeyID).Scan(
 		&k.vendor, &k.runLabel, &k.dailyCap, &k.totalCap, &k.expiresAt, &revokedAt,
-		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID)
+		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ErrNotFound)
 	}
@@ -68,7 +70,7 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 
 	res := ReserveResult{RunLabel: k.runLabel}
 	// The order of the checks is the contract: vendor, revocation, expiry,
-	// idempotent replay, caps. A replay goes ahead even at the cap because
+	// allowlist, idempotent replay, caps. A replay goes ahead even at the cap because
 	// the vendor will not charge it again.
 	switch {
 	case k.vendor != r.Vendor:
@@ -77,6 +79,10 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 		res.Outcome = OutcomeRevoked
 	case sqliteTime(r.Now) >= k.expiresAt:
 		res.Outcome = OutcomeExpired
+	case !k.endpointAllowed:
+		// The allowlist as stored, not as a node cached it: a narrowing
+		// PATCH holds from the next call.
+		res.Outcome = OutcomeEndpointDenied
 	}
 	if res.Outcome == "" && r.IdempotencyKey != "" && r.ReplayWindow > 0 {
 		var orig sqliteOriginal
@@ -273,6 +279,8 @@ func refusalStatus(outcome string) int {
 		return 400
 	case OutcomeIdempotencyInFlight:
 		return 409
+	case OutcomeEndpointDenied:
+		return 403
 	case OutcomeForwarded, OutcomeIdempotentReplay:
 		return 0
 	default:

@@ -323,6 +323,9 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, now time.Time) (Token, error)
 
 	// Reserve is the atomic check-and-reserve described in the package doc.
+	// After vendor, revocation and expiry it checks that r.Endpoint, when
+	// set, is still in the key's stored allowlist (OutcomeEndpointDenied
+	// otherwise), so a narrowed allowlist holds whatever a cache says.
 	// For a key issued by a token with a budget, the budget is checked in
 	// the same atomic step, after the key's own caps: a call the key could
 	// afford but the token's budget cannot is OutcomeBudgetHit. A budget

@@ -148,7 +148,7 @@ func testPatchKey(f *fixture) {
 		f.t.Fatalf("PatchKey: %v", err)
 	}
 	if *got.TotalCap != usd("8") || *got.DailyCap != usd("7") || !got.ExpiresAt.Equal(later) ||
-		len(got.AllowedEndpoints) != 1 || got.RunLabel != k.RunLabel {
+		!equalStrings(got.AllowedEndpoints, defaultEndpoints) || got.RunLabel != k.RunLabel {
 		f.t.Fatalf("patched key = %+v", got)
 	}
 	f.reserve(k, usd("2"), t0, ledger.OutcomeForwarded)                   // daily 7 allows 7 today
@@ -163,6 +163,21 @@ func testPatchKey(f *fixture) {
 	if err != nil || !equalStrings(kb.AllowedEndpoints, []string{"GET /v1/customers/*"}) {
 		f.t.Fatalf("KeyByHash after patch = %+v, %v", kb, err)
 	}
+	// The stored allowlist decides, whatever a node cached: the entry the
+	// gate matched before the PATCH is refused, for spend and free calls.
+	at := t0.Add(81 * time.Hour)
+	denied := f.reserveReq(f.request(k, usd("1"), at, nil), ledger.OutcomeEndpointDenied)
+	if denied.Reserved != 0 {
+		f.t.Fatalf("an endpoint refusal held %s", denied.Reserved)
+	}
+	free := f.request(k, 0, at, nil)
+	f.reserveReq(free, ledger.OutcomeEndpointDenied)
+	if c := f.call(k.ID, free.CallID); c.StatusCode != 403 || c.CostState != ledger.CostNone {
+		f.t.Fatalf("endpoint refusal recorded as %+v", c)
+	}
+	f.reserveReq(f.request(k, 0, at, func(r *ledger.ReserveRequest) {
+		r.Method, r.Path, r.Endpoint = "GET", "/v1/customers/cus_1", "GET /v1/customers/*"
+	}), ledger.OutcomeForwarded)
 	_, err = f.s.PatchKey(f.ctx, "vkNone", ledger.KeyPatch{TotalCap: capOf("1")})
 	wantErrIs(f.t, "PatchKey(unknown)", err, ledger.ErrNotFound)
 }

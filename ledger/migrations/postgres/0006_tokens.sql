@@ -76,7 +76,11 @@ $$;
 CREATE TRIGGER key_days_token_totals AFTER INSERT OR UPDATE OF spent, reserved ON key_days
 	FOR EACH ROW EXECUTE FUNCTION keybrake_token_day_totals();
 
--- keybrake_reserve as in 0003, with the token's budget: after the key row,
+-- keybrake_reserve as in 0003, with two additions. The allowlist entry the
+-- gate matched must still be in the key's allowlist as stored ('endpoint_
+-- denied', 403, otherwise): a PATCH that narrows it holds from the next
+-- call on every node, whatever a node's key cache still says. And the
+-- token's budget: after the key row,
 -- a key issued by a token with a budget locks the token row (FOR UPDATE,
 -- always after the key row, so no deadlock), and a call the key's caps allow
 -- is held against the tighter of the key's and the token's headroom. A call
@@ -143,6 +147,8 @@ BEGIN
 		outcome := 'revoked';
 	ELSIF p_now >= k.expires_at THEN
 		outcome := 'expired';
+	ELSIF p_endpoint <> '' AND NOT (p_endpoint = ANY (k.allowed_endpoints)) THEN
+		outcome := 'endpoint_denied';
 	ELSIF v_free THEN
 		outcome := 'forwarded';
 		v_state := 'reserved';
@@ -231,7 +237,8 @@ BEGIN
 			cost_state, day, started_at)
 		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
 			outcome, CASE outcome WHEN 'cap_hit' THEN 429 WHEN 'budget_hit' THEN 429 WHEN 'forwarded' THEN 0 WHEN 'idempotent_replay' THEN 0
-				WHEN 'idempotency_mismatch' THEN 400 WHEN 'idempotency_in_flight' THEN 409 ELSE 401 END,
+				WHEN 'idempotency_mismatch' THEN 400 WHEN 'idempotency_in_flight' THEN 409
+				WHEN 'endpoint_denied' THEN 403 ELSE 401 END,
 			held, p_idem, p_fingerprint, replay_of, p_object, v_state, v_day, p_now);
 END;
 $$;
