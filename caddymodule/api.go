@@ -21,6 +21,7 @@ func init() {
 // pass to the next handler.
 type APIHandler struct {
 	api *keyapi.Handler
+	app *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -38,19 +39,25 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading keybrake app: %w", err)
 	}
 	app := appIface.(*App)
-	keys := app.ledger.keys
-	h.api, err = keyapi.New(keyapi.Config{
-		Store:      app.ledger.store,
-		Tokens:     app.tokens,
-		Vendors:    app.vendorNames(),
-		MaxTTL:     time.Duration(app.MaxTTL),
-		DefaultTTL: time.Duration(app.DefaultTTL),
-		OnRevoke:   keys.Invalidate,
-		Logger:     ctx.Logger(),
+	h.app = app
+	logger := ctx.Logger()
+	// Built on the ledger when the app starts (never for `caddy validate`).
+	app.whenLedger(func(l *ledgerHandle) error {
+		api, err := keyapi.New(keyapi.Config{
+			Store:      l.store,
+			Tokens:     app.tokens,
+			Vendors:    app.vendorNames(),
+			MaxTTL:     time.Duration(app.MaxTTL),
+			DefaultTTL: time.Duration(app.DefaultTTL),
+			OnRevoke:   l.keys.Invalidate,
+			Logger:     logger,
+		})
+		if err != nil {
+			return fmt.Errorf("building key api: %w", err)
+		}
+		h.api = api
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("building key api: %w", err)
-	}
 	return nil
 }
 
@@ -58,6 +65,13 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !strings.HasPrefix(r.URL.Path, "/vault/") {
 		return next.ServeHTTP(w, r)
+	}
+	if err := h.app.await(r.Context()); err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"ledger_unavailable","message":"Keybrake is starting; try again shortly"}}` + "\n"))
+		return nil
 	}
 	h.api.ServeHTTP(w, r)
 	return nil

@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -61,11 +62,17 @@ type App struct {
 	// name with kind "declared").
 	Vendors map[string]*VendorConfig `json:"vendors,omitempty"`
 
-	ledger  *ledgerHandle
-	vendors map[string]*vendorRuntime
-	tokens  []string
-	logger  *zap.Logger
-	now     func() time.Time
+	ledger *ledgerHandle
+	dsn    string
+	ctx    caddy.Context
+	// ready is closed by Start once the ledger is open and every handler
+	// registered with whenLedger is built on it; handlers wait on it.
+	ready    chan struct{}
+	onLedger []func(*ledgerHandle) error
+	vendors  map[string]*vendorRuntime
+	tokens   []string
+	logger   *zap.Logger
+	now      func() time.Time
 	// jobs are the background jobs (Twilio price reconcilers) that run
 	// while this config is live: from Start to Stop.
 	jobs *backgroundJobs
@@ -92,9 +99,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens (or reuses) the ledger and builds the vendors.
+// Provision builds the vendors. It does not touch the ledger: `caddy
+// validate` provisions a config without starting it, and must never open,
+// create or migrate a ledger. Start does.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
+	a.ready = make(chan struct{})
 	a.now = time.Now
 	repl := caddy.NewReplacer()
 
@@ -133,12 +144,43 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.vendors[name] = rt
 	}
 
-	h, err := openLedger(ctx, dsn, time.Duration(a.KeyCacheTTL), a.logger)
+	a.dsn = dsn
+	a.jobs = &backgroundJobs{}
+	return nil
+}
+
+// whenLedger registers fn to run in Start once the ledger is open, before
+// any request is let through: a handler builds itself on the ledger there.
+// It is called from handlers' Provision, which runs before Start.
+func (a *App) whenLedger(fn func(*ledgerHandle) error) {
+	a.onLedger = append(a.onLedger, fn)
+}
+
+// await blocks until Start has opened the ledger and built the handlers,
+// or ctx is done.
+func (a *App) await(ctx context.Context) error {
+	select {
+	case <-a.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Start implements caddy.App: it opens (or reuses) the ledger, builds the
+// handlers registered with whenLedger on it, and starts the background
+// jobs (Twilio price reconcilers, the stale-reservation sweeper).
+func (a *App) Start() error {
+	h, err := openLedger(a.ctx, a.dsn, time.Duration(a.KeyCacheTTL), a.logger)
 	if err != nil {
 		return err
 	}
 	a.ledger = h
-	a.jobs = &backgroundJobs{}
+	for _, fn := range a.onLedger {
+		if err := fn(h); err != nil {
+			return err
+		}
+	}
 	for _, name := range a.vendorNames() {
 		if rc := a.vendors[name].reconciler; rc != nil {
 			a.jobs.add(rc, h.store, a.logger)
@@ -152,6 +194,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Logger:  a.logger,
 		})
 	}
+	close(a.ready)
+	a.jobs.start()
 	return nil
 }
 
@@ -159,15 +203,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Validate() error {
 	if a.DefaultTTL > a.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(a.DefaultTTL), time.Duration(a.MaxTTL))
-	}
-	return nil
-}
-
-// Start implements caddy.App: it starts the background jobs (Twilio price
-// reconcilers); the rest of the work happens in Provision and handlers.
-func (a *App) Start() error {
-	if a.jobs != nil {
-		a.jobs.start()
 	}
 	return nil
 }

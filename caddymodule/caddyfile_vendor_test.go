@@ -3,9 +3,11 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -514,6 +516,13 @@ func TestReconcilerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = app.Cleanup() }()
+	// Provision (all `caddy validate` runs) leaves the ledger alone.
+	if _, err := os.Stat(strings.TrimPrefix(dsn, "sqlite:")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Provision touched the ledger file: %v", err)
+	}
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
 
 	// One unpriced message in the ledger, as the gate leaves it.
 	store := app.ledger.store
@@ -534,9 +543,6 @@ func TestReconcilerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	var c ledger.Call
 	for {

@@ -29,6 +29,7 @@ type Handler struct {
 
 	gate   *gate.Gate
 	vendor *vendorRuntime
+	app    *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -59,16 +60,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		observe = m.observe
 	}
-	h.gate, err = gate.New(gate.Config{
-		Vendor:         rt.vendor,
-		Store:          app.ledger.store,
-		Keys:           app.ledger.keys,
-		UnknownCost:    rt.unknownCost,
-		MaxRequestBody: h.MaxRequestBody,
-		Logger:         ctx.Logger(),
-		Observe:        observe,
+	h.app = app
+	logger := ctx.Logger()
+	// The gate is built on the ledger when the app starts (never for
+	// `caddy validate`).
+	app.whenLedger(func(l *ledgerHandle) error {
+		g, err := gate.New(gate.Config{
+			Vendor:         rt.vendor,
+			Store:          l.store,
+			Keys:           l.keys,
+			UnknownCost:    rt.unknownCost,
+			MaxRequestBody: h.MaxRequestBody,
+			Logger:         logger,
+			Observe:        observe,
+		})
+		h.gate = g
+		return err
 	})
-	return err
+	return nil
 }
 
 // Validate checks the configuration.
@@ -86,6 +95,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			Status:  http.StatusServiceUnavailable,
 			Code:    "keybrake_vendor_not_configured",
 			Message: "Keybrake is not configured for " + h.Vendor + " (missing: " + h.vendor.missing + "); set it in the keybrake global option.",
+		})
+		return nil
+	}
+	if err := h.app.await(r.Context()); err != nil {
+		h.vendor.vendor.WriteError(w, &vendors.Error{
+			Status:    http.StatusServiceUnavailable,
+			Code:      "keybrake_ledger_unavailable",
+			Message:   "Keybrake is starting and cannot reach its ledger yet, so it forwards nothing. Try again shortly.",
+			Retryable: true,
 		})
 		return nil
 	}

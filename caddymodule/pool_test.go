@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,7 +24,32 @@ func provisionApp(t *testing.T, dsn string) *App {
 	if err := app.Validate(); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
+	if err := app.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = app.Stop() })
 	return app
+}
+
+// TestProvisionLeavesLedgerAlone: provisioning and validating a config, all
+// `caddy validate` does, neither creates nor opens the ledger; Start does.
+func TestProvisionLeavesLedgerAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	app := &App{Ledger: "sqlite:" + path}
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("provision created the ledger file: %v", err)
+	}
+	if err := app.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestLedgerSurvivesReload: a reload provisions the new config before the

@@ -96,12 +96,7 @@ func TestIssueListSummaryRevoke(t *testing.T) {
 func TestMissingEndpoints(t *testing.T) {
 	url := server(t)
 	for _, args := range [][]string{
-		{"patch", "vkSomeKey123", "--total-usd-cap", "5"},
-		{"tokens"},
-		{"tokens", "create", "--name", "ci", "--role", "reader"},
-		{"tokens", "revoke", "tk123"},
 		{"resolve", "call123", "--release", "--reason", "vendor refunded"},
-		{"revoke", "--run", "cli/run"},
 	} {
 		code, out, errOut := run(t, url, args...)
 		if code != ExitAPIError || out != "" || !strings.Contains(errOut, "this Keybrake does not serve") {
@@ -160,5 +155,64 @@ func TestDollars(t *testing.T) {
 		if got := dollars(json.Number(in)); got != want {
 			t.Errorf("dollars(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestTokensPatchAndRunRevoke: tokens create/list/revoke, patch and revoke
+// --run against the real key API; an issuer token made by the CLI issues a
+// key inside its policy and is refused outside it.
+func TestTokensPatchAndRunRevoke(t *testing.T) {
+	url := server(t)
+	code, out, errOut := run(t, url, "tokens", "create", "--name", "windmill", "--role", "issuer",
+		"--policy", `{"vendors":["stripe"],"max_key_usd":100,"run_label_prefix":"wm/"}`, "--json")
+	if code != ExitOK {
+		t.Fatalf("tokens create: exit %d: %s", code, errOut)
+	}
+	var tk tokenView
+	if err := json.Unmarshal([]byte(out), &tk); err != nil || tk.TokenID == "" || tk.Token == "" || tk.Role != "issuer" {
+		t.Fatalf("tokens create --json = %q (%v)", out, err)
+	}
+	code, out, _ = run(t, url, "tokens")
+	if code != ExitOK || !strings.Contains(out, tk.TokenID) || !strings.Contains(out, "max_key_usd") || strings.Contains(out, tk.Token) {
+		t.Fatalf("tokens: exit %d\n%s", code, out)
+	}
+
+	as := func(args ...string) (int, string, string) {
+		var o, e bytes.Buffer
+		c := Main(args, Config{URL: url, Token: tk.Token, Stdout: &o, Stderr: &e})
+		return c, o.String(), e.String()
+	}
+	code, out, errOut = as("issue", "--vendor", "stripe", "--total-usd-cap", "10", "--endpoint", "POST /v1/payment_intents", "--run", "wm/1", "--json")
+	if code != ExitOK {
+		t.Fatalf("issue as issuer: exit %d: %s", code, errOut)
+	}
+	var k keyView
+	if err := json.Unmarshal([]byte(out), &k); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = as("issue", "--vendor", "stripe", "--total-usd-cap", "101", "--endpoint", "POST /v1/payment_intents", "--run", "wm/1")
+	if code != ExitAPIError || !strings.Contains(errOut, "policy_violation") || !strings.Contains(errOut, "max_key_usd $100.00") {
+		t.Fatalf("issue above max_key_usd: exit %d: %s", code, errOut)
+	}
+
+	code, out, errOut = as("patch", k.KeyID, "--total-usd-cap", "20", "--expires-in", "30m")
+	if code != ExitOK || !strings.Contains(out, "$20.00") {
+		t.Fatalf("patch: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, url, "revoke", "--run", "wm/1")
+	if code != ExitOK || !strings.Contains(out, "revoked the keys of run wm/1") {
+		t.Fatalf("revoke --run: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, url, "keys", "--run", "wm/1")
+	if code != ExitOK || !strings.Contains(out, "revoked") {
+		t.Fatalf("keys after revoke --run: exit %d\n%s", code, out)
+	}
+
+	code, out, _ = run(t, url, "tokens", "revoke", tk.TokenID, "--revoke-keys")
+	if code != ExitOK || !strings.Contains(out, "revoked token "+tk.TokenID) {
+		t.Fatalf("tokens revoke: exit %d\n%s", code, out)
+	}
+	if code, _, errOut = as("keys"); code != ExitAPIError || !strings.Contains(errOut, "HTTP 401") {
+		t.Fatalf("a revoked token: exit %d: %s", code, errOut)
 	}
 }

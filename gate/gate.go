@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -45,7 +46,17 @@ type Config struct {
 	Logger *zap.Logger
 	// Observe, when set, is told of every call (metrics).
 	Observe Observer
+	// AuthLimiter slows down a client address that keeps presenting
+	// unknown vault keys: past its burst the address is refused (429)
+	// before its key is looked up. Default: 50 in a row, then 10 a second.
+	AuthLimiter *authlimit.Limiter
 }
+
+// Defaults of the failed-authentication limiter.
+const (
+	DefaultAuthBurst  = 50
+	DefaultAuthRefill = 100 * time.Millisecond
+)
 
 // Next is the rest of the handler chain: Caddy's reverse_proxy.
 type Next func(w http.ResponseWriter, r *http.Request) error
@@ -77,12 +88,18 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.AuthLimiter == nil {
+		cfg.AuthLimiter = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
+	}
 	return &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}, nil
 }
 
 // Header names Keybrake sets on its answers.
 const (
-	HeaderCapHit    = "X-Keybrake-Cap-Hit"
+	HeaderCapHit = "X-Keybrake-Cap-Hit"
+	// HeaderBudget names the budget that stopped a call when it is not the
+	// key's own cap: "token", the budget of the API token that issued it.
+	HeaderBudget    = "X-Keybrake-Budget"
 	HeaderCallID    = "X-Keybrake-Call-Id"
 	HeaderRemaining = "X-Keybrake-Remaining-Usd"
 )
@@ -95,6 +112,7 @@ type refusal struct {
 	errType   string // the vendor's error type, when not its default
 	outcome   string
 	capHit    bool
+	budget    string // the X-Keybrake-Budget value, when a budget stopped it
 	retryable bool
 	// record says the refusal is written to the ledger (it is, whenever a
 	// key is known; refusals of unknown credentials are only logged, so
@@ -121,6 +139,17 @@ func capHitRefusal(remaining money.Micros) *refusal {
 		message: fmt.Sprintf("This vault key has reached its spending cap (%s left, not enough for this call). "+
 			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
 		outcome: ledger.OutcomeCapHit, capHit: true,
+	}
+}
+
+// budgetHitRefusal: the key had room, the budget of the token that issued
+// it did not.
+func budgetHitRefusal(remaining money.Micros) *refusal {
+	return &refusal{
+		status: http.StatusTooManyRequests, code: "keybrake_budget_hit",
+		message: fmt.Sprintf("The API token that issued this vault key has reached its budget across its keys (%s left, not enough for this call). "+
+			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
+		outcome: ledger.OutcomeBudgetHit, capHit: true, budget: "token",
 	}
 }
 

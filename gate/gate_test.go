@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -287,5 +288,76 @@ func TestGateClientGoneBeforeForwarding(t *testing.T) {
 	}
 	if c := f.lastCall(); c.Outcome != ledger.OutcomeClientGone || c.CostState != ledger.CostReleased {
 		t.Fatalf("call = %+v; want released, client_gone", c)
+	}
+}
+
+// TestGateTokenBudget: a key with room of its own, issued by a token whose
+// budget is spent, is refused 429 in Stripe's format with
+// X-Keybrake-Budget: token and code keybrake_budget_hit, and the audit
+// records a budget_hit, not a cap_hit.
+func TestGateTokenBudget(t *testing.T) {
+	f := newGTFixture(t, "100")
+	ctx := context.Background()
+	budget := money.Micros(12 * money.PerDollar)
+	if err := f.store.CreateToken(ctx, ledger.Token{ID: "tkGate", Hash: ledger.HashSecret("ktGate"), Name: "g",
+		Role: ledger.RoleIssuer, TotalCap: &budget, CreatedAt: f.now}); err != nil {
+		t.Fatal(err)
+	}
+	f.key.ID, f.key.Hash, f.key.TokenID = "vkGateBudget", ledger.HashSecret(f.secret+"b"), "tkGate"
+	f.secret += "b"
+	if err := f.store.CreateKey(ctx, f.key); err != nil {
+		t.Fatal(err)
+	}
+	ok := answer(200, `{"id":"pi_1","object":"payment_intent","amount":500,"currency":"usd"}`)
+	for i := range 2 {
+		if w := f.charge(ok, ""); w.Code != 200 {
+			t.Fatalf("charge %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := f.charge(ok, "")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get(HeaderCapHit) != "true" || w.Header().Get(HeaderBudget) != "token" ||
+		w.Header().Get("Stripe-Should-Retry") != "false" {
+		t.Fatalf("at the budget: %d %v", w.Code, w.Header())
+	}
+	if !strings.Contains(w.Body.String(), `"code":"keybrake_budget_hit"`) || !strings.Contains(w.Body.String(), `"type":"invalid_request_error"`) {
+		t.Fatalf("body %s", w.Body)
+	}
+	if c := f.lastCall(); c.Outcome != ledger.OutcomeBudgetHit || c.StatusCode != 429 || c.Reserved != 0 {
+		t.Fatalf("audited call = %+v", c)
+	}
+	if u := f.usage(); u.Spent != 10*money.PerDollar || u.CapHits != 1 {
+		t.Fatalf("key usage = %+v", u)
+	}
+}
+
+// TestGateSlowsKeyGuessing: an address that keeps presenting unknown vault
+// keys is refused 429 before any lookup, its valid key included, until the
+// limiter forgives a failure; nothing reaches the vendor meanwhile.
+func TestGateSlowsKeyGuessing(t *testing.T) {
+	f := newGTFixture(t, "100")
+	forwarded := 0
+	next := func(w http.ResponseWriter, r *http.Request) error {
+		forwarded++
+		return answer(200, `{"id":"pi_1","object":"payment_intent","amount":500,"currency":"usd"}`)(w, r)
+	}
+	good := f.secret
+	for i := range DefaultAuthBurst + 1 {
+		f.secret = fmt.Sprintf("kbGuess%030d", i)
+		if w := f.charge(next, ""); w.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	f.secret = good
+	w := f.charge(next, "")
+	if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "keybrake_too_many_failed_attempts") ||
+		w.Header().Get("Stripe-Should-Retry") != "false" {
+		t.Fatalf("throttled address: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if forwarded != 0 {
+		t.Fatalf("%d calls forwarded while throttled", forwarded)
+	}
+	f.now = f.now.Add(DefaultAuthRefill)
+	if w := f.charge(next, ""); w.Code != 200 || forwarded != 1 {
+		t.Fatalf("after a refill: %d, %d forwarded", w.Code, forwarded)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -82,6 +83,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case ledger.OutcomeCapHit:
 		g.refuse(w, r, c, capHitRefusal(res.Remaining))
 		return nil
+	case ledger.OutcomeEndpointDenied:
+		// The allowlist as stored no longer has the entry the cached key
+		// matched (a PATCH narrowed it); Reserve recorded the refusal.
+		g.refuse(w, r, c, &refusal{status: http.StatusForbidden, code: "keybrake_endpoint_denied",
+			message: "This vault key may not call " + r.Method + " " + c.path + ".", outcome: ledger.OutcomeEndpointDenied})
+		return nil
+	case ledger.OutcomeBudgetHit:
+		g.refuse(w, r, c, budgetHitRefusal(res.Remaining)) // recorded by Reserve
+		return nil
 	case ledger.OutcomeIdempotencyMismatch, ledger.OutcomeIdempotencyInFlight:
 		g.refuse(w, r, c, g.idempotencyRefusal(res.Outcome)) // recorded by Reserve
 		return nil
@@ -107,6 +117,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	return g.forward(w, r, c, res, next)
 }
 
+// OutcomeAuthThrottled is the logged outcome of a call refused because its
+// address kept presenting unknown vault keys (nothing is recorded: no key
+// is known).
+const OutcomeAuthThrottled = "auth_throttled"
+
 // admit runs every check that needs no reservation, cheapest first.
 func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	v := g.cfg.Vendor
@@ -117,10 +132,17 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 			outcome: ledger.OutcomeUnauthenticated}
 	}
 	c.secret = secret
+	addr := authlimit.ClientAddr(r.RemoteAddr)
+	if ok, _ := g.cfg.AuthLimiter.Allow(addr, c.started); !ok {
+		return &refusal{status: http.StatusTooManyRequests, code: "keybrake_too_many_failed_attempts",
+			message: "Too many unknown vault keys from this address; Keybrake refuses it for a while.",
+			outcome: OutcomeAuthThrottled}
+	}
 	h := ledger.HashSecret(secret)
 	key, err := g.cfg.Keys.Lookup(r.Context(), h)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
+		g.cfg.AuthLimiter.Fail(addr, c.started)
 		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
 			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 	case err != nil:
@@ -130,6 +152,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	// The lookup was by hash already; comparing in constant time as well
 	// keeps a future index change from opening a timing side channel.
 	if subtle.ConstantTimeCompare(key.Hash[:], h[:]) != 1 {
+		g.cfg.AuthLimiter.Fail(addr, c.started)
 		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
 			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 	}
@@ -371,6 +394,9 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	h.Set(HeaderCallID, c.id)
 	if f.capHit {
 		h.Set(HeaderCapHit, "true")
+	}
+	if f.budget != "" {
+		h.Set(HeaderBudget, f.budget)
 	}
 	g.cfg.Vendor.WriteError(w, f.vendorError())
 	fields := []zap.Field{

@@ -13,13 +13,19 @@ import (
 // apiCall calls the key API and decodes the JSON answer into out (if not nil).
 func apiCall(t *testing.T, n *node, method, path string, body any, out any) int {
 	t.Helper()
+	return apiCallAs(t, n, apiToken, method, path, body, out)
+}
+
+// apiCallAs is apiCall with another API token.
+func apiCallAs(t *testing.T, n *node, token, method, path string, body any, out any) int {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, n.url+path, rd)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)

@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +18,7 @@ import (
 // node is one running Caddy with the Keybrake modules.
 type node struct {
 	url     string // http://127.0.0.1:PORT
-	admin   string // http://127.0.0.1:PORT of Caddy's admin API
+	admin   string // path of Caddy's admin socket (owner-only unix socket)
 	logPath string
 	cmd     *exec.Cmd
 	config  string // the Caddyfile it was started with
@@ -25,6 +29,9 @@ type nodeConfig struct {
 	caddyfile string // path; default ../Caddyfile.example
 	ledger    string // KEYBRAKE_LEDGER
 	env       map[string]string
+	// exampleAdmin leaves KEYBRAKE_ADMIN unset, as a user would, so the
+	// Caddyfile's own default admin endpoint is used.
+	exampleAdmin bool
 }
 
 const (
@@ -41,7 +48,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	}
 	caddyfile, _ := filepath.Abs(cfg.caddyfile)
 	port := freePort()
-	n := &node{url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+	n := &node{url: fmt.Sprintf("http://127.0.0.1:%d", port), admin: filepath.Join(dir, "admin.sock"),
 		logPath: filepath.Join(dir, "caddy.log")}
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
@@ -57,10 +64,14 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 		"XDG_CONFIG_HOME":    filepath.Join(dir, "config"),
 		"PATH":               os.Getenv("PATH"),
 		"KEYBRAKE_LISTEN":    fmt.Sprintf(":%d", port),
-		"KEYBRAKE_ADMIN":     strings.TrimPrefix(n.admin, "http://"),
+		"KEYBRAKE_ADMIN":     "unix/admin.sock|0600", // in dir, the working directory
 		"KEYBRAKE_LEDGER":    cfg.ledger,
 		"KEYBRAKE_API_TOKEN": apiToken,
 		"STRIPE_SECRET_KEY":  realSecret,
+	}
+	if cfg.exampleAdmin {
+		delete(vars, "KEYBRAKE_ADMIN")
+		n.admin = filepath.Join(dir, "keybrake-admin.sock")
 	}
 	for k, v := range cfg.env {
 		vars[k] = v
@@ -120,12 +131,31 @@ func contains(haystack, needle string) bool {
 	return needle != "" && strings.Contains(haystack, needle)
 }
 
+// adminGet GETs path from Caddy's admin endpoint over its unix socket.
+func (n *node) adminGet(t *testing.T, path string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", n.admin)
+		}}}
+	resp, err := c.Get("http://localhost" + path)
+	if err != nil {
+		t.Fatalf("admin GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
 // reload runs `caddy reload` against the node with the environment it was
 // started with (the Caddyfile's {$…} are read by the reloading command).
 func (n *node) reload(t *testing.T) {
 	t.Helper()
 	cmd := exec.Command(env.caddyBin, "reload", "--config", n.config, "--adapter", "caddyfile",
-		"--address", strings.TrimPrefix(n.admin, "http://"), "--force")
+		"--address", "unix/"+n.admin, "--force")
 	cmd.Env = n.cmd.Env
 	cmd.Dir = n.cmd.Dir
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -99,13 +99,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// Metrics: Keybrake's counters are in Caddy's registry, labelled by
 	// vendor and outcome only.
-	resp, err := http.Get(n.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsText, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := string(metricsText)
+	m := n.adminGet(t, "/metrics")
 	if !strings.Contains(m, `keybrake_calls_total{decision="settle",outcome="forwarded",vendor="stripe"} 3`) ||
 		!strings.Contains(m, `keybrake_spent_microdollars_total{vendor="stripe"} 2e+06`) {
 		t.Fatalf("keybrake metrics missing or wrong:\n%s", grepLines(m, "keybrake_"))
@@ -121,17 +115,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		_ = rows.Scan(&name)
-		tables = append(tables, name)
-	}
-	rows.Close()
+	tables := publicTables(t, dsn)
 	if len(tables) < 3 {
 		t.Fatalf("found only tables %v", tables)
 	}
@@ -155,4 +139,24 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(d, key.KeyID) {
 		t.Fatal("the dump does not hold the key id: the check would prove nothing")
 	}
+}
+
+// publicTables lists the tables of a Postgres database's public schema.
+func publicTables(t *testing.T, dsn string) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
 }

@@ -76,6 +76,16 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	if f.KeyID, err = textParam(q, "key_id", maxKeyIDLen); err != nil {
 		return err
 	}
+	if principalOf(r).Role == RoleIssuer {
+		// An issuer reads the calls of its own keys, one key at a time.
+		if f.KeyID == "" {
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: "an issuer token reads the audit of its own keys: give key_id"}
+		}
+		if _, err := h.ownKey(r, f.KeyID, h.clock(), false); err != nil {
+			return err
+		}
+	}
 	for _, p := range []struct {
 		name string
 		dst  *string

@@ -261,3 +261,31 @@ func (s *fakeStore) PendingCalls(context.Context, string, string, time.Time, int
 }
 func (s *fakeStore) Ping(context.Context) error { return nil }
 func (s *fakeStore) Close() error               { return nil }
+
+// The fake has no stored tokens: every bearer token but the configured
+// ones is unknown. The token and patch endpoints are tested on the real
+// embedded ledger (tokens_test.go).
+var errNotInFake = errors.New("not implemented by the fake store")
+
+func (s *fakeStore) TokenByHash(context.Context, ledger.Hash) (ledger.Token, error) {
+	if s.err != nil {
+		return ledger.Token{}, s.err
+	}
+	return ledger.Token{}, ledger.ErrNotFound
+}
+func (s *fakeStore) CreateToken(context.Context, ledger.Token) error { return errNotInFake }
+func (s *fakeStore) GetToken(context.Context, string, time.Time) (ledger.TokenUsage, error) {
+	return ledger.TokenUsage{}, errNotInFake
+}
+func (s *fakeStore) ListTokens(context.Context, time.Time) ([]ledger.TokenUsage, error) {
+	return nil, errNotInFake
+}
+func (s *fakeStore) RevokeToken(context.Context, string, time.Time) (ledger.Token, error) {
+	return ledger.Token{}, errNotInFake
+}
+func (s *fakeStore) RevokeKeys(context.Context, ledger.RevokeFilter, time.Time) ([]string, error) {
+	return nil, errNotInFake
+}
+func (s *fakeStore) PatchKey(context.Context, string, ledger.KeyPatch) (ledger.Key, error) {
+	return ledger.Key{}, errNotInFake
+}

@@ -8,7 +8,6 @@ package keyapi
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -50,7 +50,16 @@ type Config struct {
 	OnRevoke func(keyID string)
 	// Logger; default a no-op logger.
 	Logger *zap.Logger
+	// AuthLimiter slows down an address that keeps failing to
+	// authenticate. Default: 10 failures in a row, then one per second.
+	AuthLimiter *authlimit.Limiter
 }
+
+// Defaults of the failed-authentication limiter.
+const (
+	DefaultAuthBurst  = 10
+	DefaultAuthRefill = time.Second
+)
 
 // Handler serves the key API. It implements http.Handler for paths that
 // start with PathPrefix; any other path is answered 404.
@@ -64,6 +73,7 @@ type Handler struct {
 	now        func() time.Time
 	onRevoke   func(string)
 	log        *zap.Logger
+	authLimit  *authlimit.Limiter
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -87,6 +97,10 @@ func New(cfg Config) (*Handler, error) {
 		now:        cfg.Now,
 		onRevoke:   cfg.OnRevoke,
 		log:        cfg.Logger,
+		authLimit:  cfg.AuthLimiter,
+	}
+	if h.authLimit == nil {
+		h.authLimit = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
 	}
 	if h.maxTTL == 0 {
 		h.maxTTL = DefaultMaxTTL
@@ -132,10 +146,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveUI(w, r)
 		return
 	}
-	if err := h.authenticate(w, r); err != nil {
+	p, err := h.authenticate(w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	r = withPrincipal(r, p)
 	if err := h.route(w, r); err != nil {
 		h.writeError(w, r, err)
 	}
@@ -154,15 +170,36 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			return h.listKeys(w, r)
 		case http.MethodPost:
 			return h.createKey(w, r)
+		case http.MethodDelete:
+			return h.revokeRun(w, r)
 		}
-		return methodNotAllowed(w, "GET, POST")
+		return methodNotAllowed(w, "GET, POST, DELETE")
 	case strings.HasPrefix(rest, "keys/") && !strings.Contains(rest[len("keys/"):], "/") && len(rest) > len("keys/"):
 		id := rest[len("keys/"):]
 		switch r.Method {
 		case http.MethodGet:
 			return h.getKey(w, r, id)
+		case http.MethodPatch:
+			return h.patchKey(w, r, id)
 		case http.MethodDelete:
 			return h.revokeKey(w, r, id)
+		}
+		return methodNotAllowed(w, "GET, PATCH, DELETE")
+	case rest == "tokens":
+		switch r.Method {
+		case http.MethodGet:
+			return h.listTokens(w, r)
+		case http.MethodPost:
+			return h.createToken(w, r)
+		}
+		return methodNotAllowed(w, "GET, POST")
+	case strings.HasPrefix(rest, "tokens/") && !strings.Contains(rest[len("tokens/"):], "/") && len(rest) > len("tokens/"):
+		id := rest[len("tokens/"):]
+		switch r.Method {
+		case http.MethodGet:
+			return h.getToken(w, r, id)
+		case http.MethodDelete:
+			return h.revokeToken(w, r, id)
 		}
 		return methodNotAllowed(w, "GET, DELETE")
 	case rest == "audit":
@@ -182,35 +219,6 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return h.summary(w, r)
 	}
 	return errNotFound("no such endpoint")
-}
-
-// authenticate checks the bearer token in constant time against every
-// configured token. Tokens are compared as SHA-256 digests so neither the
-// length nor the contents of a configured token leak through timing.
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) error {
-	if len(h.tokens) == 0 {
-		return &apiError{Status: http.StatusUnauthorized, Code: "api_token_not_configured",
-			Message: "no API token is configured (set KEYBRAKE_API_TOKEN); the key API refuses every call"}
-	}
-	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="keybrake"`)
-		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
-			Message: "missing API token: send Authorization: Bearer <token>"}
-	}
-	sum := sha256.Sum256([]byte(token))
-	match := 0
-	for i := range h.tokens {
-		match |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
-	}
-	if match != 1 {
-		h.log.Debug("key API: invalid token", zap.String("remote_addr", r.RemoteAddr),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="keybrake", error="invalid_token"`)
-		return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid API token"}
-	}
-	return nil
 }
 
 // clock is the current time in UTC at microsecond precision, the precision

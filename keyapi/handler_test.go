@@ -116,10 +116,11 @@ func TestRoutingNotFound(t *testing.T) {
 func TestRoutingMethodNotAllowed(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct{ method, target, allow string }{
-		{http.MethodPut, "/vault/keys", "GET, POST"},
-		{http.MethodDelete, "/vault/keys", "GET, POST"},
-		{http.MethodPost, "/vault/keys/vkABC", "GET, DELETE"},
-		{http.MethodPatch, "/vault/keys/vkABC", "GET, DELETE"},
+		{http.MethodPut, "/vault/keys", "GET, POST, DELETE"},
+		{http.MethodPost, "/vault/keys/vkABC", "GET, PATCH, DELETE"},
+		{http.MethodPut, "/vault/keys/vkABC", "GET, PATCH, DELETE"},
+		{http.MethodPut, "/vault/tokens", "GET, POST"},
+		{http.MethodPost, "/vault/tokens/tkABC", "GET, DELETE"},
 		{http.MethodPost, "/vault/audit", "GET"},
 		{http.MethodHead, "/vault/audit", "GET"},
 		{http.MethodDelete, "/vault/summary", "GET"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -14,7 +15,12 @@ import (
 const createAttempts = 3
 
 // createKey serves POST /vault/keys.
+// An issuer's key must lie inside its policy, and every key records the
+// stored token that issued it.
 func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
+	if err := requireRole(r, RoleAdmin, RoleIssuer); err != nil {
+		return err
+	}
 	var req createKeyRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return err
@@ -22,6 +28,15 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 	spec, err := h.validateCreate(&req)
 	if err != nil {
 		return err
+	}
+	p := principalOf(r)
+	if p.Policy != nil {
+		if req.ExpiresIn == nil && p.Policy.maxTTL > 0 {
+			spec.ttl = min(spec.ttl, p.Policy.maxTTL)
+		}
+		if err := p.Policy.checkKey(spec.vendor, spec.dailyCap, spec.totalCap, spec.ttl, spec.endpoints, spec.label); err != nil {
+			return err
+		}
 	}
 	now := h.clock()
 	for range createAttempts {
@@ -44,6 +59,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			Metadata:         spec.metadata,
 			CreatedAt:        now,
 			ExpiresAt:        now.Add(spec.ttl),
+			TokenID:          p.TokenID,
 		}
 		err = h.store.CreateKey(r.Context(), k)
 		if errors.Is(err, ledger.ErrConflict) {
@@ -57,6 +73,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			zap.String("key_id", id),
 			zap.String("vendor", k.Vendor),
 			zap.String("agent_run_label", k.RunLabel),
+			zap.String("token_id", k.TokenID),
 			zap.Time("expires_at", k.ExpiresAt),
 			zap.Int("allowed_endpoints", len(k.AllowedEndpoints)))
 		view := newKeyView(ledger.KeyUsage{Key: k}, now)
@@ -77,15 +94,29 @@ func (h *Handler) getKey(w http.ResponseWriter, r *http.Request, id string) erro
 		return errNoKey(id)
 	}
 	now := h.clock()
-	u, err := h.store.GetKey(r.Context(), id, now)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return errNoKey(id)
-	}
+	u, err := h.ownKey(r, id, now, true)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, newKeyView(u, now))
 	return nil
+}
+
+// ownKey reads a key the caller may see (read) or change: an issuer only
+// its own, as if no other key existed (404).
+func (h *Handler) ownKey(r *http.Request, id string, now time.Time, read bool) (ledger.KeyUsage, error) {
+	u, err := h.store.GetKey(r.Context(), id, now)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return ledger.KeyUsage{}, errNoKey(id)
+	}
+	if err != nil {
+		return ledger.KeyUsage{}, err
+	}
+	p := principalOf(r)
+	if p.owns(u.Key) || (read && p.Role == RoleReader) {
+		return u, nil
+	}
+	return ledger.KeyUsage{}, errNoKey(id)
 }
 
 // keyList is the answer to GET /vault/keys.
@@ -119,6 +150,9 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = limitParam(q, defaultPageLimit, maxPageLimit); err != nil {
 		return err
 	}
+	if p := principalOf(r); p.Role == RoleIssuer {
+		f.TokenID = p.TokenID
+	}
 	keys, next, err := h.store.ListKeys(r.Context(), f)
 	if err != nil {
 		return err
@@ -135,6 +169,9 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 // second DELETE keeps the first revocation time. If reading the key back
 // fails after the revocation, the error is answered and a retry is safe.
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, id string) error {
+	if err := requireRole(r, RoleAdmin, RoleIssuer); err != nil {
+		return err
+	}
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
@@ -142,6 +179,9 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, id string) e
 		return errNoKey(id)
 	}
 	now := h.clock()
+	if _, err := h.ownKey(r, id, now, false); err != nil {
+		return err
+	}
 	k, err := h.store.RevokeKey(r.Context(), id, now)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return errNoKey(id)

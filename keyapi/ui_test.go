@@ -77,7 +77,7 @@ func TestUIErrors(t *testing.T) {
 func TestWhoami(t *testing.T) {
 	e := newEnv(t)
 	rec := e.do(http.MethodGet, "/vault/whoami", "")
-	if rec.Code != http.StatusOK || rec.Body.String() != `{"role":"admin","token_id":null}`+"\n" {
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"role":"admin","token_id":null,"policy":null}`+"\n" {
 		t.Errorf("status %d: %s", rec.Code, rec.Body)
 	}
 	wantError(t, e.doAuth(http.MethodGet, "/vault/whoami", "", ""), http.StatusUnauthorized, "unauthorized", "")

@@ -108,8 +108,8 @@ func (s *postgresStore) Summary(ctx context.Context, f SummaryFilter) ([]Summary
 			count(*),
 			count(*) FILTER (WHERE cost_state <> 'none' OR replay_of <> ''),
 			count(*) FILTER (WHERE replay_of <> ''),
-			count(*) FILTER (WHERE outcome = 'cap_hit'),
-			count(*) FILTER (WHERE cost_state = 'none' AND replay_of = '' AND outcome <> 'cap_hit'),
+			count(*) FILTER (WHERE outcome IN ('cap_hit', 'budget_hit')),
+			count(*) FILTER (WHERE cost_state = 'none' AND replay_of = '' AND outcome NOT IN ('cap_hit', 'budget_hit')),
 			coalesce(sum(cost), 0)::bigint,
 			coalesce(sum(reserved) FILTER (WHERE cost_state IN ('reserved', 'unknown')), 0)::bigint
 		FROM calls WHERE `+strings.Join(where, " AND ")+`

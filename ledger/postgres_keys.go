@@ -13,7 +13,7 @@ import (
 
 // postgresKeyColumns are read by scanPostgresKey, in this order.
 const postgresKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
-	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at`
+	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at, k.token_id`
 
 // postgresUsageColumns follow postgresKeyColumns for a KeyUsage; they expect
 // the key's day row joined as d.
@@ -34,10 +34,10 @@ func (s *postgresStore) CreateKey(ctx context.Context, k Key) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO vault_keys
 		(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
-		 created_at, expires_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		 created_at, expires_at, revoked_at, token_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		k.ID, k.Hash[:], k.Vendor, microsPtr(k.DailyCap), microsPtr(k.TotalCap), endpoints,
-		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt)
+		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.TokenID)
 	return s.wrapErr("creating key", err)
 }
 
@@ -76,6 +76,9 @@ func (s *postgresStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, 
 	}
 	if f.Vendor != "" {
 		where = append(where, "k.vendor = "+arg(f.Vendor))
+	}
+	if f.TokenID != "" {
+		where = append(where, "k.token_id = "+arg(f.TokenID))
 	}
 	switch f.Status {
 	case "":
@@ -140,7 +143,7 @@ func scanPostgresKey(row pgx.Row) (Key, error) {
 	var endpoints []string
 	var metadata []byte
 	if err := row.Scan(&k.ID, &hash, &k.Vendor, &daily, &total, &endpoints,
-		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt); err != nil {
+		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID); err != nil {
 		return Key{}, err
 	}
 	fillPostgresKey(&k, hash, daily, total, endpoints, metadata)
@@ -156,7 +159,7 @@ func scanPostgresUsage(row pgx.Row) (KeyUsage, error) {
 	var metadata []byte
 	var spent, reserved, daySpent, dayReserved int64
 	if err := row.Scan(&u.ID, &hash, &u.Vendor, &daily, &total, &endpoints,
-		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt,
+		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID,
 		&spent, &reserved, &daySpent, &dayReserved, &u.Calls, &u.CapHits); err != nil {
 		return KeyUsage{}, err
 	}

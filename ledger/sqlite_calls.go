@@ -130,8 +130,8 @@ func (s *sqliteStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRo
 	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, count(*),
 			sum(cost_state <> 'none' OR replay_of <> ''),
 			sum(replay_of <> ''),
-			sum(outcome = 'cap_hit'),
-			sum(cost_state = 'none' AND replay_of = '' AND outcome <> 'cap_hit'),
+			sum(outcome IN ('cap_hit', 'budget_hit')),
+			sum(cost_state = 'none' AND replay_of = '' AND outcome NOT IN ('cap_hit', 'budget_hit')),
 			sum(cost),
 			sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
 		FROM calls WHERE `+strings.Join(where, " AND ")+`

@@ -33,11 +33,11 @@ func (s *sqliteStore) CreateKey(ctx context.Context, k Key) error {
 	err = s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO keys
 			(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
-			 created_at, expires_at, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 created_at, expires_at, revoked_at, token_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Hash[:], k.Vendor, sqliteNullMicros(k.DailyCap), sqliteNullMicros(k.TotalCap),
 			string(endpointsJSON), k.RunLabel, metadata,
-			sqliteTime(k.CreatedAt), sqliteTime(k.ExpiresAt), revokedAt)
+			sqliteTime(k.CreatedAt), sqliteTime(k.ExpiresAt), revokedAt, k.TokenID)
 		return err
 	})
 	if err != nil {
@@ -90,6 +90,10 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 	if f.Vendor != "" {
 		where = append(where, "k.vendor = ?")
 		args = append(args, f.Vendor)
+	}
+	if f.TokenID != "" {
+		where = append(where, "k.token_id = ?")
+		args = append(args, f.TokenID)
 	}
 	// The same rules as Key.Status: revocation wins, expiry at ExpiresAt.
 	switch f.Status {

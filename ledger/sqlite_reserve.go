@@ -17,6 +17,17 @@ type sqliteKeyState struct {
 	revoked               bool
 	spent, reserved       int64
 	daySpent, dayReserved int64
+	tokenID               string
+	endpointAllowed       bool
+	// budget is the issuing token's budget, when it has one.
+	budget *sqliteBudget
+}
+
+// sqliteBudget is a token's budget and what its keys have counted.
+type sqliteBudget struct {
+	dailyCap, totalCap    sql.NullInt64
+	spent, reserved       int64
+	daySpent, dayReserved int64
 }
 
 // Reserve runs in one BEGIN IMMEDIATE transaction on the single write
@@ -44,10 +55,11 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	var revokedAt sql.NullInt64
 	err := tx.QueryRowContext(ctx, `SELECT k.vendor, k.run_label, k.daily_cap, k.total_cap,
 			k.expires_at, k.revoked_at, k.spent, k.reserved,
-			COALESCE(d.spent, 0), COALESCE(d.reserved, 0)
-		FROM `+sqliteKeyFrom+` WHERE k.id = ?`, day, r.KeyID).Scan(
+			COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id,
+			? = '' OR EXISTS (SELECT 1 FROM json_each(k.allowed_endpoints) e WHERE e.value = ?)
+		FROM `+sqliteKeyFrom+` WHERE k.id = ?`, r.Endpoint, r.Endpoint, day, r.KeyID).Scan(
 		&k.vendor, &k.runLabel, &k.dailyCap, &k.totalCap, &k.expiresAt, &revokedAt,
-		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved)
+		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ErrNotFound)
 	}
@@ -58,7 +70,7 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 
 	res := ReserveResult{RunLabel: k.runLabel}
 	// The order of the checks is the contract: vendor, revocation, expiry,
-	// idempotent replay, caps. A replay goes ahead even at the cap because
+	// allowlist, idempotent replay, caps. A replay goes ahead even at the cap because
 	// the vendor will not charge it again.
 	switch {
 	case k.vendor != r.Vendor:
@@ -67,6 +79,10 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 		res.Outcome = OutcomeRevoked
 	case sqliteTime(r.Now) >= k.expiresAt:
 		res.Outcome = OutcomeExpired
+	case !k.endpointAllowed:
+		// The allowlist as stored, not as a node cached it: a narrowing
+		// PATCH holds from the next call.
+		res.Outcome = OutcomeEndpointDenied
 	}
 	if res.Outcome == "" && r.IdempotencyKey != "" && r.ReplayWindow > 0 {
 		var orig sqliteOriginal
@@ -87,11 +103,19 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 	}
 	held := int64(0)
 	if res.Outcome == "" {
+		if k.budget, err = sqliteReadBudget(ctx, tx, k.tokenID, day); err != nil {
+			return ReserveResult{}, err
+		}
 		held = k.hold(int64(r.Estimate), int64(r.Minimum))
-		if held == 0 && r.Estimate > 0 {
-			res.Outcome = OutcomeCapHit
-		} else {
+		switch {
+		case held > 0 || r.Estimate == 0:
 			res.Outcome = OutcomeForwarded
+		case k.keyOnly().hold(int64(r.Estimate), int64(r.Minimum)) > 0:
+			// The key alone would have let it through: the token's budget
+			// stopped it.
+			res.Outcome = OutcomeBudgetHit
+		default:
+			res.Outcome = OutcomeCapHit
 		}
 	}
 	costState := CostNone
@@ -121,7 +145,7 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET calls = calls + 1 WHERE id = ?`, r.KeyID); err != nil {
 			return ReserveResult{}, err
 		}
-	case OutcomeCapHit:
+	case OutcomeCapHit, OutcomeBudgetHit:
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET cap_hits = cap_hits + 1 WHERE id = ?`, r.KeyID); err != nil {
 			return ReserveResult{}, err
 		}
@@ -179,6 +203,10 @@ func (k sqliteKeyState) hold(estimate, minimum int64) int64 {
 	}
 	consider(k.totalCap, k.spent+k.reserved)
 	consider(k.dailyCap, k.daySpent+k.dayReserved)
+	if b := k.budget; b != nil {
+		consider(b.totalCap, b.spent+b.reserved)
+		consider(b.dailyCap, b.daySpent+b.dayReserved)
+	}
 	switch {
 	case !capped || estimate <= headroom:
 		return estimate
@@ -205,7 +233,39 @@ func (k sqliteKeyState) remaining(held int64) money.Micros {
 	}
 	consider(k.totalCap, k.spent+k.reserved)
 	consider(k.dailyCap, k.daySpent+k.dayReserved)
+	if b := k.budget; b != nil {
+		consider(b.totalCap, b.spent+b.reserved)
+		consider(b.dailyCap, b.daySpent+b.dayReserved)
+	}
 	return money.Micros(max(rem, 0))
+}
+
+// keyOnly is k without its token's budget.
+func (k sqliteKeyState) keyOnly() sqliteKeyState {
+	k.budget = nil
+	return k
+}
+
+// sqliteReadBudget reads the budget of the token that issued a key, inside
+// the reserving transaction (the single writer: nothing moves it meanwhile);
+// nil when the key has no token or the token no budget. The token's totals
+// are moved by the triggers of migration 0005 whenever a key's are.
+func sqliteReadBudget(ctx context.Context, tx *sqliteTx, tokenID string, day int64) (*sqliteBudget, error) {
+	if tokenID == "" {
+		return nil, nil
+	}
+	var b sqliteBudget
+	err := tx.QueryRowContext(ctx, `SELECT t.daily_cap, t.total_cap, t.spent, t.reserved,
+			COALESCE(d.spent, 0), COALESCE(d.reserved, 0)
+		FROM api_tokens t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = ?
+		WHERE t.id = ?`, day, tokenID).Scan(&b.dailyCap, &b.totalCap, &b.spent, &b.reserved, &b.daySpent, &b.dayReserved)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !b.dailyCap.Valid && !b.totalCap.Valid) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 // refusalStatus is the status the gate answers a refusal decided by Reserve
@@ -213,12 +273,14 @@ func (k sqliteKeyState) remaining(held int64) money.Micros {
 // is the vendor's, recorded when it settles).
 func refusalStatus(outcome string) int {
 	switch outcome {
-	case OutcomeCapHit:
+	case OutcomeCapHit, OutcomeBudgetHit:
 		return 429
 	case OutcomeIdempotencyMismatch:
 		return 400
 	case OutcomeIdempotencyInFlight:
 		return 409
+	case OutcomeEndpointDenied:
+		return 403
 	case OutcomeForwarded, OutcomeIdempotentReplay:
 		return 0
 	default:

@@ -57,7 +57,7 @@ func sqliteNullString(s string) sql.NullString {
 const sqliteKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
 	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at,
 	k.spent, k.reserved, k.calls, k.cap_hits,
-	COALESCE(d.spent, 0), COALESCE(d.reserved, 0)`
+	COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id`
 
 // sqliteKeyFrom joins each key to its day row; the day is the first argument.
 const sqliteKeyFrom = `keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day = ?`
@@ -78,7 +78,7 @@ func sqliteScanKey(row sqliteScanner) (KeyUsage, error) {
 	)
 	if err := row.Scan(&ku.ID, &hash, &ku.Vendor, &dailyCap, &totalCap, &endpoints,
 		&ku.RunLabel, &metadata, &createdAt, &expires, &revokedAt,
-		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv); err != nil {
+		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID); err != nil {
 		return KeyUsage{}, err
 	}
 	if len(hash) != len(ku.Hash) {

@@ -52,15 +52,19 @@ const (
 	OutcomeIdempotencyMismatch = "idempotency_mismatch"
 	OutcomeIdempotencyInFlight = "idempotency_in_flight"
 	OutcomeCapHit              = "cap_hit"
-	OutcomeRevoked             = "revoked"
-	OutcomeExpired             = "expired"
-	OutcomeWrongVendor         = "wrong_vendor"
-	OutcomeEndpointDenied      = "endpoint_denied"
-	OutcomeUnknownCost         = "unknown_cost_denied"
-	OutcomeBadRequest          = "bad_request"
-	OutcomeUnauthenticated     = "unauthenticated"
-	OutcomeUpstreamError       = "upstream_error"
-	OutcomeClientGone          = "client_gone" // the client left before the vendor's answer arrived
+	// OutcomeBudgetHit: the key's own caps had room, but the budget of the
+	// API token that issued it (its daily or total cap over all its keys)
+	// did not.
+	OutcomeBudgetHit       = "budget_hit"
+	OutcomeRevoked         = "revoked"
+	OutcomeExpired         = "expired"
+	OutcomeWrongVendor     = "wrong_vendor"
+	OutcomeEndpointDenied  = "endpoint_denied"
+	OutcomeUnknownCost     = "unknown_cost_denied"
+	OutcomeBadRequest      = "bad_request"
+	OutcomeUnauthenticated = "unauthenticated"
+	OutcomeUpstreamError   = "upstream_error"
+	OutcomeClientGone      = "client_gone" // the client left before the vendor's answer arrived
 )
 
 // Cost states of a call.
@@ -94,6 +98,10 @@ type Key struct {
 	CreatedAt        time.Time
 	ExpiresAt        time.Time
 	RevokedAt        *time.Time // nil unless revoked
+	// TokenID is the stored API token that issued the key; "" for a key
+	// issued with a configured (bootstrap) token. The token's budget, if
+	// any, bounds the key's spend together with its own caps.
+	TokenID string
 }
 
 // Status tells whether the key is active, expired or revoked at now.
@@ -224,6 +232,7 @@ type Call struct {
 // KeyFilter selects keys for ListKeys. Empty fields do not filter.
 type KeyFilter struct {
 	RunLabel string
+	TokenID  string // the keys one API token issued
 	Vendor   string
 	Status   string // active|expired|revoked, evaluated at Now
 	Now      time.Time
@@ -288,8 +297,40 @@ type Store interface {
 	// RevokeKey revokes a key at now. Revoking twice keeps the first time.
 	// ErrNotFound if none.
 	RevokeKey(ctx context.Context, id string, now time.Time) (Key, error)
+	// RevokeKeys revokes at now every key the filter selects (a run, the
+	// keys of a token) that is not revoked yet, and returns their ids.
+	// Every node's key cache hears of each, as for RevokeKey.
+	RevokeKeys(ctx context.Context, f RevokeFilter, now time.Time) ([]string, error)
+	// PatchKey changes a key's caps, expiry or allowlist (the fields of p
+	// that are set) and returns the key as it now is; every node's key
+	// cache hears of it, as for RevokeKey. ErrNotFound if none.
+	PatchKey(ctx context.Context, id string, p KeyPatch) (Key, error)
+
+	// CreateToken stores a new API token. ErrConflict if the id or hash
+	// exists.
+	CreateToken(ctx context.Context, t Token) error
+	// TokenByHash finds a token by the hash of its secret, revoked or not.
+	// ErrNotFound if none.
+	TokenByHash(ctx context.Context, h Hash) (Token, error)
+	// GetToken returns a token with its budget usage on now's UTC day.
+	// ErrNotFound if none.
+	GetToken(ctx context.Context, id string, now time.Time) (TokenUsage, error)
+	// ListTokens lists every token, newest first.
+	ListTokens(ctx context.Context, now time.Time) ([]TokenUsage, error)
+	// RevokeToken revokes a token at now (the first time is kept). Its
+	// keys stay as they are, and its budget keeps bounding them.
+	// ErrNotFound if none.
+	RevokeToken(ctx context.Context, id string, now time.Time) (Token, error)
 
 	// Reserve is the atomic check-and-reserve described in the package doc.
+	// After vendor, revocation and expiry it checks that r.Endpoint, when
+	// set, is still in the key's stored allowlist (OutcomeEndpointDenied
+	// otherwise), so a narrowed allowlist holds whatever a cache says.
+	// For a key issued by a token with a budget, the budget is checked in
+	// the same atomic step, after the key's own caps: a call the key could
+	// afford but the token's budget cannot is OutcomeBudgetHit. A budget
+	// counts the reservations and costs of every key the token issued,
+	// moved by Reserve, Settle and Release like the key's own counters.
 	// ErrNotFound if the key does not exist.
 	Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error)
 	// Settle replaces a call's reservation with its real cost.
@@ -340,6 +381,53 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// Roles of API tokens.
+const (
+	RoleAdmin  = "admin"  // everything
+	RoleIssuer = "issuer" // issue, read, patch and revoke its own keys, within its policy
+	RoleReader = "reader" // read keys, audit and summaries
+)
+
+// Token is a stored API token, a principal of the key API: never its
+// secret.
+type Token struct {
+	ID   string
+	Hash Hash
+	Name string
+	Role string
+	// Policy is the token's issuing policy as JSON (the key API reads
+	// it), or nil.
+	Policy json.RawMessage
+	// DailyCap (per UTC day) and TotalCap are the token's budget over
+	// every key it issued; nil when not set.
+	DailyCap  *money.Micros
+	TotalCap  *money.Micros
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// TokenUsage is a token with what its keys have spent and hold.
+type TokenUsage struct {
+	Token
+	Spent, Reserved       money.Micros
+	DaySpent, DayReserved money.Micros
+}
+
+// RevokeFilter selects the keys RevokeKeys revokes. At least one field is
+// set; set fields must all match.
+type RevokeFilter struct {
+	RunLabel string
+	TokenID  string
+}
+
+// KeyPatch is a change to a key; nil fields are left as they are.
+type KeyPatch struct {
+	DailyCap         *money.Micros
+	TotalCap         *money.Micros
+	ExpiresAt        *time.Time
+	AllowedEndpoints []string
 }
 
 // Day returns the UTC day of t at midnight, the unit of daily caps.

@@ -20,7 +20,7 @@ func TestStaleSweeperMarksOnlyOldReservations(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	total := 100 * money.PerDollar
 	k := ledger.Key{ID: "vkSweep0000000000000001", Hash: ledger.HashSecret("sweep"), Vendor: "stripe", TotalCap: &total,
-		CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+		AllowedEndpoints: []string{"POST /v1/payment_intents"}, CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
 	if err := s.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}

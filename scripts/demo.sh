@@ -142,9 +142,8 @@ wait_http "http://127.0.0.1:$mock_port/v1/customers" 20 "$mock_pid" -u sk_test_d
 # the key API answers the token. Returns 2 if a port was taken meanwhile.
 start_keybrake() {
 	free_port listen_port
-	free_port admin_port
 	KEYBRAKE_LISTEN=":$listen_port" \
-		KEYBRAKE_ADMIN="127.0.0.1:$admin_port" \
+		KEYBRAKE_ADMIN="unix/$tmpdir/admin.sock|0600" \
 		KEYBRAKE_LEDGER="sqlite:$tmpdir/demo.db" \
 		KEYBRAKE_API_TOKEN="$api_token" \
 		STRIPE_SECRET_KEY="sk_test_demo" \

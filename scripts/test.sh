@@ -82,7 +82,7 @@ go vet ./...
 
 echo "==> make run smoke test: the README's first command, embedded ledger"
 run_port="$(free_port)"
-KEYBRAKE_LISTEN=":${run_port}" KEYBRAKE_ADMIN="127.0.0.1:$(free_port)" KEYBRAKE_LEDGER="sqlite:${work}/run.db" \
+KEYBRAKE_LISTEN=":${run_port}" KEYBRAKE_ADMIN="unix/${work}/run-admin.sock|0600" KEYBRAKE_LEDGER="sqlite:${work}/run.db" \
 	KEYBRAKE_API_TOKEN=smoketoken scripts/run.sh >"$work/run.log" 2>&1 &
 pids+=($!)
 code=""

@@ -140,3 +140,31 @@ func CanonicalPath(r *http.Request) (string, error) {
 	}
 	return p, nil
 }
+
+// Covers reports whether every call entry allows is also allowed by a: some
+// pattern of a has entry's method and as many segments, each either "*" or
+// equal to entry's (so a "*" in entry is covered only by a "*"). An issuing
+// policy uses it to keep a key's allowlist inside its own, pattern by
+// pattern. An entry that is not a valid pattern is covered by nothing.
+func (a Allowlist) Covers(entry string) bool {
+	e, err := parseEndpoint(entry)
+	if err != nil {
+		return false
+	}
+	for _, p := range a {
+		if p.method != e.method || len(p.segments) != len(e.segments) {
+			continue
+		}
+		inside := true
+		for i, s := range p.segments {
+			if s != "*" && s != e.segments[i] {
+				inside = false
+				break
+			}
+		}
+		if inside {
+			return true
+		}
+	}
+	return false
+}

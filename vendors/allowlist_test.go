@@ -59,3 +59,27 @@ func TestCanonicalPathRefusesBypasses(t *testing.T) {
 		t.Errorf("got %q %v", got, err)
 	}
 }
+
+func TestAllowlistCovers(t *testing.T) {
+	policy, err := ParseAllowlist([]string{"POST /v1/payment_intents", "GET /v1/customers/*", "POST /v1/payment_intents/*/confirm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for entry, want := range map[string]bool{
+		"POST /v1/payment_intents":              true,
+		"GET /v1/customers/cus_123":             true,
+		"GET /v1/customers/*":                   true,
+		"POST /v1/payment_intents/pi_1/confirm": true,
+		"POST /v1/payment_intents/*/confirm":    true,
+		"POST /v1/*":                            false, // wider than any policy pattern
+		"GET /v1/payment_intents":               false, // other method
+		"GET /v1/customers":                     false, // fewer segments
+		"GET /v1/customers/*/sources":           false, // more segments
+		"POST /v1/payment_intents/*/capture":    false,
+		"POST v1/payment_intents":               false, // not a pattern
+	} {
+		if got := policy.Covers(entry); got != want {
+			t.Errorf("Covers(%q) = %v; want %v", entry, got, want)
+		}
+	}
+}

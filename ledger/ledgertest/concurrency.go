@@ -15,6 +15,7 @@ const concurrentCalls = 500
 // raceResult counts what the concurrent Reserve calls returned.
 type raceResult struct {
 	forwarded, capHits int
+	budgetHits         int
 	forwardedIDs       []string
 	errs               []error
 	other              []string
@@ -45,6 +46,8 @@ func (f *fixture) raceReserve(reqs []ledger.ReserveRequest) raceResult {
 				res.forwardedIDs = append(res.forwardedIDs, r.CallID)
 			case out.Outcome == ledger.OutcomeCapHit:
 				res.capHits++
+			case out.Outcome == ledger.OutcomeBudgetHit:
+				res.budgetHits++
 			default:
 				res.other = append(res.other, out.Outcome)
 			}

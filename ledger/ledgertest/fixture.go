@@ -50,6 +50,10 @@ func (f *fixture) next() int {
 	return f.seq
 }
 
+// defaultEndpoints is the allowlist of a newKey: every endpoint the suite's
+// requests name (Reserve checks the entry against the stored allowlist).
+var defaultEndpoints = []string{"POST /v1/payment_intents", "GET /v1/customers/*", "POST /2010-04-01/Accounts/*/Messages.json"}
+
 // newKey builds a stripe key with a $100 lifetime cap, valid for 72 hours
 // from t0, created at t0; edit adjusts it before it is stored.
 func (f *fixture) newKey(edit func(k *ledger.Key)) ledger.Key {
@@ -60,7 +64,7 @@ func (f *fixture) newKey(edit func(k *ledger.Key)) ledger.Key {
 		Hash:             ledger.HashSecret(fmt.Sprintf("secret%05d", n)),
 		Vendor:           "stripe",
 		TotalCap:         capOf("100"),
-		AllowedEndpoints: []string{"POST /v1/payment_intents"},
+		AllowedEndpoints: defaultEndpoints,
 		RunLabel:         "run/default",
 		CreatedAt:        t0,
 		ExpiresAt:        t0.Add(72 * time.Hour),

@@ -58,6 +58,14 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},
 		{"Concurrent/DailyCap", testConcurrentDailyCap},
 
+		{"Tokens/CreateGetRevoke", testTokens},
+		{"Tokens/RevokeKeys", testRevokeKeys},
+		{"Keys/Patch", testPatchKey},
+		{"Budget/Total", testBudgetTotal},
+		{"Budget/Daily", testBudgetDaily},
+		{"Budget/Minimum", testBudgetMinimum},
+		{"Concurrent/TokenBudget", testConcurrentTokenBudget},
+
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,177 @@
+package keyapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/vendors"
+)
+
+// patchKeyRequest is the body of PATCH /vault/keys/{key_id}: absent fields
+// are left as they are.
+type patchKeyRequest struct {
+	DailyUSDCap      json.RawMessage `json:"daily_usd_cap"`
+	TotalUSDCap      json.RawMessage `json:"total_usd_cap"`
+	ExpiresIn        *string         `json:"expires_in"`
+	AllowedEndpoints []string        `json:"allowed_endpoints"`
+}
+
+// patchKey serves PATCH /vault/keys/{key_id}: new caps, a new expiry (from
+// now) or a narrower allowlist, within the caller's policy. The ledger
+// tells every node, so the next call anywhere sees the change.
+func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) error {
+	if err := requireRole(r, RoleAdmin, RoleIssuer); err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	var req patchKeyRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	if !plausibleKeyID(id) {
+		return errNoKey(id)
+	}
+	now := h.clock()
+	cur, err := h.ownKey(r, id, now, false)
+	if err != nil {
+		return err
+	}
+	if cur.RevokedAt != nil {
+		return &apiError{Status: http.StatusConflict, Code: "key_revoked", Message: "a revoked key cannot be changed"}
+	}
+	var p ledger.KeyPatch
+	if p.DailyCap, err = parseCap("daily_usd_cap", req.DailyUSDCap); err != nil {
+		return err
+	}
+	if p.TotalCap, err = parseCap("total_usd_cap", req.TotalUSDCap); err != nil {
+		return err
+	}
+	ttl := cur.ExpiresAt.Sub(now)
+	if req.ExpiresIn != nil {
+		d, err := parseDuration(*req.ExpiresIn)
+		switch {
+		case err != nil:
+			return invalidField("expires_in", `expires_in must be a duration such as "30m", "2h" or "1d"`)
+		case d <= 0:
+			return invalidField("expires_in", "expires_in must be greater than 0")
+		case d > h.maxTTL:
+			return invalidField("expires_in", fmt.Sprintf("expires_in must be at most %s", h.maxTTL))
+		}
+		ttl = d
+		at := now.Add(d)
+		p.ExpiresAt = &at
+	}
+	endpoints := cur.AllowedEndpoints
+	if req.AllowedEndpoints != nil {
+		if endpoints, err = narrower(cur.AllowedEndpoints, req.AllowedEndpoints); err != nil {
+			return err
+		}
+		p.AllowedEndpoints = endpoints
+	}
+	if p.DailyCap == nil && p.TotalCap == nil && p.ExpiresAt == nil && p.AllowedEndpoints == nil {
+		return &apiError{Status: http.StatusBadRequest, Code: codeParameterMissing,
+			Message: "nothing to change: give daily_usd_cap, total_usd_cap, expires_in or allowed_endpoints"}
+	}
+	daily, total := cur.DailyCap, cur.TotalCap
+	if p.DailyCap != nil {
+		daily = p.DailyCap
+	}
+	if p.TotalCap != nil {
+		total = p.TotalCap
+	}
+	if pol := principalOf(r).Policy; pol != nil {
+		if req.ExpiresIn == nil {
+			ttl = 0 // the expiry is not changed: nothing to bound
+		}
+		if err := pol.checkKey(cur.Vendor, daily, total, ttl, endpoints, cur.RunLabel); err != nil {
+			return err
+		}
+	}
+	if _, err := h.store.PatchKey(r.Context(), id, p); errors.Is(err, ledger.ErrNotFound) {
+		return errNoKey(id)
+	} else if err != nil {
+		return err
+	}
+	if h.onRevoke != nil {
+		h.onRevoke(id) // the local key cache; other nodes hear it from the ledger
+	}
+	h.log.Info("vault key changed", zap.String("key_id", id), zap.String("agent_run_label", cur.RunLabel),
+		zap.String("by_token_id", principalOf(r).TokenID))
+	u, err := h.store.GetKey(r.Context(), id, now)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newKeyView(u, now))
+	return nil
+}
+
+// narrower checks a new allowlist lies inside the current one, pattern by
+// pattern, and returns it normalised.
+func narrower(current, next []string) ([]string, error) {
+	if len(next) > maxEndpoints {
+		return nil, invalidField("allowed_endpoints", fmt.Sprintf("allowed_endpoints has more than %d entries", maxEndpoints))
+	}
+	cur, err := vendors.ParseAllowlist(current)
+	if err != nil {
+		return nil, fmt.Errorf("the key's stored allowlist: %w", err)
+	}
+	out := make([]string, 0, len(next))
+	for i, e := range next {
+		field := fmt.Sprintf("allowed_endpoints[%d]", i)
+		norm, err := parseEndpoint(e)
+		if err != nil {
+			return nil, invalidField(field, field+": "+err.Error())
+		}
+		if !cur.Covers(norm) {
+			return nil, invalidField(field, fmt.Sprintf("%s %q is not inside the key's allowlist: PATCH only narrows it", field, norm))
+		}
+		out = append(out, norm)
+	}
+	return out, nil
+}
+
+// runRevocation is the answer to DELETE /vault/keys?agent_run_label=….
+type runRevocation struct {
+	AgentRunLabel string   `json:"agent_run_label"`
+	Revoked       []string `json:"revoked"`
+}
+
+// revokeRun serves DELETE /vault/keys?agent_run_label=…: every key of the
+// run is revoked at once (an issuer's: those it issued).
+func (h *Handler) revokeRun(w http.ResponseWriter, r *http.Request) error {
+	if err := requireRole(r, RoleAdmin, RoleIssuer); err != nil {
+		return err
+	}
+	q, err := parseQuery(r, "agent_run_label")
+	if err != nil {
+		return err
+	}
+	label, err := textParam(q, "agent_run_label", maxLabelLength*4)
+	if err != nil {
+		return err
+	}
+	if label == "" {
+		return missingField("agent_run_label")
+	}
+	f := ledger.RevokeFilter{RunLabel: label}
+	if p := principalOf(r); p.Role == RoleIssuer {
+		f.TokenID = p.TokenID
+	}
+	ids, err := h.revokeKeys(r, f, h.clock())
+	if err != nil {
+		return err
+	}
+	h.log.Info("run revoked", zap.String("agent_run_label", label), zap.Int("keys_revoked", len(ids)))
+	if ids == nil {
+		ids = []string{}
+	}
+	writeJSON(w, http.StatusOK, runRevocation{AgentRunLabel: label, Revoked: ids})
+	return nil
+}
