@@ -227,6 +227,7 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
 	}
 	cw := newCaptureWriter(w, g.cfg.MaxResponseCapture)
+	sent := &sendTrace{}
 	settled := false
 	defer func() {
 		if settled {
@@ -236,14 +237,21 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		// http.ErrAbortHandler) when the client leaves mid-response; the
 		// call must still be settled, then the panic goes on up.
 		aborted := recover()
-		g.settle(r, c, res, cw.status, cw, errAborted)
+		g.settle(r, c, res, cw.status, cw, errAborted, false)
 		if aborted != nil {
 			panic(aborted)
 		}
 	}()
-	err = next(cw, r)
+	err = next(cw, sent.wrap(r))
 	settled = true
-	g.settle(r, c, res, cw.status, cw, err)
+	nothingSent := cw.status == 0 && sent.nothingSent(err, g.cfg.DialFailed)
+	g.settle(r, c, res, cw.status, cw, err, nothingSent)
+	if nothingSent {
+		// The vendor never saw the call: its reservation is back and the
+		// same request is safe to send again, whatever its method.
+		g.cfg.Vendor.WriteError(w, unreachable().vendorError())
+		return nil
+	}
 	if err != nil && cw.status == 0 {
 		// Nothing reached the client yet: answer in the vendor's format
 		// rather than with Caddy's empty 502.
@@ -289,13 +297,18 @@ func (g *Gate) release(r *http.Request, c *call, f *refusal) {
 // settle turns the vendor's answer into a ledger settlement. It runs after
 // the client has its response, on a context that outlives the request, so a
 // client hanging up cannot leave the ledger unsettled.
-func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error) {
+func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error, nothingSent bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
 	defer cancel()
 	now := g.cfg.Now()
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
 	switch {
+	case nothingSent:
+		// No connection ever carried the request (sendTrace): the vendor
+		// cannot have acted, so the reservation goes back.
+		result.Decision = vendors.DecisionRelease
+		s.StatusCode, s.Outcome = http.StatusBadGateway, ledger.OutcomeUpstreamUnreachable
 	case status == statusClientClosed, errors.Is(upstreamErr, errAborted) && status == 0:
 		// The client left before the vendor's answer arrived: Caddy's
 		// reverse_proxy answers 499 itself, or aborts the handler. The

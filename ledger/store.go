@@ -60,6 +60,9 @@ const (
 	OutcomeBadRequest          = "bad_request"
 	OutcomeUnauthenticated     = "unauthenticated"
 	OutcomeUpstreamError       = "upstream_error"
+	// The upstream could not be connected to: nothing was sent, the
+	// reservation was released.
+	OutcomeUpstreamUnreachable = "upstream_unreachable"
 	OutcomeClientGone          = "client_gone" // the client left before the vendor's answer arrived
 )
 

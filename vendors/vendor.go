@@ -151,6 +151,11 @@ type Error struct {
 	// unreachable, the upstream failed): vendors with a retry signal (Stripe)
 	// leave it to the SDK; every other refusal tells the SDK not to retry.
 	Retryable bool
+	// NothingSent says the request provably never reached the vendor (no
+	// connection to it could be made), so resending it is safe whatever
+	// its method: vendors with an explicit retry signal send it
+	// (Stripe-Should-Retry: true, x-should-retry: true).
+	NothingSent bool
 }
 
 // OutcomeCredentialDenied is the outcome of a call to an endpoint that mints
