@@ -45,6 +45,7 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 		Vendors:    app.vendorNames(),
 		MaxTTL:     time.Duration(app.MaxTTL),
 		DefaultTTL: time.Duration(app.DefaultTTL),
+		StaleAfter: time.Duration(app.StaleReservationAfter),
 		OnRevoke:   keys.Invalidate,
 		Logger:     ctx.Logger(),
 	})
