@@ -34,6 +34,7 @@ type call struct {
 	endpoint string
 	estimate vendors.Estimate
 	idemKey  string
+	body     []byte // the client's, as priced and fingerprinted
 	// fingerprint and replayWindow are set when the vendor honours idemKey.
 	fingerprint  string
 	replayWindow time.Duration
@@ -167,6 +168,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if f != nil {
 		return f
 	}
+	c.body = body
 	if f := misplacedKey(r, secret, body); f != nil {
 		return f
 	}
@@ -222,6 +224,7 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		g.refuse(w, r, c, f)
 		return nil
 	}
+	g.tag(r, c)
 	w.Header().Set(HeaderCallID, c.id)
 	if res.Outcome == ledger.OutcomeForwarded {
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
@@ -260,6 +263,21 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 				"its reservation is kept until it is reconciled.", Retryable: true})
 	}
 	return nil
+}
+
+// tag writes the call's tag on the object it creates, when the vendor
+// takes one (vendors.Tagger). It runs after pricing and fingerprinting,
+// which read the client's own body.
+func (g *Gate) tag(r *http.Request, c *call) {
+	t, ok := g.cfg.Vendor.(vendors.Tagger)
+	if !ok {
+		return
+	}
+	out, ok := t.Tag(r, c.path, c.body, vendors.CallTag{ID: vendors.TagID(c.id, c.key.ID, c.idemKey), RunLabel: c.key.RunLabel})
+	if !ok {
+		return
+	}
+	setBody(r, out)
 }
 
 // authorizeRefusal is the refusal of a call the vendor could not rewrite
