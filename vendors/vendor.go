@@ -113,6 +113,14 @@ type PathRecorder interface {
 	RecordedPath(path string) string
 }
 
+// ScopeRecorder is implemented by a vendor whose request headers choose
+// which account a call acts on (Stripe Connect's Stripe-Account): the
+// scope, as a query string ("stripe_account=acct_…"), is recorded after
+// the path, so whoever reconciles the call later asks the right account.
+type ScopeRecorder interface {
+	RecordedScope(r *http.Request) string
+}
+
 // Settle decisions: what the response means for the reservation.
 const (
 	DecisionSettle   = "settle"   // money moved: record the real cost
