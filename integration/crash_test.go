@@ -168,3 +168,71 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLostAnswerIsReconciled: the vendor answers 500, once after it charged
+// the card and once without doing anything. Both calls are kept unknown,
+// then the reconciler settles the first at what the vendor moved and
+// releases the second once reconcile_not_found_after has passed.
+func TestLostAnswerIsReconciled(t *testing.T) {
+	need(t, false)
+	sim := newSim()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/payment_intents" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form, _ := url.ParseQuery(string(body))
+			if form.Get("description") == "charged" {
+				sim.Stripe().ServeHTTP(httptest.NewRecorder(), r)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"error":{"type":"api_error","message":"An unknown error occurred"}}`))
+			return
+		}
+		sim.Stripe().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	caddyfile := writeCaddyfile(t, fmt.Sprintf(`		reconcile_interval 500ms
+		reconcile_not_found_after 1s
+		vendor stripe {
+			secret_key %s
+			upstream %s
+		}`, simStripeSecret, front.URL), fmt.Sprintf(`	handle /v1/* {
+		keybrake stripe
+		reverse_proxy %s
+	}`, front.URL))
+	n := startNode(t, nodeConfig{caddyfile: caddyfile, ledger: sqliteLedger(t)})
+	key := issueKey(t, n, map[string]any{
+		"vendor": "stripe", "total_usd_cap": 100, "agent_run_label": "lost-answer",
+		"allowed_endpoints": []string{"POST /v1/payment_intents"},
+	})
+	for _, desc := range []string{"charged", "nothing"} {
+		body := url.Values{"amount": {"700"}, "currency": {"usd"}, "confirm": {"true"},
+			"payment_method": {"pm_card_visa"}, "description": {desc}}.Encode()
+		status, _, _ := rawStripe(t, n, "POST", "/v1/payment_intents", "Bearer "+key.VaultKey, body)
+		if status != http.StatusInternalServerError {
+			t.Fatalf("%s: status %d; want the vendor's 500", desc, status)
+		}
+	}
+	var k keyView
+	waitFor(t, "the reconciler to resolve both calls", func() bool {
+		k = getKey(t, n, key.KeyID)
+		return k.Reserved.String() == "0"
+	})
+	if k.Spent.String() != "7" || sim.Moved(simvendor.VendorStripe) != int64(7*money.PerDollar) {
+		t.Fatalf("spent %s, vendor moved %d; want $7 both", k.Spent, sim.Moved(simvendor.VendorStripe))
+	}
+	states := map[string]int{}
+	for _, c := range audit(t, n, "lost-answer") {
+		if c.ResolvedAt == nil || c.ResolvedBy != "reconciler" || c.Outcome != "forwarded" {
+			t.Fatalf("call not reconciled: %+v", c)
+		}
+		states[c.CostState]++
+		started, _ := time.Parse(time.RFC3339Nano, c.StartedAt)
+		resolved, _ := time.Parse(time.RFC3339Nano, *c.ResolvedAt)
+		t.Logf("measured: an unknown call (vendor 500) resolved %s after it started, %s", resolved.Sub(started).Round(10*time.Millisecond), c.CostState)
+	}
+	if states["settled"] != 1 || states["released"] != 1 {
+		t.Fatalf("cost states = %v; want one settled, one released", states)
+	}
+}
