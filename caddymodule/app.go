@@ -176,8 +176,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
 	finders := map[string]reconcile.Finder{}
 	for name, rt := range a.vendors {
-		if f, ok := rt.vendor.(reconcile.Finder); ok && rt.missing == "" {
+		switch f, ok := rt.vendor.(reconcile.Finder); {
+		case rt.missing != "":
+		case ok:
 			finders[name] = f
+		case rt.reconciler != nil:
+			finders[name] = rt.reconciler // Twilio: asked with its price reconciler's credentials
 		}
 	}
 	if len(finders) == 0 {

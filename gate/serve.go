@@ -152,11 +152,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if pr, ok := v.(vendors.PathRecorder); ok {
 		c.recorded = truncate(pr.RecordedPath(path), 512)
 	}
-	if sr, ok := v.(vendors.ScopeRecorder); ok {
-		if scope := sr.RecordedScope(r); scope != "" {
-			c.recorded = truncate(c.recorded+"?"+scope, 512)
-		}
-	}
+
 	allow, err := vendors.ParseAllowlist(key.AllowedEndpoints)
 	if err != nil {
 		g.log.Error("parsing allowlist", zap.String("key_id", key.ID), zap.Error(err))
@@ -174,6 +170,11 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		return f
 	}
 	c.body = body
+	if sr, ok := v.(vendors.ScopeRecorder); ok {
+		if scope := sr.RecordedScope(r, body); scope != "" {
+			c.recorded = truncate(c.recorded+"?"+scope, 512)
+		}
+	}
 	if f := misplacedKey(r, secret, body); f != nil {
 		return f
 	}

@@ -18,49 +18,104 @@ import (
 )
 
 // TestCrashMidFlightIsReconciled: a node is SIGKILLed with calls in flight
-// against a slow simulated Stripe (which implements Stripe's search). Half
-// the calls reach the vendor, which goes on to charge them after the node
-// died; the other half never get there. Started again on the same ledger,
-// the node's reconciler finds each charge by the call id Keybrake wrote in
-// its metadata: within stale_reservation_after plus a reconciler period or
-// two, the key's spent is exactly what the vendor moved and nothing stays
-// reserved. Both ledgers.
+// against a slow simulated vendor (Stripe with its search, Twilio with its
+// message list). Half the calls reach the vendor, which goes on to act on
+// them after the node died; the other half never get there. Started again
+// on the same ledger, the node's reconciler finds each object (Stripe by
+// the call id Keybrake wrote in its metadata, Twilio by listing the
+// messages to the call's To): within stale_reservation_after plus a
+// reconciler period or two, the key's spent is exactly what the vendor
+// moved and nothing stays reserved. Both ledgers.
 func TestCrashMidFlightIsReconciled(t *testing.T) {
 	for _, lg := range []struct {
 		name     string
 		postgres bool
 	}{{"sqlite", false}, {"postgres", true}} {
-		t.Run(lg.name, func(t *testing.T) {
-			need(t, lg.postgres)
-			dsn := sqliteLedger(t)
-			if lg.postgres {
-				dsn = freshDatabase(t)
-			}
-			crashAndReconcile(t, dsn)
-		})
+		for _, vc := range []crashVendor{crashStripe, crashTwilio} {
+			t.Run(lg.name+"/"+vc.name, func(t *testing.T) {
+				need(t, lg.postgres)
+				dsn := sqliteLedger(t)
+				if lg.postgres {
+					dsn = freshDatabase(t)
+				}
+				crashAndReconcile(t, dsn, vc)
+			})
+		}
 	}
 }
 
-func crashAndReconcile(t *testing.T, ledgerDSN string) {
+// crashVendor is one vendor's side of the crash test.
+type crashVendor struct {
+	name, vendor string
+	createPath   string // the create the slow front holds back
+	lost         func(form url.Values) bool
+	block        func(front string) string // its vendor block
+	route        string                    // the path matcher of its route
+	endpoint     string
+	txnPrefix    string
+	request      func(node, vaultKey string, i int, lost bool) *http.Request
+}
+
+var crashStripe = crashVendor{
+	name: "stripe", vendor: simvendor.VendorStripe, createPath: "/v1/payment_intents",
+	lost: func(f url.Values) bool { return f.Get("description") == "lost" },
+	block: func(front string) string {
+		return fmt.Sprintf("\t\tvendor stripe {\n\t\t\tsecret_key %s\n\t\t\tupstream %s\n\t\t}", simStripeSecret, front)
+	},
+	route: "/v1/*", endpoint: "POST /v1/payment_intents", txnPrefix: "pi_",
+	request: func(node, vaultKey string, i int, lost bool) *http.Request {
+		desc := map[bool]string{true: "lost", false: "reach"}[lost]
+		body := url.Values{"amount": {"500"}, "currency": {"usd"}, "confirm": {"true"},
+			"payment_method": {"pm_card_visa"}, "description": {desc}}.Encode()
+		req, _ := http.NewRequest("POST", node+"/v1/payment_intents", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+vaultKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	},
+}
+
+var crashTwilio = crashVendor{
+	name: "twilio", vendor: simvendor.VendorTwilio, createPath: "/2010-04-01/Accounts/" + simTwilioSID + "/Messages.json",
+	lost: func(f url.Values) bool { return f.Get("Body") == "lost" },
+	block: func(front string) string {
+		return fmt.Sprintf("\t\tvendor twilio {\n\t\t\taccount_sid %s\n\t\t\tauth_token %s\n\t\t\tupstream %s\n\t\t}",
+			simTwilioSID, simTwilioToken, front)
+	},
+	route: "/2010-04-01/*", endpoint: "POST /2010-04-01/Accounts/*/Messages.json", txnPrefix: "SM",
+	request: func(node, vaultKey string, i int, lost bool) *http.Request {
+		text := map[bool]string{true: "lost", false: "reach"}[lost]
+		body := url.Values{"To": {fmt.Sprintf("+1555010%04d", i)}, "From": {"+15550009999"}, "Body": {text}}.Encode()
+		req, _ := http.NewRequest("POST", node+"/2010-04-01/Accounts/"+twilioClientSID+"/Messages.json", strings.NewReader(body))
+		req.SetBasicAuth(twilioClientSID, vaultKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	},
+}
+
+func crashAndReconcile(t *testing.T, ledgerDSN string, vc crashVendor) {
 	const inFlight = 8 // half reach the vendor, half never do
 	sim := newSim()
+	var handler http.Handler = sim.Stripe()
+	if vc.vendor == simvendor.VendorTwilio {
+		handler = sim.Twilio()
+	}
 	var arrived atomic.Int32
 	release := make(chan struct{})
 	// The slow front of the vendor: every create waits for the node's
 	// death; then a "reach" call is executed by the vendor, a "lost" one
 	// never gets there.
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/payment_intents" {
+		if r.Method == http.MethodPost && r.URL.Path == vc.createPath {
 			body, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			form, _ := url.ParseQuery(string(body))
 			arrived.Add(1)
 			<-release
-			if form.Get("description") == "lost" {
+			if vc.lost(form) {
 				return
 			}
 		}
-		sim.Stripe().ServeHTTP(w, r)
+		handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
 	t.Cleanup(func() {
@@ -70,44 +125,28 @@ func crashAndReconcile(t *testing.T, ledgerDSN string) {
 			close(release)
 		}
 	})
-	caddyfile := writeCaddyfile(t, fmt.Sprintf(`		stale_reservation_after 2s
-		reconcile_interval 500ms
-		reconcile_not_found_after 1s
-		vendor stripe {
-			secret_key %s
-			upstream %s
-		}`, simStripeSecret, front.URL), fmt.Sprintf(`	handle /v1/* {
-		keybrake stripe
-		reverse_proxy %s
-	}`, front.URL))
+	caddyfile := writeCaddyfile(t, "\t\tstale_reservation_after 2s\n\t\treconcile_interval 500ms\n\t\treconcile_not_found_after 1s\n"+
+		vc.block(front.URL), fmt.Sprintf("\thandle %s {\n\t\tkeybrake %s\n\t\treverse_proxy %s\n\t}", vc.route, vc.name, front.URL))
 
 	first := startNode(t, nodeConfig{caddyfile: caddyfile, ledger: ledgerDSN})
 	key := issueKey(t, first, map[string]any{
-		"vendor": "stripe", "total_usd_cap": 100, "agent_run_label": "crash",
-		"allowed_endpoints": []string{"POST /v1/payment_intents"},
+		"vendor": vc.name, "total_usd_cap": 100, "agent_run_label": "crash",
+		"allowed_endpoints": []string{vc.endpoint},
 	})
 	var clients sync.WaitGroup
 	for i := range inFlight {
-		desc := "reach"
-		if i%2 == 1 {
-			desc = "lost"
-		}
+		req := vc.request(first.url, key.VaultKey, i, i%2 == 1)
 		clients.Add(1)
 		go func() {
 			defer clients.Done()
-			body := url.Values{"amount": {"500"}, "currency": {"usd"}, "confirm": {"true"},
-				"payment_method": {"pm_card_visa"}, "description": {desc}}.Encode()
-			req, _ := http.NewRequest("POST", first.url+"/v1/payment_intents", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+key.VaultKey)
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req); err == nil {
 				resp.Body.Close() // the node dies first: an error is expected
 			}
 		}()
 	}
 	waitFor(t, "every call to reach the vendor's front", func() bool { return arrived.Load() == inFlight })
-	if k := getKey(t, first, key.KeyID); k.Reserved.String() != "40" {
-		t.Fatalf("before the crash: key = %+v; want $40 reserved", k)
+	if k := getKey(t, first, key.KeyID); k.Reserved.String() == "0" {
+		t.Fatalf("before the crash: key = %+v; want the calls reserved", k)
 	}
 	crashedAt := time.Now()
 	if err := first.cmd.Process.Kill(); err != nil {
@@ -115,8 +154,9 @@ func crashAndReconcile(t *testing.T, ledgerDSN string) {
 	}
 	clients.Wait() // the clients see the node die
 	close(release)
-	want := int64(inFlight / 2 * 5 * money.PerDollar)
-	waitFor(t, "the vendor to charge the calls that reached it", func() bool { return sim.Moved(simvendor.VendorStripe) == want })
+	waitFor(t, "the vendor to act on the calls that reached it", func() bool {
+		return len(sim.Events()) >= inFlight/2 && sim.Moved(vc.vendor) > 0
+	})
 
 	second := startNode(t, nodeConfig{caddyfile: caddyfile, ledger: ledgerDSN})
 	var k keyView
@@ -125,14 +165,14 @@ func crashAndReconcile(t *testing.T, ledgerDSN string) {
 		return k.Reserved.String() == "0"
 	})
 	spent, err := money.ParseUSD(k.Spent.String())
-	if err != nil || int64(spent) != sim.Moved(simvendor.VendorStripe) {
-		t.Fatalf("spent %s; the vendor moved %d micro-dollars", k.Spent, sim.Moved(simvendor.VendorStripe))
+	if err != nil || int64(spent) != sim.Moved(vc.vendor) {
+		t.Fatalf("spent %s; the vendor moved %d micro-dollars", k.Spent, sim.Moved(vc.vendor))
 	}
 	settled, released := 0, 0
 	var longest time.Duration
 	for _, c := range audit(t, second, "crash") {
 		switch {
-		case c.CostState == "settled" && strings.HasPrefix(c.VendorTxnID, "pi_"):
+		case c.CostState == "settled" && strings.HasPrefix(c.VendorTxnID, vc.txnPrefix):
 			settled++
 		case c.CostState == "released":
 			released++

@@ -42,6 +42,18 @@ type Finding struct {
 	Cost    money.Micros // Moved: what the object moved, in USD
 	TxnID   string       // Moved: the object's id
 	Why     string       // for the audit
+	// Candidates, when set with Moved, are the objects that may be the
+	// call's, found by listing (Twilio: the messages to its To around its
+	// time) rather than by an id Keybrake wrote. Those another call of the
+	// key counts already are not it: one left is the call's; none left
+	// means the call made none; more than one is undecided.
+	Candidates []Candidate
+}
+
+// Candidate is an object that may be a call's.
+type Candidate struct {
+	TxnID string
+	Cost  money.Micros
 }
 
 // Finder asks one vendor about a call.
@@ -196,6 +208,11 @@ func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, no
 		return Undecided, err
 	}
 	r := ledger.Resolution{By: ResolvedBy, Reason: fd.Why, StaleBefore: staleBefore, Now: now}
+	if fd.Verdict == Moved && len(fd.Candidates) > 0 {
+		if fd, err = rc.pick(ctx, c, fd); err != nil {
+			return Undecided, err
+		}
+	}
 	switch fd.Verdict {
 	case Moved:
 		// An object the key has counted already (an idempotent retry
@@ -228,6 +245,28 @@ func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, no
 		zap.String("reserved_usd", got.Reserved.String()), zap.String("vendor_txn_id", got.VendorTxnID),
 		zap.String("reason", got.ResolveReason), zap.Duration("held", now.Sub(c.StartedAt)))
 	return fd.Verdict, nil
+}
+
+// pick narrows a listing's candidates to the one no other call of the key
+// counts: that one is Moved, none is Absent, several are Undecided.
+func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Finding, error) {
+	var free []Candidate
+	for _, cand := range fd.Candidates {
+		counted, err := rc.Store.ObjectExposure(ctx, c.KeyID, c.Vendor, cand.TxnID)
+		if err != nil {
+			return fd, fmt.Errorf("reading what the key counted for %s: %w", cand.TxnID, err)
+		}
+		if counted == 0 {
+			free = append(free, cand)
+		}
+	}
+	switch len(free) {
+	case 0:
+		return Finding{Verdict: Absent, Why: fd.Why + "; each is another call's"}, nil
+	case 1:
+		return Finding{Verdict: Moved, TxnID: free[0].TxnID, Cost: free[0].Cost, Why: fd.Why + "; " + free[0].TxnID + " is no other call's"}, nil
+	}
+	return Finding{Verdict: Undecided, Why: fmt.Sprintf("%s; %d could be this call's", fd.Why, len(free))}, nil
 }
 
 // Run runs RunOnce every Interval (or on every value of Ticks) until ctx is

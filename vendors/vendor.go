@@ -113,12 +113,14 @@ type PathRecorder interface {
 	RecordedPath(path string) string
 }
 
-// ScopeRecorder is implemented by a vendor whose request headers choose
-// which account a call acts on (Stripe Connect's Stripe-Account): the
-// scope, as a query string ("stripe_account=acct_…"), is recorded after
-// the path, so whoever reconciles the call later asks the right account.
+// ScopeRecorder is implemented by a vendor whose calls can only be found
+// again later with something the request says beyond its path: the account
+// a header chooses (Stripe Connect's Stripe-Account), or a message's
+// recipient (Twilio's To). The scope, as a query string
+// ("stripe_account=acct_…"), is recorded after the path, so whoever
+// reconciles the call asks the right question. body is the client's.
 type ScopeRecorder interface {
-	RecordedScope(r *http.Request) string
+	RecordedScope(r *http.Request, body []byte) string
 }
 
 // Settle decisions: what the response means for the reservation.

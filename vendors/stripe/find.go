@@ -24,7 +24,7 @@ var searchable = map[string]string{
 
 // RecordedScope implements vendors.ScopeRecorder: the Connect account (or
 // context) a call acts on.
-func (v *Vendor) RecordedScope(r *http.Request) string {
+func (v *Vendor) RecordedScope(r *http.Request, _ []byte) string {
 	q := url.Values{}
 	for _, h := range scopeHeaders {
 		if val := r.Header.Get(h); val != "" {
