@@ -49,6 +49,7 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 			Vendors:    app.vendorNames(),
 			MaxTTL:     time.Duration(app.MaxTTL),
 			DefaultTTL: time.Duration(app.DefaultTTL),
+			StaleAfter: time.Duration(app.StaleReservationAfter),
 			OnRevoke:   l.keys.Invalidate,
 			Logger:     logger,
 		})

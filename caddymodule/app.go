@@ -15,6 +15,7 @@ import (
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/reconcile"
 	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
@@ -57,6 +58,17 @@ type App struct {
 	// settlement, before the sweeper marks it unknown for reconciliation
 	// (its node stopped mid-call). The money stays reserved. Default: 15m.
 	StaleReservationAfter caddy.Duration `json:"stale_reservation_after,omitempty"`
+
+	// ReconcileInterval is the time between runs of the reconciler, which
+	// asks vendors what became of unknown calls and stale reservations
+	// (Stripe, by the call id Keybrake writes in metadata) and settles or
+	// releases them. One node of a fleet runs it at a time. Default: 1m.
+	ReconcileInterval caddy.Duration `json:"reconcile_interval,omitempty"`
+
+	// ReconcileNotFoundAfter is how old a call must be before the vendor
+	// showing nothing for it releases its reservation: Stripe's search
+	// shows a new object within about a minute. Default: 2m.
+	ReconcileNotFoundAfter caddy.Duration `json:"reconcile_not_found_after,omitempty"`
 
 	// Vendors declares the vendors by name (stripe, twilio, resend, or any
 	// name with kind "declared").
@@ -186,6 +198,9 @@ func (a *App) Start() error {
 			a.jobs.add(rc, h.store, a.logger)
 		}
 	}
+	if rc := a.vendorReconciler(h.store); rc != nil {
+		a.jobs.addReconciler(rc)
+	}
 	if len(a.Vendors) > 0 {
 		a.jobs.addSweeper(&ledger.StaleSweeper{
 			Store:   h.store,
@@ -197,6 +212,36 @@ func (a *App) Start() error {
 	close(a.ready)
 	a.jobs.start()
 	return nil
+}
+
+// vendorReconciler is the reconciler of the vendors that can be asked
+// about a call (reconcile.Finder), nil when none can.
+func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
+	finders := map[string]reconcile.Finder{}
+	for name, rt := range a.vendors {
+		switch f, ok := rt.vendor.(reconcile.Finder); {
+		case rt.missing != "":
+		case ok:
+			finders[name] = f
+		case rt.reconciler != nil:
+			finders[name] = rt.reconciler // Twilio: asked with its price reconciler's credentials
+		}
+	}
+	if len(finders) == 0 {
+		return nil
+	}
+	rc := &reconcile.Reconciler{
+		Store:         store,
+		Finders:       finders,
+		StaleAfter:    time.Duration(a.StaleReservationAfter),
+		NotFoundAfter: time.Duration(a.ReconcileNotFoundAfter),
+		Interval:      time.Duration(a.ReconcileInterval),
+		Logger:        a.logger,
+	}
+	if l, ok := store.(ledger.Locker); ok {
+		rc.Lock = func(ctx context.Context) (func(), bool, error) { return l.TryLock(ctx, "reconcile") }
+	}
+	return rc
 }
 
 // Validate checks the configuration.

@@ -38,6 +38,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		default_ttl   <duration>
 //		key_cache_ttl <duration>
 //		stale_reservation_after <duration>
+//		reconcile_interval <duration>
+//		reconcile_not_found_after <duration>
 //		vendor <name> {
 //			kind         <stripe|twilio|resend|declared>
 //			secret_key   <secret>
@@ -70,7 +72,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after":
+		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after",
+			"reconcile_interval", "reconcile_not_found_after":
 			opt := d.Val()
 			dur, err := parseDuration(d)
 			if err != nil {
@@ -83,6 +86,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.DefaultTTL = dur
 			case "stale_reservation_after":
 				a.StaleReservationAfter = dur
+			case "reconcile_interval":
+				a.ReconcileInterval = dur
+			case "reconcile_not_found_after":
+				a.ReconcileNotFoundAfter = dur
 			default:
 				a.KeyCacheTTL = dur
 			}

@@ -1,11 +1,13 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/vendors"
@@ -73,11 +75,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			MaxRequestBody: h.MaxRequestBody,
 			Logger:         logger,
 			Observe:        observe,
+			DialFailed:     dialFailed,
 		})
 		h.gate = g
 		return err
 	})
 	return nil
+}
+
+// dialFailed tells reverse_proxy's errors of connecting to an upstream
+// (dialing, or writing the PROXY protocol header), before any request byte.
+func dialFailed(err error) bool {
+	var de reverseproxy.DialError
+	return errors.As(err, &de)
 }
 
 // Validate checks the configuration.

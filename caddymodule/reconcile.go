@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/reconcile"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
@@ -106,6 +107,18 @@ func (b *backgroundJobs) addSweeper(sw *ledger.StaleSweeper) {
 	b.jobs = append(b.jobs, backgroundJob{
 		name: "stale reservation sweeper", run: sw.Run, logger: sw.Logger,
 		fields: []zap.Field{zap.Duration("stale_after", orDefault(sw.After, ledger.DefaultStaleAfter))},
+	})
+}
+
+// addReconciler readies the reconciler of unknown and stale calls.
+func (b *backgroundJobs) addReconciler(rc *reconcile.Reconciler) {
+	b.jobs = append(b.jobs, backgroundJob{
+		name: "call reconciler", run: rc.Run, logger: rc.Logger,
+		fields: []zap.Field{
+			zap.Duration("interval", orDefault(rc.Interval, reconcile.DefaultInterval)),
+			zap.Duration("not_found_after", orDefault(rc.NotFoundAfter, reconcile.DefaultNotFoundAfter)),
+			zap.Bool("locked", rc.Lock != nil),
+		},
 	})
 }
 

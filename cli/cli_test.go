@@ -5,21 +5,31 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/keyapi"
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
 )
 
 const testToken = "cliTestToken123"
 
 // server is the real key API on an embedded ledger, over loopback HTTP.
 func server(t *testing.T) string {
+	t.Helper()
+	url, _ := serverStore(t)
+	return url
+}
+
+// serverStore is server with its ledger, for tests that make calls.
+func serverStore(t *testing.T) (string, ledger.Store) {
 	t.Helper()
 	store, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "l.db"), zap.NewNop())
 	if err != nil {
@@ -32,7 +42,7 @@ func server(t *testing.T) string {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, store
 }
 
 // run runs the CLI and returns its exit code, stdout and stderr.
@@ -91,14 +101,25 @@ func TestIssueListSummaryRevoke(t *testing.T) {
 	}
 }
 
-// TestMissingEndpoints: commands whose endpoint this server lacks print the
-// API's answer and say so, with exit code 1.
+// TestMissingEndpoints: against a Keybrake that predates an endpoint (it
+// answers 404 or 405 with no API error), a command prints the API's answer
+// and says the server lacks it, with exit code 1.
 func TestMissingEndpoints(t *testing.T) {
-	url := server(t)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(old.Close)
 	for _, args := range [][]string{
 		{"resolve", "call123", "--release", "--reason", "vendor refunded"},
+		{"patch", "vkSomeKey123", "--total-usd-cap", "5"},
+		{"tokens"},
+		{"revoke", "--run", "cli/run"},
 	} {
-		code, out, errOut := run(t, url, args...)
+		code, out, errOut := run(t, old.URL, args...)
 		if code != ExitAPIError || out != "" || !strings.Contains(errOut, "this Keybrake does not serve") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
@@ -214,5 +235,45 @@ func TestTokensPatchAndRunRevoke(t *testing.T) {
 	}
 	if code, _, errOut = as("keys"); code != ExitAPIError || !strings.Contains(errOut, "HTTP 401") {
 		t.Fatalf("a revoked token: exit %d: %s", code, errOut)
+	}
+}
+
+// TestResolve: the bootstrap admin settles one unknown call and releases
+// another through the CLI; the audit shows who and why.
+func TestResolve(t *testing.T) {
+	url, store := serverStore(t)
+	code, out, errOut := run(t, url, "issue", "--vendor", "stripe", "--total-usd-cap", "20",
+		"--endpoint", "POST /v1/payment_intents", "--run", "cli/resolve", "--json")
+	var k keyView
+	if code != ExitOK || json.Unmarshal([]byte(out), &k) != nil {
+		t.Fatalf("issue: exit %d: %s", code, errOut)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	for _, id := range []string{"clCliResolve0000000001", "clCliResolve0000000002"} {
+		if _, err := store.Reserve(ctx, ledger.ReserveRequest{CallID: id, KeyID: k.KeyID, Vendor: "stripe", Method: "POST",
+			Path: "/v1/payment_intents", Endpoint: "POST /v1/payment_intents", Estimate: 5 * money.PerDollar, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.MarkUnknown(ctx, id, ledger.Settlement{StatusCode: 502, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut = run(t, url, "resolve", "clCliResolve0000000001", "--cost-usd", "5", "--reason", "seen in Stripe")
+	if code != ExitOK || !strings.Contains(out, "clCliResolve0000000001") || !strings.Contains(out, "$5.00") || !strings.Contains(out, "settled") {
+		t.Fatalf("resolve --cost-usd: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, url, "resolve", "clCliResolve0000000002", "--release", "--reason", "not in Stripe", "--json")
+	var c map[string]any
+	if code != ExitOK || json.Unmarshal([]byte(out), &c) != nil || c["cost_state"] != "released" || c["resolved_by"] != "bootstrap" {
+		t.Fatalf("resolve --release --json: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = run(t, url, "resolve", "clCliResolve0000000002", "--release", "--reason", "again")
+	if code != ExitAPIError || !strings.Contains(errOut, "HTTP 409") {
+		t.Fatalf("resolve twice: exit %d\n%s", code, errOut)
+	}
+	u, err := store.GetKey(ctx, k.KeyID, time.Now())
+	if err != nil || u.Spent != 5*money.PerDollar || u.Reserved != 0 {
+		t.Fatalf("usage = %+v (%v); want $5 spent, nothing reserved", u, err)
 	}
 }

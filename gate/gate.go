@@ -50,6 +50,12 @@ type Config struct {
 	// unknown vault keys: past its burst the address is refused (429)
 	// before its key is looked up. Default: 50 in a row, then 10 a second.
 	AuthLimiter *authlimit.Limiter
+	// DialFailed tells whether an error of the next handler happened
+	// while connecting to the upstream (Caddy's reverseproxy.DialError).
+	// With no connection ever obtained, such a call is released and
+	// answered as safe to retry. Default: none (every upstream failure is
+	// ambiguous unless a TLS handshake failed).
+	DialFailed func(error) bool
 }
 
 // Defaults of the failed-authentication limiter.
@@ -114,6 +120,8 @@ type refusal struct {
 	capHit    bool
 	budget    string // the X-Keybrake-Budget value, when a budget stopped it
 	retryable bool
+	// nothingSent: the call provably never reached the vendor.
+	nothingSent bool
 	// record says the refusal is written to the ledger (it is, whenever a
 	// key is known; refusals of unknown credentials are only logged, so
 	// that a flood of garbage cannot fill the ledger).
@@ -121,7 +129,8 @@ type refusal struct {
 }
 
 func (f *refusal) vendorError() *vendors.Error {
-	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, Type: f.errType, CapHit: f.capHit, Retryable: f.retryable}
+	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, Type: f.errType, CapHit: f.capHit, Retryable: f.retryable,
+		NothingSent: f.nothingSent}
 }
 
 func unavailable() *refusal {
@@ -130,6 +139,17 @@ func unavailable() *refusal {
 		message:   "Keybrake cannot reach its ledger, so it forwards nothing. Try again shortly.",
 		outcome:   "ledger_unavailable",
 		retryable: true,
+	}
+}
+
+// unreachable is the answer to a call that never reached the vendor: no
+// connection to it could be made. Nothing is held; a retry is safe.
+func unreachable() *refusal {
+	return &refusal{
+		status: http.StatusBadGateway, code: "keybrake_upstream_unreachable",
+		message: "Keybrake could not connect to the vendor, so the call was not made and nothing is reserved. " +
+			"Retrying is safe.",
+		outcome: ledger.OutcomeUpstreamUnreachable, retryable: true, nothingSent: true,
 	}
 }
 

@@ -35,6 +35,7 @@ type call struct {
 	endpoint string
 	estimate vendors.Estimate
 	idemKey  string
+	body     []byte // the client's, as priced and fingerprinted
 	// fingerprint and replayWindow are set when the vendor honours idemKey.
 	fingerprint  string
 	replayWindow time.Duration
@@ -174,6 +175,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if pr, ok := v.(vendors.PathRecorder); ok {
 		c.recorded = truncate(pr.RecordedPath(path), 512)
 	}
+
 	allow, err := vendors.ParseAllowlist(key.AllowedEndpoints)
 	if err != nil {
 		g.log.Error("parsing allowlist", zap.String("key_id", key.ID), zap.Error(err))
@@ -189,6 +191,12 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	body, f := g.readBody(r)
 	if f != nil {
 		return f
+	}
+	c.body = body
+	if sr, ok := v.(vendors.ScopeRecorder); ok {
+		if scope := sr.RecordedScope(r, body); scope != "" {
+			c.recorded = truncate(c.recorded+"?"+scope, 512)
+		}
 	}
 	if f := misplacedKey(r, secret, body); f != nil {
 		return f
@@ -245,11 +253,13 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		g.refuse(w, r, c, f)
 		return nil
 	}
+	g.tag(r, c)
 	w.Header().Set(HeaderCallID, c.id)
 	if res.Outcome == ledger.OutcomeForwarded {
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
 	}
 	cw := newCaptureWriter(w, g.cfg.MaxResponseCapture)
+	sent := &sendTrace{}
 	settled := false
 	defer func() {
 		if settled {
@@ -259,14 +269,21 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		// http.ErrAbortHandler) when the client leaves mid-response; the
 		// call must still be settled, then the panic goes on up.
 		aborted := recover()
-		g.settle(r, c, res, cw.status, cw, errAborted)
+		g.settle(r, c, res, cw.status, cw, errAborted, false)
 		if aborted != nil {
 			panic(aborted)
 		}
 	}()
-	err = next(cw, r)
+	err = next(cw, sent.wrap(r))
 	settled = true
-	g.settle(r, c, res, cw.status, cw, err)
+	nothingSent := cw.status == 0 && sent.nothingSent(err, g.cfg.DialFailed)
+	g.settle(r, c, res, cw.status, cw, err, nothingSent)
+	if nothingSent {
+		// The vendor never saw the call: its reservation is back and the
+		// same request is safe to send again, whatever its method.
+		g.cfg.Vendor.WriteError(w, unreachable().vendorError())
+		return nil
+	}
 	if err != nil && cw.status == 0 {
 		// Nothing reached the client yet: answer in the vendor's format
 		// rather than with Caddy's empty 502.
@@ -275,6 +292,21 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 				"its reservation is kept until it is reconciled.", Retryable: true})
 	}
 	return nil
+}
+
+// tag writes the call's tag on the object it creates, when the vendor
+// takes one (vendors.Tagger). It runs after pricing and fingerprinting,
+// which read the client's own body.
+func (g *Gate) tag(r *http.Request, c *call) {
+	t, ok := g.cfg.Vendor.(vendors.Tagger)
+	if !ok {
+		return
+	}
+	out, ok := t.Tag(r, c.path, c.body, vendors.CallTag{ID: vendors.TagID(c.id, c.key.ID, c.idemKey), RunLabel: c.key.RunLabel})
+	if !ok {
+		return
+	}
+	setBody(r, out)
 }
 
 // authorizeRefusal is the refusal of a call the vendor could not rewrite
@@ -312,13 +344,18 @@ func (g *Gate) release(r *http.Request, c *call, f *refusal) {
 // settle turns the vendor's answer into a ledger settlement. It runs after
 // the client has its response, on a context that outlives the request, so a
 // client hanging up cannot leave the ledger unsettled.
-func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error) {
+func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error, nothingSent bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
 	defer cancel()
 	now := g.cfg.Now()
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
 	switch {
+	case nothingSent:
+		// No connection ever carried the request (sendTrace): the vendor
+		// cannot have acted, so the reservation goes back.
+		result.Decision = vendors.DecisionRelease
+		s.StatusCode, s.Outcome = http.StatusBadGateway, ledger.OutcomeUpstreamUnreachable
 	case status == statusClientClosed, errors.Is(upstreamErr, errAborted) && status == 0:
 		// The client left before the vendor's answer arrived: Caddy's
 		// reverse_proxy answers 499 itself, or aborts the handler. The

@@ -128,6 +128,9 @@ type auditCall struct {
 	VendorTxnID string      `json:"vendor_txn_id"`
 	CostState   string      `json:"cost_state"`
 	IdemKey     string      `json:"idempotency_key"`
+	StartedAt   string      `json:"started_at"`
+	ResolvedBy  string      `json:"resolved_by"`
+	ResolvedAt  *string     `json:"resolved_at"`
 }
 
 // audit reads every page of the audit log for a run.

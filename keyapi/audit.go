@@ -29,6 +29,11 @@ type callView struct {
 	StartedAt      string       `json:"started_at"`
 	FinishedAt     *string      `json:"finished_at"`
 	CostState      string       `json:"cost_state"`
+	// ResolvedBy, ResolvedAt and ResolveReason are set on a call an
+	// operator (token id) or the reconciler resolved.
+	ResolvedBy    *string `json:"resolved_by"`
+	ResolvedAt    *string `json:"resolved_at"`
+	ResolveReason *string `json:"resolve_reason"`
 }
 
 func newCallView(c ledger.Call) callView {
@@ -52,7 +57,18 @@ func newCallView(c ledger.Call) callView {
 		StartedAt:      formatTime(c.StartedAt),
 		FinishedAt:     formatTimePtr(c.FinishedAt),
 		CostState:      c.CostState,
+		ResolvedBy:     optional(c.ResolvedBy),
+		ResolvedAt:     formatTimePtr(c.ResolvedAt),
+		ResolveReason:  optional(c.ResolveReason),
 	}
+}
+
+// optional is nil for "", so an unset field is JSON null.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // callList is the JSON answer to GET /vault/audit.

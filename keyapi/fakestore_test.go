@@ -259,6 +259,9 @@ func (s *fakeStore) ObjectExposure(context.Context, string, string, string) (mon
 func (s *fakeStore) PendingCalls(context.Context, string, string, time.Time, int) ([]ledger.Call, error) {
 	return nil, errFakeUnsupported
 }
+func (s *fakeStore) Resolve(context.Context, string, ledger.Resolution) (ledger.Call, error) {
+	return ledger.Call{}, errFakeUnsupported
+}
 func (s *fakeStore) Ping(context.Context) error { return nil }
 func (s *fakeStore) Close() error               { return nil }
 

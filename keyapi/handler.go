@@ -45,6 +45,10 @@ type Config struct {
 	MaxTTL, DefaultTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// StaleAfter is how old a call still reserved must be before an
+	// operator may resolve it (its node stopped). Default
+	// ledger.DefaultStaleAfter.
+	StaleAfter time.Duration
 	// OnRevoke, when set, is called with the key id after every successful
 	// revocation (the gate's key cache uses it).
 	OnRevoke func(keyID string)
@@ -74,6 +78,7 @@ type Handler struct {
 	onRevoke   func(string)
 	log        *zap.Logger
 	authLimit  *authlimit.Limiter
+	staleAfter time.Duration
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -116,6 +121,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
+	}
+	h.staleAfter = cfg.StaleAfter
+	if h.staleAfter <= 0 {
+		h.staleAfter = ledger.DefaultStaleAfter
 	}
 	for _, t := range cfg.Tokens {
 		if strings.TrimSpace(t) == "" {
@@ -207,6 +216,12 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(w, "GET")
 		}
 		return h.audit(w, r)
+	case strings.HasPrefix(rest, "calls/") && strings.HasSuffix(rest, "/resolve") &&
+		strings.Count(rest, "/") == 2 && len(rest) > len("calls//resolve"):
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(w, "POST")
+		}
+		return h.resolveCall(w, r, strings.TrimSuffix(strings.TrimPrefix(rest, "calls/"), "/resolve"))
 	case rest == "whoami":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, "GET")

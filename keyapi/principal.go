@@ -143,3 +143,23 @@ func errNotConfigured() error {
 func withPrincipal(r *http.Request, p principal) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 }
+
+// BootstrapTokenID is recorded as who acted for a configured (Caddyfile)
+// token, which has no id of its own.
+const BootstrapTokenID = "bootstrap"
+
+// id names the principal in records: its token id, or BootstrapTokenID.
+func (p principal) id() string {
+	if p.TokenID == "" {
+		return BootstrapTokenID
+	}
+	return p.TokenID
+}
+
+// caller is the principal of a request that authenticate accepted.
+func (h *Handler) caller(r *http.Request) principal { return principalOf(r) }
+
+// requireAdmin returns the caller when it is an admin, else a 403.
+func (h *Handler) requireAdmin(r *http.Request) (principal, error) {
+	return principalOf(r), requireRole(r, RoleAdmin)
+}

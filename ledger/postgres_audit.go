@@ -14,7 +14,8 @@ import (
 // postgresCallColumns are read by scanPostgresCall, in this order; seq last.
 const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at, seq`
+	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	resolved_by, resolved_at, resolve_reason, seq`
 
 // ObjectExposure sums what a key has counted for one vendor object.
 func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
@@ -169,7 +170,7 @@ func scanPostgresCall(row pgx.Row) (Call, int64, error) {
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
 		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
-		&c.StartedAt, &c.FinishedAt, &seq); err != nil {
+		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &seq); err != nil {
 		return Call{}, 0, err
 	}
 	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)
@@ -177,6 +178,10 @@ func scanPostgresCall(row pgx.Row) (Call, int64, error) {
 	if c.FinishedAt != nil {
 		t := c.FinishedAt.UTC()
 		c.FinishedAt = &t
+	}
+	if c.ResolvedAt != nil {
+		t := c.ResolvedAt.UTC()
+		c.ResolvedAt = &t
 	}
 	return c, seq, nil
 }

@@ -105,7 +105,8 @@ func sqliteScanKey(row sqliteScanner) (KeyUsage, error) {
 // last for the audit cursor.
 const sqliteCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at, seq`
+	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	resolved_by, resolved_at, resolve_reason, seq`
 
 func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
 	var (
@@ -115,11 +116,13 @@ func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
 		vendorAmount   sql.NullInt64
 		started        int64
 		finished       sql.NullInt64
+		resolved       sql.NullInt64
 		seq            int64
 	)
 	if err := row.Scan(&c.CallID, &keyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path, &c.Endpoint,
 		&c.StatusCode, &c.Outcome, &reserved, &cost, &vendorAmount, &c.VendorCurrency, &c.VendorTxnID,
-		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &started, &finished, &seq); err != nil {
+		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &started, &finished,
+		&c.ResolvedBy, &resolved, &c.ResolveReason, &seq); err != nil {
 		return Call{}, 0, err
 	}
 	c.KeyID = keyID.String
@@ -130,6 +133,7 @@ func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
 	}
 	c.StartedAt = sqliteFromNanos(started)
 	c.FinishedAt = sqliteFromNullNanos(finished)
+	c.ResolvedAt = sqliteFromNullNanos(resolved)
 	return c, seq, nil
 }
 

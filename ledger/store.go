@@ -34,6 +34,9 @@ var (
 	ErrUnavailable = errors.New("ledger unavailable")
 	// ErrConflict: a key id or hash that already exists.
 	ErrConflict = errors.New("conflict")
+	// ErrNotResolvable: Resolve on a call that is neither unknown nor a
+	// stale reservation.
+	ErrNotResolvable = errors.New("call is not unresolved")
 )
 
 // Key statuses.
@@ -64,7 +67,10 @@ const (
 	OutcomeBadRequest      = "bad_request"
 	OutcomeUnauthenticated = "unauthenticated"
 	OutcomeUpstreamError   = "upstream_error"
-	OutcomeClientGone      = "client_gone" // the client left before the vendor's answer arrived
+	// The upstream could not be connected to: nothing was sent, the
+	// reservation was released.
+	OutcomeUpstreamUnreachable = "upstream_unreachable"
+	OutcomeClientGone          = "client_gone" // the client left before the vendor's answer arrived
 )
 
 // Cost states of a call.
@@ -227,6 +233,37 @@ type Call struct {
 	CostState      string
 	StartedAt      time.Time
 	FinishedAt     *time.Time
+	// ResolvedBy, ResolvedAt and ResolveReason record a Resolve: who (an
+	// API token id, or the reconciler), when and why. Empty and nil for a
+	// call the gate settled.
+	ResolvedBy    string
+	ResolvedAt    *time.Time
+	ResolveReason string
+}
+
+// Resolution settles or releases a call whose outcome the gate could not
+// tell (unknown, or a reservation left by a node that stopped), from what
+// the vendor says happened.
+type Resolution struct {
+	// Release says the vendor moved no money; else Cost is what it cost,
+	// recorded as is even above the reservation.
+	Release bool
+	Cost    money.Micros
+	// VendorTxnID, when set, is the vendor object found for the call.
+	VendorTxnID string
+	By          string // who: an API token id, or "reconciler"
+	Reason      string // why, for the audit
+	// StaleBefore: a call still reserved may be resolved when it started
+	// before this time (its node stopped). Zero: only unknown calls.
+	StaleBefore time.Time
+	Now         time.Time
+}
+
+// Resolvable reports whether a call in this state, started at startedAt,
+// may be resolved under res.
+func (res Resolution) Resolvable(costState string, startedAt time.Time) bool {
+	return costState == CostUnknown ||
+		(costState == CostReserved && !res.StaleBefore.IsZero() && startedAt.Before(res.StaleBefore))
 }
 
 // KeyFilter selects keys for ListKeys. Empty fields do not filter.
@@ -355,6 +392,14 @@ type Store interface {
 	//                unpriced or unknown call is left as it is).
 	// Each also records StatusCode, the vendor fields that are set, Outcome
 	// when set, and FinishedAt = s.Now.
+
+	// Resolve settles (at res.Cost) or releases (res.Release) one call that
+	// res.Resolvable allows, moving the counters as Settle or Release do,
+	// records who, when and why, and returns the call as it now is.
+	// ErrNotFound if there is no such call; ErrNotResolvable, changing
+	// nothing, if it is in any other state (already settled, released,
+	// still in flight...), so resolving twice counts once.
+	Resolve(ctx context.Context, callID string, res Resolution) (Call, error)
 
 	// RecordRefusal records a call refused before reservation (bad
 	// credential, endpoint outside the allowlist, unknown cost...). Reserved

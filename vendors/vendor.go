@@ -113,6 +113,16 @@ type PathRecorder interface {
 	RecordedPath(path string) string
 }
 
+// ScopeRecorder is implemented by a vendor whose calls can only be found
+// again later with something the request says beyond its path: the account
+// a header chooses (Stripe Connect's Stripe-Account), or a message's
+// recipient (Twilio's To). The scope, as a query string
+// ("stripe_account=acct_…"), is recorded after the path, so whoever
+// reconciles the call asks the right question. body is the client's.
+type ScopeRecorder interface {
+	RecordedScope(r *http.Request, body []byte) string
+}
+
 // Settle decisions: what the response means for the reservation.
 const (
 	DecisionSettle   = "settle"   // money moved: record the real cost
@@ -151,6 +161,11 @@ type Error struct {
 	// unreachable, the upstream failed): vendors with a retry signal (Stripe)
 	// leave it to the SDK; every other refusal tells the SDK not to retry.
 	Retryable bool
+	// NothingSent says the request provably never reached the vendor (no
+	// connection to it could be made), so resending it is safe whatever
+	// its method: vendors with an explicit retry signal send it
+	// (Stripe-Should-Retry: true, x-should-retry: true).
+	NothingSent bool
 }
 
 // OutcomeCredentialDenied is the outcome of a call to an endpoint that mints

@@ -71,6 +71,7 @@ type twReq struct {
 	auth    *twilioAccount // the account the credential belongs to
 	acct    *twilioAccount // the account in the path
 	form    url.Values
+	query   url.Values // the URL's, for list filters
 	method  string
 	rest    []string // path segments after Accounts/{sid}
 	xmlName string   // element name of the resource, for XML answers
@@ -103,7 +104,7 @@ func (s *Sim) serveTwilio(w http.ResponseWriter, r *http.Request) {
 		fail(twErr(http.StatusBadRequest, 20001, "Unable to parse the request body"))
 		return
 	}
-	c := &twReq{s: s, auth: auth, form: form, method: r.Method, now: s.now()}
+	c := &twReq{s: s, auth: auth, form: form, query: r.URL.Query(), method: r.Method, now: s.now()}
 	segs := strings.Split(strings.TrimPrefix(path, "/2010-04-01/"), "/")
 	var fn func(*twReq) (any, *twilioError)
 	switch {
@@ -148,6 +149,9 @@ func twilioRoute(c *twReq) func(*twReq) (any, *twilioError) {
 	case len(c.rest) == 1 && c.rest[0] == "Messages" && post:
 		c.xmlName = "Message"
 		return twilioCreateMessage
+	case len(c.rest) == 1 && c.rest[0] == "Messages" && get:
+		c.xmlName = "Messages"
+		return twilioListMessages
 	case len(c.rest) == 2 && c.rest[0] == "Messages" && get:
 		c.xmlName = "Message"
 		return twilioFetchMessage

@@ -3,6 +3,7 @@ package simvendor
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -131,4 +132,39 @@ func twilioFetchMessage(c *twReq) (any, *twilioError) {
 		return nil, twErr(http.StatusNotFound, 20404, "The requested resource /2010-04-01/Accounts/%s/Messages/%s.json was not found", c.acct.sid, c.rest[1])
 	}
 	return m.render(c.now), nil
+}
+
+// twilioListMessages is GET Messages.json, newest first, filtered by To and
+// From (exact) with PageSize (default 50, at most 1000), one page: the
+// envelope Twilio's list answers have. DateSent filters are not simulated.
+func twilioListMessages(c *twReq) (any, *twilioError) {
+	size := 50
+	if v := c.query.Get("PageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, twErr(http.StatusBadRequest, 20001, "Invalid PageSize")
+		}
+		size = n
+	}
+	to, from := c.query.Get("To"), c.query.Get("From")
+	list := []any{}
+	more := false
+	for _, m := range c.acct.messages.newestFirst() {
+		if (to != "" && m.to != to) || (from != "" && m.from != from) {
+			continue
+		}
+		if len(list) == size {
+			more = true
+			break
+		}
+		list = append(list, m.render(c.now))
+	}
+	uri := "/2010-04-01/Accounts/" + c.acct.sid + "/Messages.json"
+	var next any
+	if more {
+		next = uri + "?Page=1&PageSize=" + strconv.Itoa(size)
+	}
+	return map[string]any{"messages": list, "page": 0, "page_size": size, "start": 0, "end": max(len(list)-1, 0),
+		"uri": uri, "first_page_uri": uri + "?Page=0&PageSize=" + strconv.Itoa(size), "next_page_uri": next,
+		"previous_page_uri": nil}, nil
 }

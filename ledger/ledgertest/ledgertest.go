@@ -47,6 +47,9 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Settle/VendorFields", testSettleVendorFields},
 		{"Settle/NotFoundAndRefused", testSettleNotFoundAndRefused},
 
+		{"Resolve/SettleAndRelease", testResolveSettleAndRelease},
+		{"Resolve/OnlyUnresolved", testResolveOnlyUnresolved},
+
 		{"Calls/RecordRefusal", testRecordRefusal},
 		{"Calls/AuditFilters", testAuditFilters},
 		{"Calls/AuditPaging", testAuditPaging},

@@ -57,7 +57,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteJSONError writes {"error":{"code","message"}}.
 func WriteJSONError(w http.ResponseWriter, e *vendors.Error) {
-	if !e.Retryable {
+	switch {
+	case e.NothingSent:
+		w.Header().Set("X-Should-Retry", "true")
+	case !e.Retryable:
 		w.Header().Set("X-Should-Retry", "false")
 	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
@@ -73,7 +76,10 @@ func WriteStripeError(w http.ResponseWriter, e *vendors.Error) {
 	case e.Status >= 500:
 		typ = "api_error"
 	}
-	if !e.Retryable {
+	switch {
+	case e.NothingSent:
+		w.Header().Set("Stripe-Should-Retry", "true")
+	case !e.Retryable:
 		w.Header().Set("Stripe-Should-Retry", "false")
 	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]string{"type": typ, "code": e.Code, "message": e.Message}})

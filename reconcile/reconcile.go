@@ -1,0 +1,299 @@
+// Package reconcile asks vendors what became of the calls whose outcome
+// the gate could not tell (cost state unknown), and of reservations left
+// by a node that stopped (still reserved after StaleAfter), and settles
+// each at the vendor's truth or releases it when the vendor shows nothing
+// happened. A call no Finder can decide stays as it is, for an operator
+// (POST /vault/calls/{id}/resolve).
+//
+// Resolutions go through ledger.Store.Resolve, which changes a call once:
+// a run repeated, or racing another node, cannot count a call twice. Runs
+// are still kept to one node at a time with a Lock (a Postgres advisory
+// lock), so a fleet asks the vendor once per call.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+)
+
+// Verdicts of a Finder.
+const (
+	// Undecided: the vendor cannot be asked about this call, or has not
+	// answered in a way that settles it. The call is left as it is.
+	Undecided = iota
+	// Moved: the vendor has the object the call made; Cost is what it moved.
+	Moved
+	// Absent: the vendor has no trace of the call as of now. The
+	// reconciler releases it only once the call is NotFoundAfter old, to
+	// allow for the vendor's search lagging its writes.
+	Absent
+)
+
+// Finding is what a vendor says became of one call.
+type Finding struct {
+	Verdict int
+	Cost    money.Micros // Moved: what the object moved, in USD
+	TxnID   string       // Moved: the object's id
+	Why     string       // for the audit
+	// Candidates, when set with Moved, are the objects that may be the
+	// call's, found by listing (Twilio: the messages to its To around its
+	// time) rather than by an id Keybrake wrote. Those another call of the
+	// key counts already are not it: one left is the call's; none left
+	// means the call made none; more than one is undecided.
+	Candidates []Candidate
+}
+
+// Candidate is an object that may be a call's.
+type Candidate struct {
+	TxnID string
+	Cost  money.Micros
+}
+
+// Finder asks one vendor about a call.
+type Finder interface {
+	Find(ctx context.Context, c ledger.Call) (Finding, error)
+}
+
+// Defaults of a Reconciler.
+const (
+	DefaultInterval      = time.Minute
+	DefaultNotFoundAfter = 2 * time.Minute
+	DefaultBatch         = 100
+	DefaultPace          = 100 * time.Millisecond
+	// ResolvedBy is recorded as who resolved the calls it resolves.
+	ResolvedBy = "reconciler"
+)
+
+// Reconciler resolves unknown and stale calls with their vendors.
+type Reconciler struct {
+	// Store is the ledger. Required.
+	Store ledger.Store
+	// Finders by vendor name; a vendor without one is not asked.
+	Finders map[string]Finder
+	// StaleAfter is how old a call still reserved must be to count as left
+	// by a node that stopped. Default ledger.DefaultStaleAfter.
+	StaleAfter time.Duration
+	// NotFoundAfter is how old a call must be before "the vendor shows
+	// nothing" releases it. Stripe's search reflects a write within about
+	// a minute, longer during incidents. Default 2m.
+	NotFoundAfter time.Duration
+	// Interval is the time between runs. Default 1m.
+	Interval time.Duration
+	// Batch bounds the calls of each vendor and state one run looks at.
+	// Default 100.
+	Batch int
+	// Pace is the pause between two questions to a vendor. Default 100ms.
+	Pace time.Duration
+	// Lock, when set, is taken (without waiting) for each run: a run that
+	// cannot take it does nothing. nil: runs are not locked (one node).
+	Lock func(ctx context.Context) (release func(), ok bool, err error)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Ticks, when set, drives Run instead of a ticker of Interval.
+	Ticks  <-chan time.Time
+	Logger *zap.Logger
+}
+
+func (rc *Reconciler) now() time.Time {
+	if rc.Now != nil {
+		return rc.Now()
+	}
+	return time.Now()
+}
+
+func (rc *Reconciler) log() *zap.Logger {
+	if rc.Logger != nil {
+		return rc.Logger
+	}
+	return zap.NewNop()
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Result counts what one run did.
+type Result struct {
+	Settled, Released, Undecided int
+	Locked                       bool // another node held the lock: nothing was done
+}
+
+// RunOnce looks at each vendor's unknown calls and stale reservations,
+// oldest first, asks the vendor about each and resolves what it can.
+// Errors on one call do not stop the others; they are returned joined.
+func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
+	var res Result
+	if rc.Store == nil {
+		return res, errors.New("reconcile: a store is required")
+	}
+	if rc.Lock != nil {
+		release, ok, err := rc.Lock(ctx)
+		if err != nil {
+			return res, fmt.Errorf("reconcile: taking the lock: %w", err)
+		}
+		if !ok {
+			res.Locked = true
+			return res, nil
+		}
+		defer release()
+	}
+	now := rc.now()
+	staleBefore := now.Add(-or(rc.StaleAfter, ledger.DefaultStaleAfter))
+	batch := or(rc.Batch, DefaultBatch)
+	var errs []error
+	asked := 0
+	for vendor, f := range rc.Finders {
+		var calls []ledger.Call
+		for _, q := range []struct {
+			state  string
+			before time.Time
+		}{{ledger.CostUnknown, now}, {ledger.CostReserved, staleBefore}} {
+			cs, err := rc.Store.PendingCalls(ctx, vendor, q.state, q.before, batch)
+			if err != nil {
+				return res, fmt.Errorf("reconcile: listing %s calls of %s: %w", q.state, vendor, err)
+			}
+			calls = append(calls, cs...)
+		}
+		for _, c := range calls {
+			if asked > 0 && !rc.pause(ctx) {
+				return res, errors.Join(append(errs, ctx.Err())...)
+			}
+			asked++
+			verdict, err := rc.reconcile(ctx, f, c, now, staleBefore)
+			if err != nil {
+				rc.log().Warn("reconciling call", zap.String("call_id", c.CallID), zap.String("vendor", vendor), zap.Error(err))
+				errs = append(errs, fmt.Errorf("call %s: %w", c.CallID, err))
+				continue
+			}
+			switch verdict {
+			case Moved:
+				res.Settled++
+			case Absent:
+				res.Released++
+			default:
+				res.Undecided++
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// pause waits Pace, false when ctx ends first.
+func (rc *Reconciler) pause(ctx context.Context) bool {
+	t := time.NewTimer(or(rc.Pace, DefaultPace))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// reconcile asks about one call and resolves it when the answer allows.
+func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, now, staleBefore time.Time) (int, error) {
+	fd, err := f.Find(ctx, c)
+	if err != nil {
+		return Undecided, err
+	}
+	r := ledger.Resolution{By: ResolvedBy, Reason: fd.Why, StaleBefore: staleBefore, Now: now}
+	if fd.Verdict == Moved && len(fd.Candidates) > 0 {
+		if fd, err = rc.pick(ctx, c, fd); err != nil {
+			return Undecided, err
+		}
+	}
+	switch fd.Verdict {
+	case Moved:
+		// An object the key has counted already (an idempotent retry
+		// settled it, or a later call on it) is not counted again.
+		counted, err := rc.Store.ObjectExposure(ctx, c.KeyID, c.Vendor, fd.TxnID)
+		if err != nil {
+			return Undecided, fmt.Errorf("reading what the key counted for %s: %w", fd.TxnID, err)
+		}
+		r.Cost, r.VendorTxnID = max(fd.Cost-counted, 0), fd.TxnID
+		if counted > 0 {
+			r.Reason += fmt.Sprintf("; %s already counted by another call", counted)
+		}
+	case Absent:
+		if now.Sub(c.StartedAt) < or(rc.NotFoundAfter, DefaultNotFoundAfter) {
+			return Undecided, nil
+		}
+		r.Release = true
+	default:
+		return Undecided, nil
+	}
+	got, err := rc.Store.Resolve(ctx, c.CallID, r)
+	if errors.Is(err, ledger.ErrNotResolvable) {
+		return Undecided, nil // settled meanwhile (its node answered late, another run)
+	}
+	if err != nil {
+		return Undecided, fmt.Errorf("resolving: %w", err)
+	}
+	rc.log().Info("call reconciled with its vendor", zap.String("call_id", got.CallID), zap.String("key_id", got.KeyID),
+		zap.String("vendor", got.Vendor), zap.String("cost_state", got.CostState), zap.String("cost_usd", got.Cost.String()),
+		zap.String("reserved_usd", got.Reserved.String()), zap.String("vendor_txn_id", got.VendorTxnID),
+		zap.String("reason", got.ResolveReason), zap.Duration("held", now.Sub(c.StartedAt)))
+	return fd.Verdict, nil
+}
+
+// pick narrows a listing's candidates to the one no other call of the key
+// counts: that one is Moved, none is Absent, several are Undecided.
+func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Finding, error) {
+	var free []Candidate
+	for _, cand := range fd.Candidates {
+		counted, err := rc.Store.ObjectExposure(ctx, c.KeyID, c.Vendor, cand.TxnID)
+		if err != nil {
+			return fd, fmt.Errorf("reading what the key counted for %s: %w", cand.TxnID, err)
+		}
+		if counted == 0 {
+			free = append(free, cand)
+		}
+	}
+	switch len(free) {
+	case 0:
+		return Finding{Verdict: Absent, Why: fd.Why + "; each is another call's"}, nil
+	case 1:
+		return Finding{Verdict: Moved, TxnID: free[0].TxnID, Cost: free[0].Cost, Why: fd.Why + "; " + free[0].TxnID + " is no other call's"}, nil
+	}
+	return Finding{Verdict: Undecided, Why: fmt.Sprintf("%s; %d could be this call's", fd.Why, len(free))}, nil
+}
+
+// Run runs RunOnce every Interval (or on every value of Ticks) until ctx is
+// done. It returns ctx's error, or nil when Ticks is closed.
+func (rc *Reconciler) Run(ctx context.Context) error {
+	ticks := rc.Ticks
+	if ticks == nil {
+		t := time.NewTicker(or(rc.Interval, DefaultInterval))
+		defer t.Stop()
+		ticks = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case _, ok := <-ticks:
+			if !ok {
+				return nil
+			}
+			res, err := rc.RunOnce(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
+			case res.Settled+res.Released > 0:
+				rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
+					zap.Int("undecided", res.Undecided))
+			}
+		}
+	}
+}
