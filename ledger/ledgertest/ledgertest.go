@@ -58,6 +58,11 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},
 		{"Concurrent/DailyCap", testConcurrentDailyCap},
 
+		{"Outbox/Dedupe", testOutboxDedupe},
+		{"Outbox/ClaimLease", testOutboxClaimLease},
+		{"Outbox/Failed", testOutboxFailed},
+		{"Outbox/ConcurrentClaims", testOutboxConcurrentClaims},
+
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
