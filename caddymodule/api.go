@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -45,8 +46,15 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 		Vendors:    app.vendorNames(),
 		MaxTTL:     time.Duration(app.MaxTTL),
 		DefaultTTL: time.Duration(app.DefaultTTL),
-		OnRevoke:   keys.Invalidate,
-		Logger:     ctx.Logger(),
+		OnRevoke: func(keyID string) {
+			keys.Invalidate(keyID)
+			// Written before the key API answers: revoked means the
+			// event is in the outbox.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			app.alerts.RevokedID(ctx, keyID, time.Now())
+		},
+		Logger: ctx.Logger(),
 	})
 	if err != nil {
 		return fmt.Errorf("building key api: %w", err)

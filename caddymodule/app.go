@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/alerts"
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
@@ -61,6 +62,13 @@ type App struct {
 	// name with kind "declared").
 	Vendors map[string]*VendorConfig `json:"vendors,omitempty"`
 
+	// Webhooks receive alert events from the ledger's outbox. Default:
+	// none (events are not recorded).
+	Webhooks []*WebhookConfig `json:"webhooks,omitempty"`
+
+	// WebhookDelivery tunes retries and polling of the webhook sender.
+	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
+
 	ledger  *ledgerHandle
 	vendors map[string]*vendorRuntime
 	tokens  []string
@@ -69,6 +77,9 @@ type App struct {
 	// jobs are the background jobs (Twilio price reconcilers) that run
 	// while this config is live: from Start to Stop.
 	jobs *backgroundJobs
+	// alerts writes events to the outbox; nil without webhooks (its
+	// methods then do nothing).
+	alerts *alerts.Alerter
 }
 
 // vendorRuntime is a provisioned vendor.
@@ -143,6 +154,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if rc := a.vendors[name].reconciler; rc != nil {
 			a.jobs.add(rc, h.store, a.logger)
 		}
+	}
+	if err := a.provisionAlerts(repl); err != nil {
+		return err
 	}
 	if len(a.Vendors) > 0 {
 		a.jobs.addSweeper(&ledger.StaleSweeper{

@@ -67,6 +67,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxRequestBody: h.MaxRequestBody,
 		Logger:         ctx.Logger(),
 		Observe:        observe,
+		Alerts:         app.alerts,
 	})
 	return err
 }

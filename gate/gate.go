@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/alerts"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -45,6 +46,9 @@ type Config struct {
 	Logger *zap.Logger
 	// Observe, when set, is told of every call (metrics).
 	Observe Observer
+	// Alerts, when set, is told of cap hits, spend that may cross a
+	// threshold, and unknown outcomes; it writes them to the outbox.
+	Alerts *alerts.Alerter
 }
 
 // Next is the rest of the handler chain: Caddy's reverse_proxy.
