@@ -90,6 +90,9 @@ type vendorRuntime struct {
 	// then refuses calls with a clear 503 rather than keeping Caddy from
 	// starting, so the other vendors still work.
 	missing string
+	// missingEnv names the environment variables behind the missing
+	// settings ({env.NAME} placeholders), for the 503's message.
+	missingEnv []string
 	// reconciler, for a Twilio vendor, settles its provisional prices in
 	// the background; nil when off or when the vendor has no secrets.
 	reconciler *twilio.Reconciler
