@@ -3,6 +3,9 @@
 XCADDY_VERSION ?= v0.4.5
 CADDY_VERSION  ?= v2.11.9
 GO             ?= go
+# XCADDY_WITH adds other plugins to bin/caddy, e.g.
+#   make build XCADDY_WITH="--with github.com/mholt/caddy-l4"
+XCADDY_WITH    ?=
 
 .PHONY: build run test test-unit demo bench check-examples clean
 
@@ -24,7 +27,7 @@ bin/caddy: $(GO_SOURCES)
 	@echo "bin/caddy and rebuild only after a Go source changes. Build log: bin/build.log"
 	@GOPROXY="file://$(LOCAL_PROXY),$$($(GO) env GOPROXY)" GONOSUMDB=github.com/keybrake/keybrake GOFLAGS=-mod=mod \
 		$(GO) run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION) \
-		build $(CADDY_VERSION) --output bin/caddy --with github.com/keybrake/keybrake=. >bin/build.log 2>&1 \
+		build $(CADDY_VERSION) --output bin/caddy --with github.com/keybrake/keybrake=. $(XCADDY_WITH) >bin/build.log 2>&1 \
 		|| { tail -n 40 bin/build.log; echo "build failed: the whole log is in bin/build.log" >&2; exit 1; }
 	@bin/caddy list-modules | grep -E '^(keybrake|http\.handlers\.keybrake)' | sed 's/^/  module: /'
 	@touch bin/caddy

@@ -192,3 +192,59 @@ func TestStartIsQuietAndUnsetSecretNamed(t *testing.T) {
 		t.Errorf("start logged an Unnecessary header_up warning:\n%s", tail(log, 2000))
 	}
 }
+
+// TestDeployCaddyfileAdapts: the deployment recipe's Caddyfile adapts with
+// the real binary, serves the host name (so Caddy gets it a certificate)
+// and keeps the admin endpoint off TCP.
+func TestDeployCaddyfileAdapts(t *testing.T) {
+	need(t, false)
+	root, _ := filepath.Abs("..")
+	cmd := exec.Command(env.caddyBin, "adapt", "--config", filepath.Join(root, "examples/deploy/Caddyfile"), "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "KEYBRAKE_HOST=keybrake.example.com", "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, stderr.String())
+	}
+	var cfg struct {
+		Admin struct {
+			Listen string `json:"listen"`
+		} `json:"admin"`
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+					Routes []struct {
+						Match []struct {
+							Host []string `json:"host"`
+						} `json:"match"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+			Keybrake map[string]any `json:"keybrake"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cfg.Admin.Listen, "unix/") {
+		t.Errorf("admin listens on %q; want a unix socket", cfg.Admin.Listen)
+	}
+	found := false
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			for _, m := range r.Match {
+				if len(m.Host) == 1 && m.Host[0] == "keybrake.example.com" && strings.Contains(strings.Join(srv.Listen, ","), ":443") {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no HTTPS server for keybrake.example.com in\n%s", out)
+	}
+	if cfg.Apps.Keybrake["webhooks"] == nil || cfg.Apps.Keybrake["vendors"] == nil {
+		t.Errorf("keybrake app %v; want vendors and a webhook", cfg.Apps.Keybrake)
+	}
+}
