@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,46 @@ func TestDeployCaddyfileAdapts(t *testing.T) {
 	}
 	if cfg.Apps.Keybrake["webhooks"] == nil || cfg.Apps.Keybrake["vendors"] == nil {
 		t.Errorf("keybrake app %v; want vendors and a webhook", cfg.Apps.Keybrake)
+	}
+}
+
+// TestReadmeLinksStayInTheRepo: every link in the README and in docs/ is a
+// file of the repository (a user has nothing else), and the README keeps
+// the newcomer's two set-up commands.
+func TestReadmeLinksStayInTheRepo(t *testing.T) {
+	root, _ := filepath.Abs("..")
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)|<(https?://[^>]+)>`)
+	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	files = append(files, filepath.Join(root, "README.md"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1] + m[2]
+			if strings.HasPrefix(target, "http://localhost") || strings.HasPrefix(target, "#") {
+				continue
+			}
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				if filepath.Base(f) == "README.md" {
+					t.Errorf("README links outside the repository: %s", target)
+				}
+				continue
+			}
+			path := strings.SplitN(target, "#", 2)[0]
+			if _, err := os.Stat(filepath.Join(filepath.Dir(f), path)); err != nil {
+				t.Errorf("%s links to %s, which is not in the repository", filepath.Base(f), target)
+			}
+		}
+	}
+	readme, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	setup := strings.SplitN(strings.SplitN(string(readme), "## Set up", 2)[1], "\n## ", 2)[0]
+	var cmds []string
+	for _, block := range strings.Split(setup, "```sh\n")[1:] {
+		cmds = append(cmds, strings.TrimSpace(strings.SplitN(block, "```", 2)[0]))
+	}
+	if strings.Join(cmds, "|") != "make run|make test" {
+		t.Errorf("README set-up commands %q; want exactly make run and make test", cmds)
 	}
 }
