@@ -21,7 +21,7 @@ const (
 	DefaultMinBackoff  = 10 * time.Second
 	DefaultMaxBackoff  = time.Hour
 	DefaultGiveUpAfter = 72 * time.Hour
-	DefaultBatch       = 50
+	DefaultBatch       = 10
 )
 
 // Sender delivers the outbox's events: it claims due events, POSTs each to
@@ -47,7 +47,8 @@ type Sender struct {
 	// GiveUpAfter is how long after its creation an event is retried.
 	// Default 72h.
 	GiveUpAfter time.Duration
-	// Batch bounds the events claimed at once. Default 50.
+	// Batch bounds the events claimed at once; with Timeout it sets the
+	// lease, how long the events of a sender that died wait. Default 10.
 	Batch int
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
@@ -92,7 +93,12 @@ func (s *Sender) RunOnce(ctx context.Context) (delivered, failed int, err error)
 		batch = DefaultBatch
 	}
 	now := s.now()
-	events, err := s.Outbox.ClaimEvents(ctx, now, s.lease(batch), batch)
+	// The claim is not cut short by ctx: a claim the ledger committed while
+	// the sender stopped listening would keep its events until the lease
+	// ends. Once it returns, a stopping sender hands them back.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(s.Timeout, DefaultTimeout))
+	events, err := s.Outbox.ClaimEvents(cctx, now, s.lease(batch), batch)
+	cancel()
 	if err != nil {
 		return 0, 0, fmt.Errorf("claiming events: %w", err)
 	}
