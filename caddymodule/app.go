@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -167,6 +168,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Vendors: a.vendorNames(),
 			After:   time.Duration(a.StaleReservationAfter),
 			Logger:  a.logger,
+			Marked: func(ctx context.Context, c ledger.Call, now time.Time) {
+				a.alerts.CallUnknown(ctx, alerts.CallUnknownData{
+					CallID: c.CallID, KeyID: c.KeyID, RunLabel: c.RunLabel, Vendor: c.Vendor, Method: c.Method,
+					Path: c.Path, Outcome: "stale_reservation", StatusCode: c.StatusCode, ReservedUSD: c.Reserved,
+				}, now)
+			},
 		})
 	}
 	return nil
