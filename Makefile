@@ -3,6 +3,9 @@
 XCADDY_VERSION ?= v0.4.5
 CADDY_VERSION  ?= v2.11.9
 GO             ?= go
+# XCADDY_WITH adds other plugins to bin/caddy, e.g.
+#   make build XCADDY_WITH="--with github.com/mholt/caddy-l4"
+XCADDY_WITH    ?=
 
 .PHONY: build run test test-unit demo bench check-examples clean
 
@@ -12,16 +15,25 @@ GO             ?= go
 # "not found" for an unpublished module stops the build. An empty local
 # file proxy in front answers "no versions" so the local replacement is used.
 LOCAL_PROXY := $(CURDIR)/bin/goproxy
-build:
+# bin/caddy is rebuilt only when a Go source, go.mod or go.sum is newer.
+GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) \
+	$(wildcard keyapi/ui/*) go.mod go.sum
+build: bin/caddy
+bin/caddy: $(GO_SOURCES)
 	@mkdir -p bin $(LOCAL_PROXY)/github.com/keybrake/keybrake/@v
 	@: > $(LOCAL_PROXY)/github.com/keybrake/keybrake/@v/list
-	GOPROXY="file://$(LOCAL_PROXY),$$($(GO) env GOPROXY)" GONOSUMDB=github.com/keybrake/keybrake GOFLAGS=-mod=mod \
+	@echo "Building bin/caddy: Caddy $(CADDY_VERSION) with the Keybrake modules (xcaddy)."
+	@echo "The first build downloads and compiles Caddy: a few minutes, once. Later runs reuse"
+	@echo "bin/caddy and rebuild only after a Go source changes. Build log: bin/build.log"
+	@GOPROXY="file://$(LOCAL_PROXY),$$($(GO) env GOPROXY)" GONOSUMDB=github.com/keybrake/keybrake GOFLAGS=-mod=mod \
 		$(GO) run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION) \
-		build $(CADDY_VERSION) --output bin/caddy --with github.com/keybrake/keybrake=.
-	@bin/caddy list-modules | grep -E '^(keybrake|http\.handlers\.keybrake)' 
+		build $(CADDY_VERSION) --output bin/caddy --with github.com/keybrake/keybrake=. $(XCADDY_WITH) >bin/build.log 2>&1 \
+		|| { tail -n 40 bin/build.log; echo "build failed: the whole log is in bin/build.log" >&2; exit 1; }
+	@bin/caddy list-modules | grep -E '^(keybrake|http\.handlers\.keybrake)' | sed 's/^/  module: /'
+	@touch bin/caddy
 
 ## run: Keybrake on the embedded ledger, with Caddyfile.example
-run: build
+run: bin/caddy
 	@scripts/run.sh
 
 ## test: the whole suite; starts Postgres and stripe-mock on loopback itself
@@ -33,15 +45,17 @@ test-unit:
 	$(GO) test ./...
 
 ## demo: the fan-out story, end to end, against stripe-mock
-demo: build
+demo: bin/caddy
 	@scripts/demo.sh
 
 ## bench: Keybrake's gate against a plain reverse_proxy, side by side
-bench: build
+bench: bin/caddy
 	@scripts/bench.sh
 
 check-examples:
 	bash examples/windmill/check.sh
 
+## clean: removes the build output (bin/); the ledger keybrake.db is kept.
+## Delete it yourself (keybrake.db, -wal, -shm) to start with an empty one.
 clean:
-	rm -rf bin keybrake.db keybrake.db-wal keybrake.db-shm
+	rm -rf bin

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -50,8 +51,15 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 			MaxTTL:     time.Duration(app.MaxTTL),
 			DefaultTTL: time.Duration(app.DefaultTTL),
 			StaleAfter: time.Duration(app.StaleReservationAfter),
-			OnRevoke:   l.keys.Invalidate,
-			Logger:     logger,
+			OnRevoke: func(keyID string) {
+				l.keys.Invalidate(keyID)
+				// Written before the key API answers: revoked means the
+				// event is in the outbox.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				app.alerts.RevokedID(ctx, keyID, time.Now())
+			},
+			Logger: logger,
 		})
 		if err != nil {
 			return fmt.Errorf("building key api: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/alerts"
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
@@ -74,6 +75,13 @@ type App struct {
 	// name with kind "declared").
 	Vendors map[string]*VendorConfig `json:"vendors,omitempty"`
 
+	// Webhooks receive alert events from the ledger's outbox. Default:
+	// none (events are not recorded).
+	Webhooks []*WebhookConfig `json:"webhooks,omitempty"`
+
+	// WebhookDelivery tunes retries and polling of the webhook sender.
+	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
+
 	ledger *ledgerHandle
 	dsn    string
 	ctx    caddy.Context
@@ -85,9 +93,15 @@ type App struct {
 	tokens   []string
 	logger   *zap.Logger
 	now      func() time.Time
+	// hooks are the webhooks, placeholders replaced and checked in
+	// Provision; Start builds the alerter on the ledger with them.
+	hooks []alerts.Webhook
 	// jobs are the background jobs (Twilio price reconcilers) that run
 	// while this config is live: from Start to Stop.
 	jobs *backgroundJobs
+	// alerts writes events to the outbox; nil without webhooks (its
+	// methods then do nothing).
+	alerts *alerts.Alerter
 }
 
 // vendorRuntime is a provisioned vendor.
@@ -98,6 +112,9 @@ type vendorRuntime struct {
 	// then refuses calls with a clear 503 rather than keeping Caddy from
 	// starting, so the other vendors still work.
 	missing string
+	// missingEnv names the environment variables behind the missing
+	// settings ({env.NAME} placeholders), for the 503's message.
+	missingEnv []string
 	// reconciler, for a Twilio vendor, settles its provisional prices in
 	// the background; nil when off or when the vendor has no secrets.
 	reconciler *twilio.Reconciler
@@ -158,6 +175,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.dsn = dsn
 	a.jobs = &backgroundJobs{}
+	hooks, err := a.webhooks(repl)
+	if err != nil {
+		return err
+	}
+	a.hooks = hooks
 	return nil
 }
 
@@ -188,6 +210,11 @@ func (a *App) Start() error {
 		return err
 	}
 	a.ledger = h
+	// Before the handlers are built: the gate and the key API enqueue
+	// alerts through a.alerts.
+	if err := a.startAlerts(); err != nil {
+		return err
+	}
 	for _, fn := range a.onLedger {
 		if err := fn(h); err != nil {
 			return err
@@ -207,6 +234,12 @@ func (a *App) Start() error {
 			Vendors: a.vendorNames(),
 			After:   time.Duration(a.StaleReservationAfter),
 			Logger:  a.logger,
+			Marked: func(ctx context.Context, c ledger.Call, now time.Time) {
+				a.alerts.CallUnknown(ctx, alerts.CallUnknownData{
+					CallID: c.CallID, KeyID: c.KeyID, RunLabel: c.RunLabel, Vendor: c.Vendor, Method: c.Method,
+					Path: c.Path, Outcome: "stale_reservation", StatusCode: c.StatusCode, ReservedUSD: c.Reserved,
+				}, now)
+			},
 		})
 	}
 	close(a.ready)

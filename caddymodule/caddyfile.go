@@ -46,9 +46,19 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			unknown_cost deny|reserve <usd>
 //			…            (per kind: see VendorConfig.unmarshalCaddyfile)
 //		}
+//		webhook <name> {
+//			url        <url>
+//			secret     <signing secret>
+//			format     keybrake|slack
+//			thresholds <percent>...
+//			events     <type>...
+//		}
+//		webhook_delivery {
+//			interval|timeout|min_backoff|max_backoff|give_up_after <duration>
+//		}
 //	}
 //
-// api_token may be given more than once; vendor once per name.
+// api_token may be given more than once; vendor and webhook once per name.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -112,6 +122,23 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Vendors = map[string]*VendorConfig{}
 			}
 			a.Vendors[name] = vc
+		case "webhook":
+			w, err := unmarshalWebhook(d)
+			if err != nil {
+				return err
+			}
+			for _, other := range a.Webhooks {
+				if other.Name == w.Name {
+					return d.Errf("webhook %s is declared twice", w.Name)
+				}
+			}
+			a.Webhooks = append(a.Webhooks, w)
+		case "webhook_delivery":
+			wd, err := unmarshalWebhookDelivery(d)
+			if err != nil {
+				return err
+			}
+			a.WebhookDelivery = wd
 		default:
 			return d.Errf("unrecognized keybrake option '%s'", d.Val())
 		}

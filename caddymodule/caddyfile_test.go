@@ -206,3 +206,57 @@ func TestAdaptErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestAdaptWebhooks(t *testing.T) {
+	cfg, err := adapt(t, `{
+	keybrake {
+		webhook ops {
+			url https://hooks.example.com/keybrake
+			secret {env.KEYBRAKE_WEBHOOK_SECRET}
+			thresholds 50% 90
+		}
+		webhook chat {
+			url {env.SLACK_WEBHOOK_URL}
+			secret {env.KEYBRAKE_WEBHOOK_SECRET}
+			format slack
+			events key.cap_hit key.revoked
+		}
+		webhook_delivery {
+			interval 1s
+			min_backoff 2s
+			max_backoff 1m
+			give_up_after 24h
+		}
+	}
+}
+:8080 {
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := cfg["apps"].(map[string]any)["keybrake"]
+	got, _ := json.Marshal(app)
+	want := `{"webhook_delivery":{"give_up_after":86400000000000,"interval":1000000000,"max_backoff":60000000000,"min_backoff":2000000000},"webhooks":[{"name":"ops","secret":"{env.KEYBRAKE_WEBHOOK_SECRET}","thresholds":[50,90],"url":"https://hooks.example.com/keybrake"},{"events":["key.cap_hit","key.revoked"],"format":"slack","name":"chat","secret":"{env.KEYBRAKE_WEBHOOK_SECRET}","url":"{env.SLACK_WEBHOOK_URL}"}]}`
+	if string(got) != want {
+		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestAdaptWebhookErrors(t *testing.T) {
+	for name, block := range map[string]string{
+		"no name":         "webhook {\n url https://x.example\n secret s\n}",
+		"no secret":       "webhook ops {\n url https://x.example\n}",
+		"no url":          "webhook ops {\n secret s\n}",
+		"bad threshold":   "webhook ops {\n url https://x.example\n secret s\n thresholds 0\n}",
+		"over 100":        "webhook ops {\n url https://x.example\n secret s\n thresholds 120%\n}",
+		"unknown option":  "webhook ops {\n url https://x.example\n secret s\n retries 3\n}",
+		"twice":           "webhook ops {\n url https://x.example\n secret s\n}\nwebhook ops {\n url https://y.example\n secret s\n}",
+		"delivery option": "webhook_delivery {\n every 1s\n}",
+	} {
+		_, err := adapt(t, "{\n\tkeybrake {\n"+block+"\n\t}\n}\n:8080 {\n\trespond ok\n}")
+		if err == nil {
+			t.Errorf("%s: adapted without an error", name)
+		}
+	}
+}

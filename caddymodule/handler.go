@@ -76,6 +76,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Logger:         logger,
 			Observe:        observe,
 			DialFailed:     dialFailed,
+			Alerts:         app.alerts,
 		})
 		h.gate = g
 		return err
@@ -104,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.vendor.vendor.WriteError(w, &vendors.Error{
 			Status:  http.StatusServiceUnavailable,
 			Code:    "keybrake_vendor_not_configured",
-			Message: "Keybrake is not configured for " + h.Vendor + " (missing: " + h.vendor.missing + "); set it in the keybrake global option.",
+			Message: h.vendor.notConfigured(h.Vendor),
 		})
 		return nil
 	}

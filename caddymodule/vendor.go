@@ -302,6 +302,7 @@ func (vc *VendorConfig) build(name string, repl *caddy.Replacer) (*vendorRuntime
 			// A placeholder secret keeps the gate buildable; calls are
 			// refused before it could be used (see vendorRuntime.missing).
 			secret, rt.missing = "unset", "secret_key"
+			rt.noteEnv(vc.SecretKey)
 		}
 		v, err = resend.New(resend.Config{APIKey: secret, PerEmailUSD: vc.PerEmailUSD})
 	case kindDeclared:
@@ -328,6 +329,7 @@ func (vc *VendorConfig) buildStripe(secret, upstream string, rt *vendorRuntime) 
 	}
 	if secret == "" {
 		secret, rt.missing = "unset", "secret_key"
+		rt.noteEnv(vc.SecretKey)
 	}
 	return stripe.New(stripe.Config{SecretKey: secret, Rates: rates, Upstream: upstream})
 }
@@ -339,9 +341,11 @@ func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer,
 	var missing []string
 	if sid == "" {
 		sid, missing = "ACunset", append(missing, "account_sid")
+		rt.noteEnv(vc.AccountSID)
 	}
 	if token == "" {
 		token, missing = "unset", append(missing, "auth_token")
+		rt.noteEnv(vc.AuthToken)
 	}
 	rt.missing = strings.Join(missing, " and ")
 	v, err := twilio.New(twilio.Config{
@@ -373,6 +377,7 @@ func (vc *VendorConfig) buildTwilio(name, upstream string, repl *caddy.Replacer,
 func (vc *VendorConfig) buildDeclared(name, upstream, secret string, repl *caddy.Replacer, rt *vendorRuntime) (vendors.Vendor, error) {
 	if secret == "" {
 		secret, rt.missing = "unset", "secret_key"
+		rt.noteEnv(vc.SecretKey)
 	}
 	cfg := declared.Config{
 		Name:        name,
@@ -430,3 +435,23 @@ var (
 	_ vendors.IdempotencyHonouring = renamed{}
 	_ vendors.PathRecorder         = renamed{}
 )
+
+// noteEnv remembers the environment variable of an {env.NAME} setting.
+func (rt *vendorRuntime) noteEnv(raw string) {
+	for _, m := range envPlaceholder.FindAllStringSubmatch(raw, -1) {
+		rt.missingEnv = append(rt.missingEnv, m[1])
+	}
+}
+
+// envPlaceholder matches Caddy's {env.NAME} placeholder.
+var envPlaceholder = regexp.MustCompile(`\{env\.([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// notConfigured is the message of the 503 a vendor without its secrets
+// answers: it names the environment variables to set when there are any.
+func (rt *vendorRuntime) notConfigured(name string) string {
+	if len(rt.missingEnv) == 0 {
+		return "Keybrake is not configured for " + name + " (missing: " + rt.missing + "); set it in the keybrake global option."
+	}
+	return "Keybrake is not configured for " + name + ": set the environment variable " +
+		strings.Join(rt.missingEnv, " and ") + " and restart Keybrake (" + rt.missing + " in the keybrake global option)."
+}

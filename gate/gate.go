@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/alerts"
 	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
@@ -56,6 +57,9 @@ type Config struct {
 	// answered as safe to retry. Default: none (every upstream failure is
 	// ambiguous unless a TLS handshake failed).
 	DialFailed func(error) bool
+	// Alerts, when set, is told of cap hits, spend that may cross a
+	// threshold, and unknown outcomes; it writes them to the outbox.
+	Alerts *alerts.Alerter
 }
 
 // Defaults of the failed-authentication limiter.

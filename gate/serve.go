@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/alerts"
 	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
@@ -83,6 +85,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case ledger.OutcomeForwarded, ledger.OutcomeIdempotentReplay:
 	case ledger.OutcomeCapHit:
 		g.refuse(w, r, c, capHitRefusal(res.Remaining))
+		g.cfg.Alerts.CapHit(reserveCtx, c.key, c.id, c.endpoint, res.Remaining, c.started)
 		return nil
 	case ledger.OutcomeEndpointDenied:
 		// The allowlist as stored no longer has the entry the cached key
@@ -416,6 +419,28 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		return
 	}
 	g.log.Info("vendor call", fields...)
+	g.alert(ctx, r, c, res, result.Decision, s)
+}
+
+// alert tells the alerter what a settled call may have raised: a cap's
+// threshold crossed (read from the key only when the reservation's
+// headroom says one may have been), or an unknown outcome.
+func (g *Gate) alert(ctx context.Context, r *http.Request, c *call, res ledger.ReserveResult, decision string, s ledger.Settlement) {
+	a := g.cfg.Alerts
+	switch {
+	case res.Outcome == ledger.OutcomeIdempotentReplay:
+	case decision == vendors.DecisionSettle, decision == vendors.DecisionUnpriced:
+		headroom := res.Remaining - max(0, s.Cost-res.Reserved)
+		if s.Cost > 0 && a.MayCross(c.key, headroom) {
+			a.KeySpent(ctx, c.key.ID, s.Now)
+		}
+	case decision == vendors.DecisionRelease:
+	default:
+		a.CallUnknown(ctx, alerts.CallUnknownData{
+			CallID: c.id, KeyID: c.key.ID, RunLabel: c.key.RunLabel, Vendor: g.cfg.Vendor.Name(),
+			Method: r.Method, Path: c.recorded, Outcome: cmp.Or(s.Outcome, res.Outcome), StatusCode: s.StatusCode, ReservedUSD: res.Reserved,
+		}, s.Now)
+	}
 }
 
 func (g *Gate) observe(e Event) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // chromiumPath finds a headless-capable Chromium: KEYBRAKE_CHROMIUM, else
@@ -146,13 +147,14 @@ func (b *browser) waitAttr(t *testing.T, sel, attr, want string) (seen []string)
 	}
 }
 
-// screenshot saves a full-page PNG under KEYBRAKE_E2E_ARTIFACTS (kept after
-// the test) or the test's temp dir, and returns its path.
+// screenshot saves a full-page PNG under KEYBRAKE_E2E_ARTIFACTS, else the
+// test's artifact directory (kept with `go test -artifacts`), and returns
+// its path.
 func (b *browser) screenshot(t *testing.T, name string) string {
 	t.Helper()
 	dir := os.Getenv("KEYBRAKE_E2E_ARTIFACTS")
 	if dir == "" {
-		dir = t.TempDir()
+		dir = t.ArtifactDir()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -203,4 +205,43 @@ func (b *browser) waitText(t *testing.T, sel, want string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// accessibilityProblems is run in the page: every form control has a label,
+// every button and link a name, no visible text is below WCAG AA contrast
+// (4.5:1) against the background it is drawn on, and nothing is wider than
+// the viewport (no sideways scrolling of the page on a phone; a table may
+// scroll inside its own region).
+const accessibilityProblems = `(function(){
+const out=[];
+const lum=c=>{const m=c.match(/[\d.]+/g).map(Number);const f=v=>{v/=255;return v<=0.03928?v/12.92:Math.pow((v+0.055)/1.055,2.4)};return [0.2126*f(m[0])+0.7152*f(m[1])+0.0722*f(m[2]),m.length>3?m[3]:1]};
+const bg=e=>{for(;e;e=e.parentElement){const c=getComputedStyle(e).backgroundColor;const m=c.match(/[\d.]+/g);if(m&&(m.length<4||Number(m[3])>0.5))return c}return "rgb(255,255,255)"};
+const visible=e=>{const r=e.getBoundingClientRect();const s=getComputedStyle(e);return r.width>1&&r.height>1&&s.visibility!=="hidden"&&s.display!=="none"};
+for(const e of document.querySelectorAll("input,select,textarea")){if(e.type==="hidden")continue;if(!(e.labels&&e.labels.length)&&!e.getAttribute("aria-label")&&!e.getAttribute("aria-labelledby"))out.push("no label: "+e.outerHTML.slice(0,80))}
+for(const e of document.querySelectorAll("button,a[href]")){if(!visible(e))continue;if(!(e.textContent.trim()||e.getAttribute("aria-label")))out.push("no name: "+e.outerHTML.slice(0,80))}
+for(const e of document.querySelectorAll("body *")){if(!visible(e))continue;const own=[...e.childNodes].some(n=>n.nodeType===3&&n.textContent.trim());if(!own)continue;const s=getComputedStyle(e);if(Number(s.opacity)<1)continue;const [a]=lum(s.color),[b]=lum(bg(e));const r=(Math.max(a,b)+0.05)/(Math.min(a,b)+0.05);if(r<4.5)out.push("contrast "+r.toFixed(2)+": "+e.tagName+" "+e.textContent.trim().slice(0,40))}
+if(document.documentElement.scrollWidth>window.innerWidth+1)out.push("page wider than the viewport: "+document.documentElement.scrollWidth+" > "+window.innerWidth);
+return out.join("\n")})()`
+
+// checkAccessible fails the test on what accessibilityProblems finds in the
+// page as it is now.
+func (b *browser) checkAccessible(t *testing.T, where string) {
+	t.Helper()
+	if p := b.eval(t, accessibilityProblems); p != "" {
+		t.Errorf("accessibility, %s:\n%s", where, p)
+	}
+}
+
+// tabTo presses Tab until the element matching the CSS selector has focus
+// (at most 40 times), proving it is reachable from the keyboard.
+func (b *browser) tabTo(t *testing.T, sel string) {
+	t.Helper()
+	check := fmt.Sprintf(`document.activeElement===document.querySelector(%q)?"yes":""`, sel)
+	for range 40 {
+		if b.eval(t, check) == "yes" {
+			return
+		}
+		b.do(t, "tab", chromedp.KeyEvent(kb.Tab))
+	}
+	t.Fatalf("browser: %s is not reachable with Tab", sel)
 }

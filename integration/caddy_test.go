@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type node struct {
 	logPath string
 	cmd     *exec.Cmd
 	config  string // the Caddyfile it was started with
+	stopped func() // stops the process; safe to call twice
 }
 
 // nodeConfig is what a node is started with.
@@ -84,7 +86,7 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	}
 	exited := make(chan struct{})
 	go func() { _ = n.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	n.stopped = sync.OnceFunc(func() {
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -92,6 +94,9 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 			_ = n.cmd.Process.Kill()
 			<-exited
 		}
+	})
+	t.Cleanup(func() {
+		n.stopped()
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(n.logPath)
@@ -104,6 +109,9 @@ func startNode(t *testing.T, cfg nodeConfig) *node {
 	}
 	return n
 }
+
+// stop stops the node (SIGTERM, as Ctrl-C does) and waits for it to exit.
+func (n *node) stop() { n.stopped() }
 
 // log returns everything the node has logged so far.
 func (n *node) log(t *testing.T) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestDashboard drives /vault/ui in headless Chromium against the real
@@ -40,11 +41,14 @@ func TestDashboard(t *testing.T) {
 	}
 
 	b := newBrowser(t, chromium, 3*time.Minute)
+	// Sign in from the keyboard alone: Tab to the labelled field, type,
+	// Enter.
+	b.do(t, "open", chromedp.Navigate(n.url+"/vault/ui"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	b.checkAccessible(t, "sign-in page")
+	b.tabTo(t, "#token")
 	b.do(t, "sign in",
-		chromedp.Navigate(n.url+"/vault/ui"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), apiToken),
-		chromedp.Click(chromedp.CSS(`#signin-form button[type=submit]`)),
+		chromedp.KeyEvent(apiToken),
+		chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("#overview")),
 	)
 	runBar := css(`#runs li[data-run=%q] [role=progressbar]`, run)
@@ -73,6 +77,7 @@ func TestDashboard(t *testing.T) {
 	}
 	// Today's figures count the cap hits of the wave: 24 calls, 11 refused.
 	b.waitText(t, "#today-cap-hits", "11")
+	b.checkAccessible(t, "overview")
 	b.screenshot(t, "dashboard-overview")
 
 	// The run's page: its key at the same fraction, its calls linked to the
@@ -90,6 +95,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(chromedp.CSS(css(`#run-keys li[data-key=%q] button[data-action=confirm-revoke]`, key.KeyID))),
 		chromedp.WaitVisible(chromedp.CSS(css(`#run-keys li[data-key=%q] .badge.revoked`, key.KeyID))),
 	)
+	b.checkAccessible(t, "run page")
 	b.screenshot(t, "dashboard-run-revoked")
 
 	// The next proxied call with the key is refused.
@@ -99,6 +105,10 @@ func TestDashboard(t *testing.T) {
 	// Readable on a phone: the same page at a phone's size.
 	b.do(t, "phone", chromedp.Emulate(device.IPhone13), chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(keyBar)))
+	b.checkAccessible(t, "run page on a phone")
 	b.screenshot(t, "dashboard-run-phone")
+	b.do(t, "overview on a phone", chromedp.Navigate(n.url+"/vault/ui#/"), chromedp.WaitVisible(chromedp.CSS("#today-stats dd")))
+	b.checkAccessible(t, "overview on a phone")
+	b.screenshot(t, "dashboard-overview-phone")
 	b.checkClean(t)
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
 )
 
 // createAttempts bounds retries on an (astronomically unlikely) id clash.
@@ -39,6 +40,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	now := h.clock()
+	totalCap := perRunTotal(spec.dailyCap, spec.totalCap, now, now.Add(spec.ttl))
 	for range createAttempts {
 		id, err := newKeyID()
 		if err != nil {
@@ -53,7 +55,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			Hash:             ledger.HashSecret(secret),
 			Vendor:           spec.vendor,
 			DailyCap:         spec.dailyCap,
-			TotalCap:         spec.totalCap,
+			TotalCap:         totalCap,
 			AllowedEndpoints: spec.endpoints,
 			RunLabel:         spec.label,
 			Metadata:         spec.metadata,
@@ -206,3 +208,19 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, id string) e
 
 // errNoKey does not echo the id: a caller may have pasted a secret there.
 func errNoKey(string) error { return errNotFound("no such key") }
+
+// perRunTotal is the lifetime cap of a new key. A key with only a daily cap
+// whose life crosses a UTC midnight could otherwise spend its daily cap on
+// each day it touches (twice, for a 2h key issued at 23:00): a per-run key's
+// daily cap then also bounds its total. A key meant to spend its daily cap
+// on each of several days says so with an explicit total_usd_cap.
+func perRunTotal(daily, total *money.Micros, created, expires time.Time) *money.Micros {
+	if total != nil || daily == nil {
+		return total
+	}
+	if ledger.Day(created).Equal(ledger.Day(expires.Add(-time.Nanosecond))) {
+		return nil // one UTC day: the daily cap is already the whole life's
+	}
+	t := *daily
+	return &t
+}

@@ -514,3 +514,50 @@ func TestSecretShownOnce(t *testing.T) {
 		t.Errorf("the API token was logged:\n%s", logs)
 	}
 }
+
+// TestCreateKeyDailyOnlyAcrossMidnight: a key with only a daily cap whose
+// life crosses a UTC midnight gets the daily cap as its total too, so it
+// cannot spend the cap once on each side of midnight; within one UTC day,
+// or with an explicit total, the caps are as asked.
+func TestCreateKeyDailyOnlyAcrossMidnight(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		now        time.Time
+		wantTotal  string
+	}{
+		{"crosses midnight", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"2h","allowed_endpoints":["POST /v1/charges"]}`,
+			time.Date(2025, 3, 1, 23, 0, 0, 0, time.UTC), `"total_usd_cap":50,`},
+		{"ends at midnight", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"1h","allowed_endpoints":["POST /v1/charges"]}`,
+			time.Date(2025, 3, 1, 23, 0, 0, 0, time.UTC), `"total_usd_cap":null,`},
+		{"one day", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"2h","allowed_endpoints":["POST /v1/charges"]}`,
+			time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), `"total_usd_cap":null,`},
+		{"explicit total", `{"vendor":"stripe","daily_usd_cap":50,"total_usd_cap":120,"expires_in":"20h","allowed_endpoints":["POST /v1/charges"]}`,
+			time.Date(2025, 3, 1, 23, 0, 0, 0, time.UTC), `"total_usd_cap":120,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.now = tc.now
+			rec := e.do("POST", "/vault/keys", tc.body)
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tc.wantTotal) {
+				t.Errorf("body %s; want %s", rec.Body, tc.wantTotal)
+			}
+		})
+	}
+}
+
+// TestCreateKeyTooManyDecimals: a cap computed with floats is refused with
+// the rounded value to send instead.
+func TestCreateKeyTooManyDecimals(t *testing.T) {
+	e := newEnv(t)
+	rec := e.do("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":439.78000000000003,"allowed_endpoints":["POST /v1/charges"]}`)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "round it to 6 decimals, e.g. 439.78 ") {
+		t.Errorf("%d %s; want 400 suggesting 439.78", rec.Code, rec.Body)
+	}
+	rec = e.do("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":"0.1234565","allowed_endpoints":["POST /v1/charges"]}`)
+	if !strings.Contains(rec.Body.String(), "e.g. 0.123457 ") {
+		t.Errorf("%s; want 0.123457 suggested (half up)", rec.Body)
+	}
+}

@@ -126,6 +126,13 @@ func parseCap(field string, raw json.RawMessage) (*money.Micros, error) {
 	}
 	m, err := money.ParseUSD(s)
 	if err != nil {
+		if rounded, ok := roundTo6(s); ok {
+			// Typically a cap computed in a script with floats
+			// (1999*20/100*1.1 = 439.78000000000003).
+			return nil, invalidField(field, fmt.Sprintf(
+				"%s %s has more than 6 decimals (computed with floating point?): round it to 6 decimals, e.g. %s (JavaScript: Math.round(x * 1e6) / 1e6; Python: round(x, 6))",
+				field, s, rounded))
+		}
 		return nil, invalidField(field, fmt.Sprintf(
 			"%s must be a positive number of US dollars with at most 6 decimals, no exponent, up to %d", field, money.MaxUSD))
 	}
@@ -170,4 +177,23 @@ func parseMetadata(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, invalidField("metadata", fmt.Sprintf("metadata must be at most %d bytes", maxMetadataBytes))
 	}
 	return json.RawMessage(buf.Bytes()), nil
+}
+
+// roundTo6 rounds a plain positive decimal with more than 6 decimals half up
+// to 6 (trailing zeros trimmed), for the error that suggests it; ok is false
+// for anything else.
+func roundTo6(s string) (string, bool) {
+	whole, frac, found := strings.Cut(s, ".")
+	if !found || len(frac) <= 6 || whole == "" || strings.Trim(whole+frac, "0123456789") != "" {
+		return "", false
+	}
+	m, err := money.ParseUSD(whole + "." + frac[:6])
+	if err != nil {
+		return "", false
+	}
+	if frac[6] >= '5' {
+		m++
+	}
+	b, _ := m.MarshalJSON()
+	return string(b), true
 }

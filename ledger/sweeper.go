@@ -29,6 +29,9 @@ type StaleSweeper struct {
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *zap.Logger
+	// Marked, when set, is told of each call the sweep marked unknown
+	// (alerts: call.unknown).
+	Marked func(ctx context.Context, c Call, now time.Time)
 }
 
 // Defaults of a StaleSweeper.
@@ -65,6 +68,9 @@ func (s *StaleSweeper) RunOnce(ctx context.Context) (int, error) {
 				return marked, fmt.Errorf("marking stale reservation %s: %w", c.CallID, err)
 			}
 			marked++
+			if s.Marked != nil {
+				s.Marked(ctx, c, now)
+			}
 		}
 	}
 	return marked, nil

@@ -37,11 +37,16 @@ func TestStaleSweeperMarksOnlyOldReservations(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var told []string
 	sw := &ledger.StaleSweeper{Store: s, Vendors: []string{"stripe", "twilio"}, After: 15 * time.Minute,
-		Now: func() time.Time { return t0.Add(20 * time.Minute) }}
+		Now:    func() time.Time { return t0.Add(20 * time.Minute) },
+		Marked: func(_ context.Context, c ledger.Call, _ time.Time) { told = append(told, c.CallID) }}
 	n, err := sw.RunOnce(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("RunOnce = %d, %v; want 1 call marked", n, err)
+	}
+	if len(told) != 1 || told[0] != "clOrphan000000000000001" {
+		t.Errorf("Marked was told of %v; want the orphan only", told)
 	}
 	states := map[string]string{}
 	calls, _, err := s.Audit(ctx, ledger.AuditFilter{KeyID: k.ID})

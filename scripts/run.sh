@@ -13,8 +13,69 @@ if [[ -z "${KEYBRAKE_API_TOKEN:-}" ]]; then
 	export KEYBRAKE_API_TOKEN
 fi
 
-port="${KEYBRAKE_LISTEN##*:}"
-base="http://localhost:${port}"
+# Caddy's admin endpoint: Caddyfile.example's default is an owner-only unix
+# socket in the working directory, never TCP (see SECURITY.md).
+admin="${KEYBRAKE_ADMIN:-unix/keybrake-admin.sock|0600}"
+
+# listening HOST PORT: is something already accepting connections there?
+listening() {
+	(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Caddy binds with SO_REUSEPORT: a second Keybrake on the same ports would
+# start silently and share the traffic with the first. Refuse instead.
+listen="${KEYBRAKE_LISTEN#*://}"
+port="${listen##*:}"
+host="${listen%:*}"
+[[ "$listen" == *:* ]] || { host="$listen"; port=""; }
+admin_port=""
+if [[ "$admin" == unix/* ]]; then
+	sock="${admin#unix/}"
+	sock="${sock%%|*}"
+	if [[ -S "$sock" ]] && curl -s -o /dev/null --max-time 2 --unix-socket "$sock" http://localhost/config/; then
+		cat >&2 <<MSG
+Keybrake not started: its admin socket ${sock} is in use.
+Another Keybrake (an earlier 'make run') is running from this directory: stop
+it with Ctrl-C in its terminal, or run this one from another directory.
+MSG
+		exit 1
+	fi
+elif [[ "$admin" != off ]]; then
+	admin_port="${admin##*:}"
+fi
+for check in "${port:-}:site" "${admin_port}:admin"; do
+	p="${check%%:*}"
+	[[ -n "$p" && "$p" =~ ^[0-9]+$ ]] || continue
+	if listening 127.0.0.1 "$p" || listening ::1 "$p"; then
+		what="KEYBRAKE_LISTEN=${KEYBRAKE_LISTEN}"
+		[[ "${check#*:}" == admin ]] && what="KEYBRAKE_ADMIN=${admin} (Caddy's admin endpoint)"
+		cat >&2 <<MSG
+Keybrake not started: port ${p} is already in use (${what}).
+Another Keybrake (an earlier 'make run') may be running: stop it with Ctrl-C
+in its terminal. Or choose other ports, e.g.
+  KEYBRAKE_LISTEN=:8081 make run
+MSG
+		exit 1
+	fi
+done
+
+scheme=http
+if [[ "$KEYBRAKE_LISTEN" != http://* && "$KEYBRAKE_LISTEN" != https://* && -n "$host" ]]; then
+	# Caddy's rule: a site address with a host (an IP address, localhost
+	# or a name) and no scheme is served over HTTPS; for an IP address or
+	# localhost with a certificate from Caddy's own internal CA, which
+	# clients do not trust.
+	scheme=https
+	cat <<MSG
+Note: KEYBRAKE_LISTEN=${KEYBRAKE_LISTEN} has a host and no scheme, so Caddy serves it
+over HTTPS (for an IP address or localhost with its internal certificate,
+which SDKs will not trust). For plain HTTP on that address, use
+  KEYBRAKE_LISTEN=http://${listen} make run
+
+MSG
+fi
+base="${scheme}://${host:-localhost}:${port:-443}"
+[[ "$KEYBRAKE_LISTEN" == http://* ]] && base="http://${host:-localhost}:${port:-80}"
 cat <<MSG
 Keybrake is starting on ${KEYBRAKE_LISTEN} (ledger: ${KEYBRAKE_LEDGER%%\?*})
 
@@ -33,4 +94,6 @@ if [[ -z "${STRIPE_SECRET_KEY:-}" ]]; then
 
 MSG
 fi
+echo "Stop it with Ctrl-C. The ledger (${KEYBRAKE_LEDGER%%\?*}) is kept between runs."
+echo
 exec bin/caddy run --config Caddyfile.example --adapter caddyfile

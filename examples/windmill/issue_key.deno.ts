@@ -3,9 +3,16 @@
 // holds spend power. The run label is the flow's job id (WM_FLOW_JOB_ID);
 // `run_label` is used only when the script runs outside a flow.
 
+// The Windmill resource type "keybrake" (keybrake.resource-type.yaml).
+type Keybrake = { url: string; api_token: string };
+
+// Caps go to Keybrake with at most 6 decimals (micro-dollars): a cap computed
+// with floats (1999 * 20 / 100 * 1.1 = 439.78000000000003) is rounded here
+// rather than refused.
+const usd6 = (x: number) => Math.round(x * 1e6) / 1e6;
+
 export async function main(
-  keybrake_url: string, // e.g. "https://keybrake.internal" (the site root)
-  api_token: string, // KEYBRAKE_API_TOKEN; pass "$var:f/keybrake/api_token"
+  keybrake: Keybrake, // "$res:f/keybrake/keybrake"
   cap_usd: number, // lifetime cap of the key (total_usd_cap)
   daily_cap_usd: number = 0, // 0 = no per-day cap
   allowed_endpoints: string[] = ["POST /v1/payment_intents"],
@@ -18,7 +25,7 @@ export async function main(
 
   const body: Record<string, unknown> = {
     vendor: "stripe",
-    total_usd_cap: cap_usd,
+    total_usd_cap: usd6(cap_usd),
     allowed_endpoints,
     expires_in,
     agent_run_label: label,
@@ -28,19 +35,22 @@ export async function main(
       ...metadata,
     },
   };
-  if (daily_cap_usd > 0) body.daily_usd_cap = daily_cap_usd;
+  if (daily_cap_usd > 0) body.daily_usd_cap = usd6(daily_cap_usd);
 
-  const res = await fetch(`${keybrake_url.replace(/\/+$/, "")}/vault/keys`, {
+  const base = keybrake.url.replace(/\/+$/, "");
+  const res = await fetch(`${base}/vault/keys`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${api_token}`, "Content-Type": "application/json" },
+    headers: { Authorization: `Bearer ${keybrake.api_token}`, "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
   if (res.status !== 201) {
     throw new Error(`Keybrake refused the key: ${res.status} ${await res.text()}`);
   }
   const key = await res.json();
-  // key_id for revocation, vault_key for the charge steps, the label for the summary.
+  // key_id for revocation, vault_key and keybrake_url for the charge steps
+  // (which need no API token), the label for the summary.
   return {
+    keybrake_url: base,
     key_id: key.key_id,
     vault_key: key.vault_key,
     expires_at: key.expires_at,

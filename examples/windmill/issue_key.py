@@ -8,11 +8,25 @@ import json
 import os
 import urllib.error
 import urllib.request
+from typing import TypedDict
+
+
+class keybrake(TypedDict):
+    """The Windmill resource type "keybrake" (keybrake.resource-type.yaml)."""
+
+    url: str
+    api_token: str
+
+
+def usd6(x: float) -> float:
+    """Caps go to Keybrake with at most 6 decimals (micro-dollars): a cap
+    computed with floats (1999 * 20 / 100 * 1.1 = 439.78000000000003) is
+    rounded here rather than refused."""
+    return round(x, 6)
 
 
 def main(
-    keybrake_url: str,  # e.g. "https://keybrake.internal" (the site root)
-    api_token: str,  # KEYBRAKE_API_TOKEN; pass "$var:f/keybrake/api_token"
+    keybrake: keybrake,  # "$res:f/keybrake/keybrake"
     cap_usd: float,  # lifetime cap of the key (total_usd_cap)
     daily_cap_usd: float = 0,  # 0 = no per-day cap
     allowed_endpoints: list = ["POST /v1/payment_intents"],
@@ -26,7 +40,7 @@ def main(
 
     body = {
         "vendor": "stripe",
-        "total_usd_cap": cap_usd,
+        "total_usd_cap": usd6(cap_usd),
         "allowed_endpoints": list(allowed_endpoints),
         "expires_in": expires_in,
         "agent_run_label": label,
@@ -37,13 +51,14 @@ def main(
         },
     }
     if daily_cap_usd > 0:
-        body["daily_usd_cap"] = daily_cap_usd
+        body["daily_usd_cap"] = usd6(daily_cap_usd)
 
+    base = keybrake["url"].rstrip("/")
     req = urllib.request.Request(
-        keybrake_url.rstrip("/") + "/vault/keys",
+        base + "/vault/keys",
         data=json.dumps(body).encode(),
         method="POST",
-        headers={"Authorization": f"Bearer {api_token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {keybrake['api_token']}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as res:
@@ -51,8 +66,10 @@ def main(
     except urllib.error.HTTPError as e:
         raise RuntimeError(f"Keybrake refused the key: {e.code} {e.read().decode(errors='replace')}") from None
 
-    # key_id for revocation, vault_key for the charge steps, the label for the summary.
+    # key_id for revocation, vault_key and keybrake_url for the charge steps
+    # (which need no API token), the label for the summary.
     return {
+        "keybrake_url": base,
         "key_id": key["key_id"],
         "vault_key": key["vault_key"],
         "expires_at": key["expires_at"],

@@ -5,9 +5,12 @@
 //    a failure that happened before issue_key returned.
 // A revoked key is refused (401) on the next vendor call, on every node.
 
-export async function main(keybrake_url: string, api_token: string, key_id: string = "", run_label: string = "") {
-  const base = keybrake_url.replace(/\/+$/, "");
-  const headers = { Authorization: `Bearer ${api_token}` };
+// The Windmill resource type "keybrake" (keybrake.resource-type.yaml).
+type Keybrake = { url: string; api_token: string };
+
+export async function main(keybrake: Keybrake, key_id: string = "", run_label: string = "") {
+  const base = keybrake.url.replace(/\/+$/, "");
+  const headers = { Authorization: `Bearer ${keybrake.api_token}` };
 
   let ids: string[] = key_id ? [key_id] : [];
   if (!key_id) {

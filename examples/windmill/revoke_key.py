@@ -12,6 +12,14 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import TypedDict
+
+
+class keybrake(TypedDict):
+    """The Windmill resource type "keybrake" (keybrake.resource-type.yaml)."""
+
+    url: str
+    api_token: str
 
 
 def _call(method, url, api_token):
@@ -21,8 +29,9 @@ def _call(method, url, api_token):
     return json.loads(body) if body else None
 
 
-def main(keybrake_url: str, api_token: str, key_id: str = "", run_label: str = ""):
-    base = keybrake_url.rstrip("/")
+def main(keybrake: keybrake, key_id: str = "", run_label: str = ""):
+    base = keybrake["url"].rstrip("/")
+    api_token = keybrake["api_token"]
 
     ids = [key_id] if key_id else []
     if not key_id:

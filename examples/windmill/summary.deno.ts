@@ -2,15 +2,18 @@
 // run label (calls, spend, cap hits, by endpoint) and returns it next to the
 // per-item results of the charge loop, as the flow's result.
 
-export async function main(keybrake_url: string, api_token: string, run_label: string = "", charges: unknown[] = []) {
+// The Windmill resource type "keybrake" (keybrake.resource-type.yaml).
+type Keybrake = { url: string; api_token: string };
+
+export async function main(keybrake: Keybrake, run_label: string = "", charges: unknown[] = []) {
   const label = run_label || Deno.env.get("WM_FLOW_JOB_ID");
   if (!label) throw new Error("no run label: pass run_label or run inside a flow");
   const q = new URLSearchParams({ agent_run_label: label });
-  const res = await fetch(`${keybrake_url.replace(/\/+$/, "")}/vault/summary?${q}`, {
-    headers: { Authorization: `Bearer ${api_token}` },
+  const res = await fetch(`${keybrake.url.replace(/\/+$/, "")}/vault/summary?${q}`, {
+    headers: { Authorization: `Bearer ${keybrake.api_token}` },
   });
   if (!res.ok) throw new Error(`summary failed: ${res.status} ${await res.text()}`);
-  const summary = await res.json(); // {agent_run_label, calls, spent_usd, cap_hits, by_endpoint}
+  const summary = await res.json(); // {agent_run_label, calls, forwarded, cap_hits, refusals, spent_usd, keys, by_endpoint, …}
   if (summary.cap_hits > 0) console.log(`warning: ${summary.cap_hits} call(s) refused at the cap`);
   return { ...summary, charges };
 }

@@ -68,6 +68,10 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Budget/Daily", testBudgetDaily},
 		{"Budget/Minimum", testBudgetMinimum},
 		{"Concurrent/TokenBudget", testConcurrentTokenBudget},
+		{"Outbox/Dedupe", testOutboxDedupe},
+		{"Outbox/ClaimLease", testOutboxClaimLease},
+		{"Outbox/Failed", testOutboxFailed},
+		{"Outbox/ConcurrentClaims", testOutboxConcurrentClaims},
 
 		{"Ping", testPing},
 	}

@@ -1,0 +1,46 @@
+package alerts
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Text is the one-line, human message of an event (the Slack body).
+func Text(typ string, d map[string]any) string {
+	s := func(k string) string {
+		switch v := d[k].(type) {
+		case string:
+			return v
+		case json.Number:
+			return v.String()
+		case float64:
+			return fmt.Sprint(v)
+		case nil:
+			return ""
+		default:
+			return fmt.Sprint(v)
+		}
+	}
+	usd := func(k string) string { return "$" + s(k) }
+	run := s("agent_run_label")
+	if run == "" {
+		run = "(no run label)"
+	}
+	switch typ {
+	case EventKeyThreshold:
+		return fmt.Sprintf("Keybrake: run %s, key %s (%s) has spent %s of its %s cap of %s (%s%%).",
+			run, s("key_id"), s("vendor"), usd("spent_usd"), s("cap"), usd("cap_usd"), s("threshold_percent"))
+	case EventKeyCapHit:
+		return fmt.Sprintf("Keybrake: run %s, key %s (%s) hit its cap: %s refused (%s left).",
+			run, s("key_id"), s("vendor"), s("endpoint"), usd("remaining_usd"))
+	case EventKeyRevoked:
+		return fmt.Sprintf("Keybrake: run %s, key %s (%s) was revoked.", run, s("key_id"), s("vendor"))
+	case EventCallUnknown:
+		return fmt.Sprintf("Keybrake: run %s, call %s %s %s (%s) has an unknown outcome; %s stays reserved until it is resolved.",
+			run, s("call_id"), s("method"), s("path"), s("vendor"), usd("reserved_usd"))
+	case EventBudgetThreshold:
+		return fmt.Sprintf("Keybrake: token %s has spent %s of its %s budget of %s (%s%%).",
+			s("token_id"), usd("spent_usd"), s("budget"), usd("cap_usd"), s("threshold_percent"))
+	}
+	return "Keybrake: " + typ
+}
