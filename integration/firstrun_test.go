@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -69,6 +70,24 @@ func TestMakeRebuildsOnlyOnChange(t *testing.T) {
 // runScript runs scripts/run.sh with env added, until it exits or its
 // output contains until (then it is stopped); it returns the output and
 // the exit error.
+// lockedBuffer is a bytes.Buffer a command writes to while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func runScript(t *testing.T, env map[string]string, until string) (string, error) {
 	t.Helper()
 	root, _ := filepath.Abs("..")
@@ -79,7 +98,7 @@ func runScript(t *testing.T, env map[string]string, until string) (string, error
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -172,7 +191,7 @@ func TestRunExplainsHTTPSForAnIP(t *testing.T) {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	var log bytes.Buffer
+	var log lockedBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
