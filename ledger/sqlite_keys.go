@@ -149,17 +149,10 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (Key, error) {
 	var ku KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		// COALESCE keeps the first revocation time.
-		res, err := tx.ExecContext(ctx,
-			`UPDATE keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, sqliteTime(now), id)
-		if err != nil {
+		if err := sqliteRevokeRow(ctx, tx, "keys", id, now); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
+		var err error
 		ku, err = sqliteScanKey(tx.QueryRowContext(ctx,
 			`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, sqliteDay(now), id))
 		return err
@@ -168,4 +161,21 @@ func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (
 		return Key{}, fmt.Errorf("revoking key %s: %w", id, err)
 	}
 	return ku.Key, nil
+}
+
+// sqliteRevokeRow marks the row id of table (keys, api_tokens) revoked,
+// keeping the first revocation time (COALESCE); ErrNotFound when there is
+// no such row.
+func sqliteRevokeRow(ctx context.Context, tx *sqliteTx, table, id string, now time.Time) error {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE `+table+` SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, sqliteTime(now), id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -95,16 +95,10 @@ func (s *sqliteStore) ListTokens(ctx context.Context, now time.Time) ([]TokenUsa
 func (s *sqliteStore) RevokeToken(ctx context.Context, id string, now time.Time) (Token, error) {
 	var u TokenUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, sqliteTime(now), id)
-		if err != nil {
+		if err := sqliteRevokeRow(ctx, tx, "api_tokens", id, now); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
+		var err error
 		u, err = sqliteScanToken(tx.QueryRowContext(ctx,
 			`SELECT `+sqliteTokenColumns+` FROM `+sqliteTokenFrom+` WHERE t.id = ?`, sqliteDay(now), id))
 		return err
