@@ -19,13 +19,22 @@ type KeyReader interface {
 	GetKey(ctx context.Context, id string, now time.Time) (ledger.KeyUsage, error)
 }
 
+// TokenReader reads an API token with its budget usage (a ledger.Store
+// does).
+type TokenReader interface {
+	GetToken(ctx context.Context, id string, now time.Time) (ledger.TokenUsage, error)
+}
+
 // Alerter notices events and writes them to the outbox, one row per
 // webhook that wants them. Its methods are safe for concurrent use and
 // never fail the call that raised them: an outbox that cannot be written
 // is logged.
 type Alerter struct {
-	Outbox   ledger.Outbox
-	Keys     KeyReader
+	Outbox ledger.Outbox
+	Keys   KeyReader
+	// Tokens, when set, lets settled calls of token-issued keys raise
+	// budget.threshold.
+	Tokens   TokenReader
 	Webhooks []Webhook
 	Logger   *zap.Logger
 	// Wake, when set, is sent to (without blocking) after an event is
@@ -273,6 +282,33 @@ func (a *Alerter) CallUnknown(ctx context.Context, d CallUnknownData, now time.T
 		return
 	}
 	a.each(ctx, EventCallUnknown, EventCallUnknown+":"+d.CallID, now, d)
+}
+
+// WantsBudgets tells whether a settled call of a token-issued key should
+// be followed by TokenSpent: some webhook wants budget.threshold and the
+// tokens can be read.
+func (a *Alerter) WantsBudgets() bool {
+	return a.active() && a.Tokens != nil && a.wantsAny(EventBudgetThreshold)
+}
+
+// TokenSpent reads the token's budget usage after a call of one of its keys
+// settled and enqueues budget.threshold for every threshold its daily or
+// total budget has reached. Only settled spend counts, as for key.threshold.
+func (a *Alerter) TokenSpent(ctx context.Context, tokenID string, now time.Time) {
+	if !a.WantsBudgets() || tokenID == "" {
+		return
+	}
+	tu, err := a.Tokens.GetToken(ctx, tokenID, now)
+	if err != nil {
+		a.logger().Error("reading token for alerts", zap.String("token_id", tokenID), zap.Error(err))
+		return
+	}
+	if tu.TotalCap != nil {
+		a.BudgetSpent(ctx, Budget{TokenID: tu.ID, TokenName: tu.Name, Kind: "total", Cap: *tu.TotalCap, Spent: tu.Spent}, now)
+	}
+	if tu.DailyCap != nil {
+		a.BudgetSpent(ctx, Budget{TokenID: tu.ID, TokenName: tu.Name, Kind: "daily", Cap: *tu.DailyCap, Spent: tu.DaySpent}, now)
+	}
 }
 
 // BudgetSpent enqueues budget.threshold for every threshold a token's

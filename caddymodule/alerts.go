@@ -87,7 +87,7 @@ func (a *App) startAlerts() error {
 	}
 	wake := make(chan struct{}, 1)
 	logger := a.logger.Named("alerts")
-	a.alerts = &alerts.Alerter{Outbox: ob, Keys: a.ledger.store, Webhooks: hooks, Logger: logger, Wake: wake}
+	a.alerts = &alerts.Alerter{Outbox: ob, Keys: a.ledger.store, Tokens: a.ledger.store, Webhooks: hooks, Logger: logger, Wake: wake}
 	d := WebhookDelivery{}
 	if a.WebhookDelivery != nil {
 		d = *a.WebhookDelivery

@@ -434,6 +434,11 @@ func (g *Gate) alert(ctx context.Context, r *http.Request, c *call, res ledger.R
 		if s.Cost > 0 && a.MayCross(c.key, headroom) {
 			a.KeySpent(ctx, c.key.ID, s.Now)
 		}
+		if s.Cost > 0 && c.key.TokenID != "" && a.WantsBudgets() {
+			// A token's budget spans keys on every node: this call's
+			// headroom says nothing about it, so the token is read.
+			a.TokenSpent(ctx, c.key.TokenID, s.Now)
+		}
 	case decision == vendors.DecisionRelease:
 	default:
 		a.CallUnknown(ctx, alerts.CallUnknownData{

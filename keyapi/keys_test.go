@@ -561,3 +561,36 @@ func TestCreateKeyTooManyDecimals(t *testing.T) {
 		t.Errorf("%s; want 0.123457 suggested (half up)", rec.Body)
 	}
 }
+
+// TestPatchKeyDailyOnlyAcrossMidnight: a PATCH that makes a daily-only
+// key's life cross a UTC midnight (a longer expiry, with or without a new
+// daily cap) bounds its total by the daily cap, as at issue; within
+// one UTC day nothing is added.
+func TestPatchKeyDailyOnlyAcrossMidnight(t *testing.T) {
+	for _, tc := range []struct {
+		name, create, patch, wantTotal string
+	}{
+		{"longer expiry", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"1h","allowed_endpoints":["POST /v1/charges"]}`,
+			`{"expires_in":"5h"}`, `"total_usd_cap":50,`},
+		{"expiry within the day", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"1h","allowed_endpoints":["POST /v1/charges"]}`,
+			`{"expires_in":"2h"}`, `"total_usd_cap":null,`},
+		{"new daily cap and expiry", `{"vendor":"stripe","daily_usd_cap":50,"expires_in":"1h","allowed_endpoints":["POST /v1/charges"]}`,
+			`{"daily_usd_cap":30,"expires_in":"6h"}`, `"total_usd_cap":30,`},
+		{"explicit total kept", `{"vendor":"stripe","daily_usd_cap":50,"total_usd_cap":80,"expires_in":"1h","allowed_endpoints":["POST /v1/charges"]}`,
+			`{"expires_in":"5h"}`, `"total_usd_cap":80,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := ledgerEnv(t)
+			e.now = time.Date(2025, 3, 1, 21, 0, 0, 0, time.UTC)
+			rec := e.do("POST", "/vault/keys", tc.create)
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("create: %d %s", rec.Code, rec.Body)
+			}
+			id := decodeMap(t, rec)["key_id"].(string)
+			rec = e.do("PATCH", "/vault/keys/"+id, tc.patch)
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tc.wantTotal) {
+				t.Errorf("PATCH %s: %d %s; want %s", tc.patch, rec.Code, rec.Body, tc.wantTotal)
+			}
+		})
+	}
+}

@@ -86,6 +86,16 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 	if p.TotalCap != nil {
 		total = p.TotalCap
 	}
+	expires := cur.ExpiresAt
+	if p.ExpiresAt != nil {
+		expires = *p.ExpiresAt
+	}
+	if t := perRunTotal(daily, total, cur.CreatedAt, expires); total == nil && t != nil {
+		// The same rule as at issue: a new expiry or a new daily cap that
+		// makes a daily-only key's life cross a UTC midnight bounds its
+		// total by the daily cap.
+		p.TotalCap, total = t, t
+	}
 	if pol := principalOf(r).Policy; pol != nil {
 		if req.ExpiresIn == nil {
 			ttl = 0 // the expiry is not changed: nothing to bound
