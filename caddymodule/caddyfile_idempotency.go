@@ -6,8 +6,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
-	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/declared"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
@@ -58,7 +58,7 @@ func parseIdempotency(d *caddyfile.Dispenser) (*declared.IdempotencyConfig, erro
 				return nil, d.ArgErr()
 			}
 			for _, m := range args {
-				if err := vendors.ValidateEndpoint(m + " /x"); err != nil {
+				if err := allowlist.CheckMethod(m); err != nil {
 					return nil, d.Errf("idempotency: unknown method '%s'", m)
 				}
 			}
@@ -69,7 +69,7 @@ func parseIdempotency(d *caddyfile.Dispenser) (*declared.IdempotencyConfig, erro
 				return nil, d.ArgErr()
 			}
 			for _, p := range args {
-				if err := vendors.ValidateEndpoint("POST " + p); err != nil {
+				if err := allowlist.CheckPath(p); err != nil {
 					return nil, d.Errf("idempotency: path '%s' must be a pattern such as /emails or /orders/*", p)
 				}
 			}

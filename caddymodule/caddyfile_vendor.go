@@ -8,8 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
-	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/declared"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
@@ -494,7 +494,7 @@ func (vc *VendorConfig) parseFreeMethods(d *caddyfile.Dispenser) error {
 		return nil
 	}
 	for _, m := range args {
-		if err := vendors.ValidateEndpoint(m + " /x"); err != nil {
+		if err := allowlist.CheckMethod(m); err != nil {
 			return d.Errf("free_methods: unknown method '%s'", m)
 		}
 		if contains(methods, m) {
@@ -513,7 +513,7 @@ func (vc *VendorConfig) parseEndpoint(d *caddyfile.Dispenser) error {
 		return d.Errf("endpoint needs a method and a path, e.g. 'endpoint POST /v1/chat/completions'")
 	}
 	ep := declared.Endpoint{Match: args[0] + " " + args[1]}
-	if err := vendors.ValidateEndpoint(ep.Match); err != nil {
+	if _, err := allowlist.ParsePattern(ep.Match); err != nil {
 		return d.Errf("endpoint %s: %v", ep.Match, err)
 	}
 	for _, e := range vc.Endpoints {

@@ -160,7 +160,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
 			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 	}
-	c.key = &key
+	c.key = &key.Key
 	if key.Vendor != v.Name() {
 		return keyStatusRefusal(ledger.OutcomeWrongVendor)
 	}
@@ -179,13 +179,13 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		c.recorded = truncate(pr.RecordedPath(path), 512)
 	}
 
-	allow, err := vendors.ParseAllowlist(key.AllowedEndpoints)
-	if err != nil {
-		g.log.Error("parsing allowlist", zap.String("key_id", key.ID), zap.Error(err))
-		allow = nil
-	}
-	endpoint, ok := allow.Match(r.Method, path)
+	endpoint, ok := key.Allowlist.Match(r.Method, path)
 	if !ok {
+		for _, err := range key.AllowlistErrors {
+			// Matches nothing, so it cannot have allowed this call; said
+			// here, where a refusal may be its consequence.
+			g.log.Warn("allowlist entry ignored", zap.String("key_id", key.ID), zap.Error(err))
+		}
 		return &refusal{status: http.StatusForbidden, code: "keybrake_endpoint_denied",
 			message: "This vault key may not call " + r.Method + " " + path + ".",
 			outcome: ledger.OutcomeEndpointDenied, record: true}

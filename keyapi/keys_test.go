@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -90,13 +91,13 @@ func TestCreateKey(t *testing.T) {
 func TestCreateKeyExactMoneyAndDefaults(t *testing.T) {
 	e := newEnv(t)
 	rec := e.do(http.MethodPost, "/vault/keys",
-		`{"vendor":"twilio","daily_usd_cap":0.1,"allowed_endpoints":["POST /x","POST  /x","GET /"]}`)
+		`{"vendor":"twilio","daily_usd_cap":0.1,"allowed_endpoints":["POST /x","POST  /x","GET /y"]}`)
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	body := rec.Body.String()
 	for _, frag := range []string{`"daily_usd_cap":0.1,`, `"total_usd_cap":null`, `"remaining_usd":0.1,`,
-		`"metadata":null`, `"agent_run_label":""`, `"allowed_endpoints":["POST /x","GET /"]`,
+		`"metadata":null`, `"agent_run_label":""`, `"allowed_endpoints":["POST /x","GET /y"]`,
 		`"expires_at":"2025-03-01T13:00:00.123456Z"`} {
 		if !strings.Contains(body, frag) {
 			t.Errorf("response lacks %s: %s", frag, body)
@@ -141,7 +142,7 @@ func TestCreateKeyTTLConfig(t *testing.T) {
 }
 
 func TestCreateKeyValidation(t *testing.T) {
-	many := make([]string, maxEndpoints+1)
+	many := make([]string, allowlist.MaxEntries+1)
 	for i := range many {
 		many[i] = fmt.Sprintf("GET /v1/x%d", i)
 	}
@@ -188,6 +189,10 @@ func TestCreateKeyValidation(t *testing.T) {
 		{"endpoint relative path", `{` + base + `,"allowed_endpoints":["POST v1/x"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
 		{"endpoint partial wildcard", `{` + base + `,"allowed_endpoints":["GET /v1/cus*"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
 		{"endpoint empty segment", `{` + base + `,"allowed_endpoints":["GET /v1//x"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
+		// Accepted once while the gate refused it (so the key could call
+		// nothing): one grammar now refuses it when the key is issued.
+		{"endpoint trailing slash", `{` + base + `,"allowed_endpoints":["GET /v1/customers/*","GET /v1/customers/"]}`, codeParameterInvalid, "allowed_endpoints[1]"},
+		{"endpoint root", `{` + base + `,"allowed_endpoints":["GET /"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
 		{"endpoint dot-dot", `{` + base + `,"allowed_endpoints":["GET /v1/../admin"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
 		{"endpoint query", `{` + base + `,"allowed_endpoints":["GET /v1/x?expand=y"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
 		{"endpoint percent", `{` + base + `,"allowed_endpoints":["GET /v1/%2e%2e"]}`, codeParameterInvalid, "allowed_endpoints[0]"},
@@ -224,7 +229,7 @@ func TestCreateKeyAcceptsEdgeValues(t *testing.T) {
 	label := strings.Repeat("é", 200) // 200 characters, 400 bytes
 	body := fmt.Sprintf(`{"vendor":"stripe","total_usd_cap":1000000000000,"daily_usd_cap":"0.50",`+
 		`"expires_in":"24h","agent_run_label":%q,"metadata":{"a":"%s"},`+
-		`"allowed_endpoints":["GET /2010-04-01/Accounts/*/Messages.json","DELETE /v1/customers/*/","OPTIONS /"]}`,
+		`"allowed_endpoints":["GET /2010-04-01/Accounts/*/Messages.json","DELETE /v1/customers/*/sources/*","OPTIONS /*"]}`,
 		label, strings.Repeat("x", maxMetadataBytes-10))
 	m := e.createKey(body)
 	if m["agent_run_label"] != label {

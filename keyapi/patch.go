@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/ledger"
-	"github.com/keybrake/keybrake/vendors"
 )
 
 // patchKeyRequest is the body of PATCH /vault/keys/{key_id}: absent fields
@@ -125,17 +125,16 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 // narrower checks a new allowlist lies inside the current one, pattern by
 // pattern, and returns it normalised.
 func narrower(current, next []string) ([]string, error) {
-	if len(next) > maxEndpoints {
-		return nil, invalidField("allowed_endpoints", fmt.Sprintf("allowed_endpoints has more than %d entries", maxEndpoints))
+	if len(next) > allowlist.MaxEntries {
+		return nil, invalidField("allowed_endpoints", fmt.Sprintf("allowed_endpoints has more than %d entries", allowlist.MaxEntries))
 	}
-	cur, err := vendors.ParseAllowlist(current)
-	if err != nil {
-		return nil, fmt.Errorf("the key's stored allowlist: %w", err)
-	}
+	// An entry of the stored allowlist that no longer parses covers
+	// nothing: the gate does not match it either.
+	cur, _ := allowlist.Compile(current)
 	out := make([]string, 0, len(next))
 	for i, e := range next {
 		field := fmt.Sprintf("allowed_endpoints[%d]", i)
-		norm, err := parseEndpoint(e)
+		norm, err := allowlist.Normalize(e)
 		if err != nil {
 			return nil, invalidField(field, field+": "+err.Error())
 		}

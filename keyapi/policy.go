@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
-	"github.com/keybrake/keybrake/vendors"
 )
 
 // policyRequest is a token's issuing policy as POST /vault/tokens takes it
@@ -34,7 +34,7 @@ type policy struct {
 	maxTTL    time.Duration // 0: no bound beyond the API's
 	maxTTLRaw string
 	endpoints []string // nil: no bound
-	allow     vendors.Allowlist
+	allow     allowlist.List
 	prefix    string
 	dailyCap  *money.Micros // the budget
 	totalCap  *money.Micros
@@ -91,7 +91,7 @@ func parsePolicy(req policyRequest, known map[string]bool) (*policy, error) {
 		p.endpoints = []string{}
 		for i, e := range req.AllowedEndpoints {
 			field := fmt.Sprintf("policy.allowed_endpoints[%d]", i)
-			norm, err := parseEndpoint(e)
+			norm, err := allowlist.Normalize(e)
 			if err != nil {
 				return nil, invalidField(field, field+": "+err.Error())
 			}
@@ -99,7 +99,7 @@ func parsePolicy(req policyRequest, known map[string]bool) (*policy, error) {
 				p.endpoints = append(p.endpoints, norm)
 			}
 		}
-		if p.allow, err = vendors.ParseAllowlist(p.endpoints); err != nil {
+		if p.allow, err = allowlist.Parse(p.endpoints); err != nil {
 			return nil, invalidField("policy.allowed_endpoints", "policy.allowed_endpoints: "+err.Error())
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -82,13 +83,13 @@ func (h *Handler) validateCreate(req *createKeyRequest) (keySpec, error) {
 		spec.ttl = d
 	}
 
-	if len(req.AllowedEndpoints) > maxEndpoints {
-		return spec, invalidField("allowed_endpoints", fmt.Sprintf("allowed_endpoints has more than %d entries", maxEndpoints))
+	if len(req.AllowedEndpoints) > allowlist.MaxEntries {
+		return spec, invalidField("allowed_endpoints", fmt.Sprintf("allowed_endpoints has more than %d entries", allowlist.MaxEntries))
 	}
 	spec.endpoints = make([]string, 0, len(req.AllowedEndpoints))
 	seen := map[string]bool{}
 	for i, e := range req.AllowedEndpoints {
-		norm, err := parseEndpoint(e)
+		norm, err := allowlist.Normalize(e)
 		if err != nil {
 			field := fmt.Sprintf("allowed_endpoints[%d]", i)
 			return spec, invalidField(field, field+": "+err.Error())

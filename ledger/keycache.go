@@ -6,16 +6,18 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/keybrake/keybrake/allowlist"
 	"golang.org/x/sync/singleflight"
 )
 
 // KeyCache puts a ristretto cache in front of Store.KeyByHash. It only
 // saves the lookup: spend is never decided from it, because Reserve checks
-// revocation, expiry and caps in the store itself. Entries live at most TTL,
-// and every node drops them all when any key changes (see Invalidate).
+// revocation, expiry, caps and the matched allowlist entry in the store
+// itself. Entries live at most TTL, and every node drops them all when any
+// key changes (see Invalidate).
 type KeyCache struct {
 	store  Store
-	cache  *ristretto.Cache[string, Key]
+	cache  *ristretto.Cache[string, CachedKey]
 	ttl    time.Duration
 	flight singleflight.Group
 }
@@ -32,7 +34,7 @@ func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, erro
 	if ttl <= 0 {
 		ttl = DefaultKeyCacheTTL
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[string, Key]{
+	c, err := ristretto.NewCache(&ristretto.Config[string, CachedKey]{
 		NumCounters: maxKeys * 10,
 		MaxCost:     maxKeys,
 		BufferItems: 64,
@@ -43,10 +45,21 @@ func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, erro
 	return &KeyCache{store: store, cache: c, ttl: ttl}, nil
 }
 
+// CachedKey is a key as the gate uses it, with its allowlist compiled once,
+// when the key entered the cache, rather than on every call.
+type CachedKey struct {
+	Key
+	// Allowlist is Key.AllowedEndpoints compiled. An entry that does not
+	// parse (stored by an older version) matches nothing; the others do.
+	Allowlist allowlist.List
+	// AllowlistErrors are the entries left out of Allowlist, and why.
+	AllowlistErrors []error
+}
+
 // Lookup returns the key whose secret hashes to h. Concurrent misses for
 // the same hash share one store lookup, so a fan-out of 500 workers starting
 // at once costs one query, not 500.
-func (c *KeyCache) Lookup(ctx context.Context, h Hash) (Key, error) {
+func (c *KeyCache) Lookup(ctx context.Context, h Hash) (CachedKey, error) {
 	id := string(h[:])
 	if k, ok := c.cache.Get(id); ok {
 		return k, nil
@@ -54,15 +67,17 @@ func (c *KeyCache) Lookup(ctx context.Context, h Hash) (Key, error) {
 	v, err, _ := c.flight.Do(id, func() (any, error) {
 		k, err := c.store.KeyByHash(ctx, h)
 		if err != nil {
-			return Key{}, err
+			return CachedKey{}, err
 		}
-		c.cache.SetWithTTL(id, k, 1, c.ttl)
-		return k, nil
+		ck := CachedKey{Key: k}
+		ck.Allowlist, ck.AllowlistErrors = allowlist.Compile(k.AllowedEndpoints)
+		c.cache.SetWithTTL(id, ck, 1, c.ttl)
+		return ck, nil
 	})
 	if err != nil {
-		return Key{}, err
+		return CachedKey{}, err
 	}
-	return v.(Key), nil
+	return v.(CachedKey), nil
 }
 
 // Invalidate drops cached keys after keyID changed. Keys change rarely

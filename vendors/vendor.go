@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -92,7 +93,7 @@ func (i Idempotency) Honours(method, path string) bool {
 		return true
 	}
 	for _, p := range i.Paths {
-		if _, ok := (Allowlist{patternFor(method, p)}).Match(method, path); ok {
+		if allowlist.MatchPath(p, path) {
 			return true
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/keybrake/keybrake/vendors"
+	"github.com/keybrake/keybrake/allowlist"
 )
 
 // Config declares a paid HTTP API: where its clients put their credential,
@@ -142,7 +142,7 @@ type term struct {
 }
 
 type endpoint struct {
-	match    vendors.Allowlist
+	match    allowlist.List
 	entry    string
 	estimate []term
 	txnPath  string
@@ -189,7 +189,7 @@ func compile(c Config) (*compiled, error) {
 		free = []string{http.MethodGet, http.MethodHead}
 	}
 	for _, m := range free {
-		if err := vendors.ValidateEndpoint(m + " /x"); err != nil {
+		if err := allowlist.CheckMethod(m); err != nil {
 			return nil, wrap(fmt.Errorf("free_methods: unknown method %q", m))
 		}
 		out.free[m] = true
@@ -197,7 +197,7 @@ func compile(c Config) (*compiled, error) {
 	seen := map[string]bool{}
 	for i, ep := range c.Endpoints {
 		where := fmt.Sprintf("endpoints[%d] (%s)", i, ep.Match)
-		list, err := vendors.ParseAllowlist([]string{ep.Match})
+		list, err := allowlist.Parse([]string{ep.Match})
 		if err != nil {
 			return nil, wrap(fmt.Errorf("endpoints[%d]: match: %v", i, err))
 		}

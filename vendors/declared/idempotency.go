@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -86,12 +87,12 @@ func (c IdempotencyConfig) validate(cred CredentialConfig) error {
 		return fmt.Errorf("idempotency: window %s: want a duration above 0 and at most 720h", w)
 	}
 	for _, m := range c.Methods {
-		if err := vendors.ValidateEndpoint(m + " /x"); err != nil {
+		if err := allowlist.CheckMethod(m); err != nil {
 			return fmt.Errorf("idempotency: unknown method %q", m)
 		}
 	}
 	for _, p := range c.Paths {
-		if err := vendors.ValidateEndpoint("POST " + p); err != nil {
+		if err := allowlist.CheckPath(p); err != nil {
 			return fmt.Errorf("idempotency: path %q: want a pattern such as /emails or /orders/*", p)
 		}
 	}
