@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/postgres"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 )
 
 // ledgers holds one open ledger per DSN across config reloads: a reload

@@ -9,22 +9,22 @@ import (
 	"strings"
 )
 
-// migration is one embedded schema step of a backend, from a file named
+// Migration is one embedded schema step of a backend, from a file named
 // NNNN_name.sql. A released file is never edited: a change is a new file.
-type migration struct {
-	version int
-	name    string
-	sql     string
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
 }
 
-// loadMigrations reads a backend's embedded steps from dir, sorted by
+// LoadMigrations reads a backend's embedded steps from dir, sorted by
 // version, refusing a malformed name or a duplicated version.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading migrations %s: %w", dir, err)
 	}
-	var steps []migration
+	var steps []Migration
 	seen := map[int]string{}
 	for _, e := range entries {
 		prefix, _, ok := strings.Cut(e.Name(), "_")
@@ -40,8 +40,8 @@ func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading migration %s/%s: %w", dir, e.Name(), err)
 		}
-		steps = append(steps, migration{version: version, name: e.Name(), sql: string(body)})
+		steps = append(steps, Migration{Version: version, Name: e.Name(), SQL: string(body)})
 	}
-	sort.Slice(steps, func(i, j int) bool { return steps[i].version < steps[j].version })
+	sort.Slice(steps, func(i, j int) bool { return steps[i].Version < steps[j].Version })
 	return steps, nil
 }

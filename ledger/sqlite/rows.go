@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"database/sql"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -24,7 +25,7 @@ func sqliteFromNullNanos(n sql.NullInt64) *time.Time {
 }
 
 // sqliteDay is the key_days.day value for the UTC day of t.
-func sqliteDay(t time.Time) int64 { return Day(t).UnixNano() }
+func sqliteDay(t time.Time) int64 { return ledger.Day(t).UnixNano() }
 
 func sqliteNullMicros(m *money.Micros) sql.NullInt64 {
 	if m == nil {
@@ -64,9 +65,9 @@ const sqliteKeyFrom = `keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day 
 
 type sqliteScanner interface{ Scan(dest ...any) error }
 
-func sqliteScanKey(row sqliteScanner) (KeyUsage, error) {
+func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 	var (
-		ku                  KeyUsage
+		ku                  ledger.KeyUsage
 		hash                []byte
 		dailyCap, totalCap  sql.NullInt64
 		endpoints           string
@@ -79,16 +80,16 @@ func sqliteScanKey(row sqliteScanner) (KeyUsage, error) {
 	if err := row.Scan(&ku.ID, &hash, &ku.Vendor, &dailyCap, &totalCap, &endpoints,
 		&ku.RunLabel, &metadata, &createdAt, &expires, &revokedAt,
 		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID); err != nil {
-		return KeyUsage{}, err
+		return ledger.KeyUsage{}, err
 	}
 	if len(hash) != len(ku.Hash) {
-		return KeyUsage{}, fmt.Errorf("key %s: stored hash has %d bytes", ku.ID, len(hash))
+		return ledger.KeyUsage{}, fmt.Errorf("key %s: stored hash has %d bytes", ku.ID, len(hash))
 	}
 	copy(ku.Hash[:], hash)
 	ku.DailyCap = sqliteMicrosPtr(dailyCap)
 	ku.TotalCap = sqliteMicrosPtr(totalCap)
 	if err := json.Unmarshal([]byte(endpoints), &ku.AllowedEndpoints); err != nil {
-		return KeyUsage{}, fmt.Errorf("key %s: reading allowed endpoints: %w", ku.ID, err)
+		return ledger.KeyUsage{}, fmt.Errorf("key %s: reading allowed endpoints: %w", ku.ID, err)
 	}
 	if metadata.Valid {
 		ku.Metadata = json.RawMessage(metadata.String)
@@ -108,9 +109,9 @@ const sqliteCallColumns = `call_id, key_id, run_label, vendor, method, path, end
 	idempotency_key, replay_of, cost_state, started_at, finished_at,
 	resolved_by, resolved_at, resolve_reason, seq`
 
-func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
+func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
 	var (
-		c              Call
+		c              ledger.Call
 		keyID          sql.NullString
 		reserved, cost int64
 		vendorAmount   sql.NullInt64
@@ -123,7 +124,7 @@ func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
 		&c.StatusCode, &c.Outcome, &reserved, &cost, &vendorAmount, &c.VendorCurrency, &c.VendorTxnID,
 		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &started, &finished,
 		&c.ResolvedBy, &resolved, &c.ResolveReason, &seq); err != nil {
-		return Call{}, 0, err
+		return ledger.Call{}, 0, err
 	}
 	c.KeyID = keyID.String
 	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)
@@ -139,9 +140,9 @@ func sqliteScanCall(row sqliteScanner) (Call, int64, error) {
 
 // sqliteQueryCalls reads rows selecting sqliteCallColumns and returns the
 // calls with their seqs, for cursors.
-func sqliteQueryCalls(rows *sql.Rows) ([]Call, []int64, error) {
+func sqliteQueryCalls(rows *sql.Rows) ([]ledger.Call, []int64, error) {
 	defer rows.Close()
-	var calls []Call
+	var calls []ledger.Call
 	var seqs []int64
 	for rows.Next() {
 		c, seq, err := sqliteScanCall(rows)

@@ -1,19 +1,21 @@
-package ledger
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // Resolve settles or releases an unresolved call and records the
 // resolution, in one transaction.
-func (s *sqliteStore) Resolve(ctx context.Context, callID string, res Resolution) (Call, error) {
+func (s *sqliteStore) Resolve(ctx context.Context, callID string, res ledger.Resolution) (ledger.Call, error) {
 	if !res.Release && res.Cost < 0 {
-		return Call{}, fmt.Errorf("resolving call %s: negative cost %d", callID, res.Cost)
+		return ledger.Call{}, fmt.Errorf("resolving call %s: negative cost %d", callID, res.Cost)
 	}
-	var c Call
+	var c ledger.Call
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		var (
 			state   string
@@ -23,18 +25,18 @@ func (s *sqliteStore) Resolve(ctx context.Context, callID string, res Resolution
 		err := tx.QueryRowContext(ctx, `SELECT cost_state, started_at, status_code FROM calls WHERE call_id = ?`, callID).
 			Scan(&state, &started, &status)
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
+			return ledger.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
 		if !res.Resolvable(state, sqliteFromNanos(started)) {
-			return ErrNotResolvable
+			return ledger.ErrNotResolvable
 		}
-		st := Settlement{StatusCode: status, Cost: res.Cost, VendorTxnID: res.VendorTxnID, Now: res.Now}
-		how, newState := sqliteSettle, CostSettled
+		st := ledger.Settlement{StatusCode: status, Cost: res.Cost, VendorTxnID: res.VendorTxnID, Now: res.Now}
+		how, newState := sqliteSettle, ledger.CostSettled
 		if res.Release {
-			how, newState, st.Cost = sqliteRelease, CostReleased, 0
+			how, newState, st.Cost = sqliteRelease, ledger.CostReleased, 0
 		}
 		if err := sqliteFinishTx(ctx, tx, callID, st, how, newState); err != nil {
 			return err
@@ -48,7 +50,7 @@ func (s *sqliteStore) Resolve(ctx context.Context, callID string, res Resolution
 		return err
 	})
 	if err != nil {
-		return Call{}, fmt.Errorf("resolving call %s: %w", callID, err)
+		return ledger.Call{}, fmt.Errorf("resolving call %s: %w", callID, err)
 	}
 	return c, nil
 }

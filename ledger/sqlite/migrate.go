@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // sqliteMigrations holds the schema as numbered files, NNNN_name.sql,
 // applied in order. A released file is never edited: a change is a new file.
 //
-//go:embed migrations/sqlite/*.sql
+//go:embed migrations/*.sql
 var sqliteMigrations embed.FS
 
 // sqliteMigrate applies the migrations the file has not seen yet, each in its
@@ -21,7 +23,7 @@ var sqliteMigrations embed.FS
 // so a crash mid-way leaves the file at a clean version and two processes
 // opening the same new file cannot both apply one.
 func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
-	migrations, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
+	migrations, err := ledger.LoadMigrations(sqliteMigrations, "migrations")
 	if err != nil {
 		return err
 	}
@@ -38,7 +40,7 @@ func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
 		}
 		if applied {
 			logger.Info("applied ledger migration",
-				zap.String("backend", "sqlite"), zap.Int("version", m.version), zap.String("file", m.name))
+				zap.String("backend", "sqlite"), zap.Int("version", m.Version), zap.String("file", m.Name))
 		}
 	}
 	return nil
@@ -46,30 +48,30 @@ func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
 
 // sqliteApplyMigration applies m unless its version is already recorded,
 // and reports whether it did.
-func sqliteApplyMigration(ctx context.Context, db *sql.DB, m migration) (bool, error) {
+func sqliteApplyMigration(ctx context.Context, db *sql.DB, m ledger.Migration) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("applying migration %s: %w", m.name, err)
+		return false, fmt.Errorf("applying migration %s: %w", m.Name, err)
 	}
 	defer tx.Rollback()
 	var n int
 	if err := tx.QueryRowContext(ctx,
-		`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return false, fmt.Errorf("checking migration %s: %w", m.name, err)
+		`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return false, fmt.Errorf("checking migration %s: %w", m.Name, err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("applying migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("applying migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		m.version, time.Now().UTC().UnixNano()); err != nil {
-		return false, fmt.Errorf("recording migration %s: %w", m.name, err)
+		m.Version, time.Now().UTC().UnixNano()); err != nil {
+		return false, fmt.Errorf("recording migration %s: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("committing migration %s: %w", m.name, err)
+		return false, fmt.Errorf("committing migration %s: %w", m.Name, err)
 	}
 	return true, nil
 }

@@ -1,17 +1,11 @@
-package ledger
+package postgres
 
 import (
 	"context"
 	"hash/fnv"
-)
 
-// Locker is a Store that can hold a named lock across every node sharing
-// it. A caller that does not get the lock does the locked work another time.
-type Locker interface {
-	// TryLock takes the lock without waiting; ok is false when another
-	// holder has it. release gives it back.
-	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
-}
+	"github.com/keybrake/keybrake/ledger"
+)
 
 // TryLock takes a session-level advisory lock on a connection it keeps
 // until release, so the lock lasts exactly as long as its holder: a node
@@ -42,4 +36,4 @@ func (s *postgresStore) TryLock(ctx context.Context, name string) (func(), bool,
 	}, true, nil
 }
 
-var _ Locker = (*postgresStore)(nil)
+var _ ledger.Locker = (*postgresStore)(nil)

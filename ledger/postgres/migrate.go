@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -8,12 +8,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // postgresMigrations holds the schema as numbered steps NNNN_name.sql,
 // applied in order, each exactly once.
 //
-//go:embed migrations/postgres/*.sql
+//go:embed migrations/*.sql
 var postgresMigrations embed.FS
 
 // postgresMigrationLock is the pg_advisory_xact_lock key that serialises
@@ -26,7 +28,7 @@ const postgresMigrationLock int64 = 0x6b626d6967726174
 // then finds nothing left to do. Either every pending step is applied or
 // none is. It returns the names of the steps applied.
 func (s *postgresStore) migrate(ctx context.Context) ([]string, error) {
-	steps, err := loadMigrations(postgresMigrations, "migrations/postgres")
+	steps, err := ledger.LoadMigrations(postgresMigrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
@@ -55,27 +57,27 @@ func (s *postgresStore) migrate(ctx context.Context) ([]string, error) {
 			have[int(v)] = true
 			newest = max(newest, int(v))
 		}
-		if len(steps) > 0 && newest > steps[len(steps)-1].version {
+		if len(steps) > 0 && newest > steps[len(steps)-1].Version {
 			// A newer Keybrake migrated this database. Its steps only add,
 			// so this one keeps working; say so in case it does not.
 			s.logger.Warn("postgres ledger schema is newer than this build",
 				zap.Int("schema_version", newest),
-				zap.Int("build_version", steps[len(steps)-1].version))
+				zap.Int("build_version", steps[len(steps)-1].Version))
 		}
 		for _, m := range steps {
-			if have[m.version] {
+			if have[m.Version] {
 				continue
 			}
 			// No arguments: pgx sends it with the simple protocol, which
 			// takes a file of several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("applying postgres migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("applying postgres migration %s: %w", m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-				m.version, time.Now().UTC()); err != nil {
-				return fmt.Errorf("recording postgres migration %s: %w", m.name, err)
+				m.Version, time.Now().UTC()); err != nil {
+				return fmt.Errorf("recording postgres migration %s: %w", m.Name, err)
 			}
-			applied = append(applied, m.name)
+			applied = append(applied, m.Name)
 		}
 		return nil
 	})

@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -13,10 +13,12 @@ import (
 
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 func init() {
-	RegisterBackend("sqlite", openSQLite)
+	ledger.RegisterBackend("sqlite", openSQLite)
 }
 
 // sqliteBusyTimeoutMS is how long a statement waits for another process's
@@ -39,27 +41,27 @@ type sqliteStore struct {
 	closed atomic.Bool
 }
 
-var _ Store = (*sqliteStore)(nil)
+var _ ledger.Store = (*sqliteStore)(nil)
 
 // openSQLite opens (creating if needed) the ledger file named by a
 // sqlite:PATH DSN and applies pending migrations.
-func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (Store, error) {
+func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (ledger.Store, error) {
 	path := strings.TrimPrefix(dsn, "sqlite:")
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("opening sqlite ledger: want sqlite:PATH to a file, got %q", dsn)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ledger.ErrUnavailable, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ledger.ErrUnavailable, err)
 	}
 
 	s := &sqliteStore{logger: logger, stmts: newSQLiteStmts()}
 	s.write, err = sql.Open("sqlite", sqliteDSN(abs, false))
 	if err != nil {
-		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ledger.ErrUnavailable, err)
 	}
 	s.write.SetMaxOpenConns(1)
 	s.write.SetMaxIdleConns(1)
@@ -78,7 +80,7 @@ func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (Store, err
 	s.read, err = sql.Open("sqlite", sqliteDSN(abs, true))
 	if err != nil {
 		s.write.Close()
-		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
+		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ledger.ErrUnavailable, err)
 	}
 	readers := max(4, runtime.GOMAXPROCS(0))
 	s.read.SetMaxOpenConns(readers)

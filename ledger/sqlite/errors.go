@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"database/sql"
@@ -8,6 +8,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // mapErr turns a driver error into the Store's error vocabulary so callers
@@ -20,23 +22,23 @@ func (s *sqliteStore) mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrConflict) || errors.Is(err, ledger.ErrUnavailable) {
 		return err
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch code := se.Code(); {
 		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE, code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+			return fmt.Errorf("%w: %w", ledger.ErrConflict, err)
 		case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
+			return fmt.Errorf("%w: %w", ledger.ErrNotFound, err)
 		case sqliteUnavailableCodes[code&0xff]:
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
 		}
 		return err
 	}
 	if s.closed.Load() || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package ledger_test
+package postgres_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/keybrake/keybrake/internal/tcprelay"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/ledger/ledgertest"
+	_ "github.com/keybrake/keybrake/ledger/postgres"
 	"github.com/keybrake/keybrake/money"
 )
 

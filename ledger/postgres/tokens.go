@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -20,7 +21,7 @@ const postgresTokenColumns = `t.id, t.hash, t.name, t.role, t.policy, t.daily_ca
 const postgresTokenFrom = `api_tokens t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = $1`
 
 // CreateToken stores a new API token.
-func (s *postgresStore) CreateToken(ctx context.Context, t Token) error {
+func (s *postgresStore) CreateToken(ctx context.Context, t ledger.Token) error {
 	var policy any
 	if len(t.Policy) > 0 {
 		policy = string(t.Policy)
@@ -34,44 +35,44 @@ func (s *postgresStore) CreateToken(ctx context.Context, t Token) error {
 }
 
 // TokenByHash finds a token by the hash of its secret.
-func (s *postgresStore) TokenByHash(ctx context.Context, h Hash) (Token, error) {
+func (s *postgresStore) TokenByHash(ctx context.Context, h ledger.Hash) (ledger.Token, error) {
 	u, err := scanPostgresToken(s.pool.QueryRow(ctx,
-		`SELECT `+postgresTokenColumns+` FROM `+postgresTokenFrom+` WHERE t.hash = $2`, Day(time.Time{}), h[:]))
+		`SELECT `+postgresTokenColumns+` FROM `+postgresTokenFrom+` WHERE t.hash = $2`, ledger.Day(time.Time{}), h[:]))
 	return u.Token, s.wrapErr("finding token by hash", err)
 }
 
 // GetToken returns a token with its budget usage on now's UTC day.
-func (s *postgresStore) GetToken(ctx context.Context, id string, now time.Time) (TokenUsage, error) {
+func (s *postgresStore) GetToken(ctx context.Context, id string, now time.Time) (ledger.TokenUsage, error) {
 	u, err := scanPostgresToken(s.pool.QueryRow(ctx,
-		`SELECT `+postgresTokenColumns+` FROM `+postgresTokenFrom+` WHERE t.id = $2`, Day(now), id))
+		`SELECT `+postgresTokenColumns+` FROM `+postgresTokenFrom+` WHERE t.id = $2`, ledger.Day(now), id))
 	return u, s.wrapErr("getting token", err)
 }
 
 // ListTokens lists every token, newest first.
-func (s *postgresStore) ListTokens(ctx context.Context, now time.Time) ([]TokenUsage, error) {
+func (s *postgresStore) ListTokens(ctx context.Context, now time.Time) ([]ledger.TokenUsage, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+postgresTokenColumns+` FROM `+postgresTokenFrom+
-		` ORDER BY t.created_at DESC, t.id DESC`, Day(now))
+		` ORDER BY t.created_at DESC, t.id DESC`, ledger.Day(now))
 	if err != nil {
 		return nil, s.wrapErr("listing tokens", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TokenUsage, error) { return scanPostgresToken(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.TokenUsage, error) { return scanPostgresToken(r) })
 	return out, s.wrapErr("listing tokens", err)
 }
 
 // RevokeToken sets revoked_at once.
-func (s *postgresStore) RevokeToken(ctx context.Context, id string, now time.Time) (Token, error) {
+func (s *postgresStore) RevokeToken(ctx context.Context, id string, now time.Time) (ledger.Token, error) {
 	u, err := scanPostgresToken(s.pool.QueryRow(ctx, `WITH t AS (
 			UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3) WHERE id = $2 RETURNING *
 		)
 		SELECT `+postgresTokenColumns+` FROM t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = $1`,
-		Day(now), id, now))
+		ledger.Day(now), id, now))
 	return u.Token, s.wrapErr("revoking token", err)
 }
 
 // RevokeKeys revokes the keys f selects in one statement that also tells
 // every node about each of them. The keys are locked in id order, so two
 // revocations of overlapping sets cannot deadlock.
-func (s *postgresStore) RevokeKeys(ctx context.Context, f RevokeFilter, now time.Time) ([]string, error) {
+func (s *postgresStore) RevokeKeys(ctx context.Context, f ledger.RevokeFilter, now time.Time) ([]string, error) {
 	args := []any{now}
 	var where []string
 	if f.RunLabel != "" {
@@ -101,7 +102,7 @@ func (s *postgresStore) RevokeKeys(ctx context.Context, f RevokeFilter, now time
 
 // PatchKey changes the set fields of p and tells every node, in one
 // statement.
-func (s *postgresStore) PatchKey(ctx context.Context, id string, p KeyPatch) (Key, error) {
+func (s *postgresStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch) (ledger.Key, error) {
 	var endpoints any // NULL: unchanged
 	if p.AllowedEndpoints != nil {
 		endpoints = p.AllowedEndpoints
@@ -122,14 +123,14 @@ func (s *postgresStore) PatchKey(ctx context.Context, id string, p KeyPatch) (Ke
 }
 
 // scanPostgresToken reads postgresTokenColumns.
-func scanPostgresToken(row pgx.Row) (TokenUsage, error) {
-	var u TokenUsage
+func scanPostgresToken(row pgx.Row) (ledger.TokenUsage, error) {
+	var u ledger.TokenUsage
 	var hash, policy []byte
 	var daily, total *int64
 	var spent, reserved, daySpent, dayReserved int64
 	if err := row.Scan(&u.ID, &hash, &u.Name, &u.Role, &policy, &daily, &total,
 		&u.CreatedAt, &u.RevokedAt, &spent, &reserved, &daySpent, &dayReserved); err != nil {
-		return TokenUsage{}, err
+		return ledger.TokenUsage{}, err
 	}
 	copy(u.Hash[:], hash)
 	if len(policy) > 0 {

@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -7,23 +7,24 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
 // Reserve runs keybrake_reserve: one round trip that locks the key row,
 // checks vendor, revocation, expiry, idempotent replay and both caps, holds
 // the estimate and writes the call record, committed before it returns.
-func (s *postgresStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
+func (s *postgresStore) Reserve(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	if r.CallID == "" {
-		return ReserveResult{}, errors.New("reserving cost: empty call id")
+		return ledger.ReserveResult{}, errors.New("reserving cost: empty call id")
 	}
 	if r.Estimate < 0 {
-		return ReserveResult{}, fmt.Errorf("reserving cost: negative estimate %s", r.Estimate)
+		return ledger.ReserveResult{}, fmt.Errorf("reserving cost: negative estimate %s", r.Estimate)
 	}
 	if r.Minimum < 0 {
-		return ReserveResult{}, fmt.Errorf("reserving cost: negative minimum %s", r.Minimum)
+		return ledger.ReserveResult{}, fmt.Errorf("reserving cost: negative minimum %s", r.Minimum)
 	}
-	var res ReserveResult
+	var res ledger.ReserveResult
 	var remaining, held int64
 	err := s.pool.QueryRow(ctx,
 		`SELECT outcome, replay_of, run_label, remaining, held
@@ -33,7 +34,7 @@ func (s *postgresStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveR
 		r.Object, r.Now,
 	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held)
 	if err != nil {
-		return ReserveResult{}, s.wrapErr("reserving cost", err)
+		return ledger.ReserveResult{}, s.wrapErr("reserving cost", err)
 	}
 	res.Remaining = money.Micros(remaining)
 	res.Reserved = money.Micros(held)
@@ -41,13 +42,13 @@ func (s *postgresStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveR
 }
 
 // Settle replaces a call's reservation with its real cost.
-func (s *postgresStore) Settle(ctx context.Context, callID string, st Settlement) error {
+func (s *postgresStore) Settle(ctx context.Context, callID string, st ledger.Settlement) error {
 	state := st.CostState
 	if state == "" {
-		state = CostSettled
+		state = ledger.CostSettled
 	}
-	if state != CostSettled && state != CostUnpriced {
-		return fmt.Errorf("settling call: cost state %q is neither %s nor %s", state, CostSettled, CostUnpriced)
+	if state != ledger.CostSettled && state != ledger.CostUnpriced {
+		return fmt.Errorf("settling call: cost state %q is neither %s nor %s", state, ledger.CostSettled, ledger.CostUnpriced)
 	}
 	if st.Cost < 0 {
 		return fmt.Errorf("settling call: negative cost %s", st.Cost)
@@ -56,13 +57,13 @@ func (s *postgresStore) Settle(ctx context.Context, callID string, st Settlement
 }
 
 // Release returns a call's reservation: the vendor moved no money.
-func (s *postgresStore) Release(ctx context.Context, callID string, st Settlement) error {
-	return s.finish(ctx, "releasing call", callID, "release", CostReleased, st)
+func (s *postgresStore) Release(ctx context.Context, callID string, st ledger.Settlement) error {
+	return s.finish(ctx, "releasing call", callID, "release", ledger.CostReleased, st)
 }
 
 // MarkUnknown keeps a call's reservation for reconciliation.
-func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st Settlement) error {
-	return s.finish(ctx, "marking call cost unknown", callID, "unknown", CostUnknown, st)
+func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st ledger.Settlement) error {
+	return s.finish(ctx, "marking call cost unknown", callID, "unknown", ledger.CostUnknown, st)
 }
 
 // finish runs keybrake_finish, which moves the counters and updates the call
@@ -74,7 +75,7 @@ func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st Settl
 // the reconciler finds it; the reservation itself, written before the
 // vendor is called, is always a durable commit. It halves the fsyncs a
 // spend call costs.
-func (s *postgresStore) finish(ctx context.Context, op, callID, mode, state string, st Settlement) error {
+func (s *postgresStore) finish(ctx context.Context, op, callID, mode, state string, st ledger.Settlement) error {
 	var newState string
 	err := s.pool.QueryRow(ctx,
 		`SELECT keybrake_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -95,7 +96,7 @@ func (s *postgresStore) finish(ctx context.Context, op, callID, mode, state stri
 }
 
 // RecordRefusal records a call refused before any reservation.
-func (s *postgresStore) RecordRefusal(ctx context.Context, c Call) error {
+func (s *postgresStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 	if c.CallID == "" {
 		return errors.New("recording refusal: empty call id")
 	}
@@ -106,6 +107,6 @@ func (s *postgresStore) RecordRefusal(ctx context.Context, c Call) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		c.CallID, c.KeyID, c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint, c.StatusCode, c.Outcome,
 		c.VendorAmount, c.VendorCurrency, c.VendorTxnID, c.IdempotencyKey,
-		c.ReplayOf, CostNone, Day(c.StartedAt), c.StartedAt, c.FinishedAt)
+		c.ReplayOf, ledger.CostNone, ledger.Day(c.StartedAt), c.StartedAt, c.FinishedAt)
 	return s.wrapErr("recording refusal", err)
 }

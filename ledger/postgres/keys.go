@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -23,7 +24,7 @@ const postgresUsageColumns = `k.spent, k.reserved, coalesce(d.spent, 0), coalesc
 	k.calls + coalesce((SELECT sum(s.calls) FROM key_call_shards s WHERE s.key_id = k.id), 0)::bigint, k.cap_hits`
 
 // CreateKey stores a new key.
-func (s *postgresStore) CreateKey(ctx context.Context, k Key) error {
+func (s *postgresStore) CreateKey(ctx context.Context, k ledger.Key) error {
 	endpoints := k.AllowedEndpoints
 	if endpoints == nil {
 		endpoints = []string{}
@@ -42,30 +43,30 @@ func (s *postgresStore) CreateKey(ctx context.Context, k Key) error {
 }
 
 // KeyByHash finds a key by the hash of its secret.
-func (s *postgresStore) KeyByHash(ctx context.Context, h Hash) (Key, error) {
+func (s *postgresStore) KeyByHash(ctx context.Context, h ledger.Hash) (ledger.Key, error) {
 	row := s.pool.QueryRow(ctx, `SELECT `+postgresKeyColumns+` FROM vault_keys k WHERE k.hash = $1`, h[:])
 	k, err := scanPostgresKey(row)
 	return k, s.wrapErr("finding key by hash", err)
 }
 
 // GetKey returns a key with its totals, the daily ones for now's UTC day.
-func (s *postgresStore) GetKey(ctx context.Context, id string, now time.Time) (KeyUsage, error) {
+func (s *postgresStore) GetKey(ctx context.Context, id string, now time.Time) (ledger.KeyUsage, error) {
 	row := s.pool.QueryRow(ctx, `SELECT `+postgresKeyColumns+`, `+postgresUsageColumns+`
 		FROM vault_keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day = $2
-		WHERE k.id = $1`, id, Day(now))
+		WHERE k.id = $1`, id, ledger.Day(now))
 	u, err := scanPostgresUsage(row)
 	return u, s.wrapErr("getting key", err)
 }
 
 // ListKeys lists keys newest first. The cursor is the position of the last
 // key returned.
-func (s *postgresStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, string, error) {
+func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error) {
 	now := f.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	limit := postgresPageLimit(f.Limit)
-	args := []any{Day(now)}
+	args := []any{ledger.Day(now)}
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -82,11 +83,11 @@ func (s *postgresStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, 
 	}
 	switch f.Status {
 	case "":
-	case StatusActive:
+	case ledger.StatusActive:
 		where = append(where, "k.revoked_at IS NULL AND k.expires_at > "+arg(now))
-	case StatusExpired:
+	case ledger.StatusExpired:
 		where = append(where, "k.revoked_at IS NULL AND k.expires_at <= "+arg(now))
-	case StatusRevoked:
+	case ledger.StatusRevoked:
 		where = append(where, "k.revoked_at IS NOT NULL")
 	default:
 		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
@@ -109,7 +110,7 @@ func (s *postgresStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, 
 	if err != nil {
 		return nil, "", s.wrapErr("listing keys", err)
 	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (KeyUsage, error) { return scanPostgresUsage(r) })
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.KeyUsage, error) { return scanPostgresUsage(r) })
 	if err != nil {
 		return nil, "", s.wrapErr("listing keys", err)
 	}
@@ -125,7 +126,7 @@ func (s *postgresStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, 
 // RevokeKey sets revoked_at once and tells every node listening on
 // keybrake_keys, in the same statement: the notification is delivered when
 // the revocation commits, never for one that rolled back.
-func (s *postgresStore) RevokeKey(ctx context.Context, id string, now time.Time) (Key, error) {
+func (s *postgresStore) RevokeKey(ctx context.Context, id string, now time.Time) (ledger.Key, error) {
 	row := s.pool.QueryRow(ctx, `WITH k AS (
 			UPDATE vault_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1
 			RETURNING *
@@ -136,23 +137,23 @@ func (s *postgresStore) RevokeKey(ctx context.Context, id string, now time.Time)
 }
 
 // scanPostgresKey reads postgresKeyColumns.
-func scanPostgresKey(row pgx.Row) (Key, error) {
-	var k Key
+func scanPostgresKey(row pgx.Row) (ledger.Key, error) {
+	var k ledger.Key
 	var hash []byte
 	var daily, total *int64
 	var endpoints []string
 	var metadata []byte
 	if err := row.Scan(&k.ID, &hash, &k.Vendor, &daily, &total, &endpoints,
 		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID); err != nil {
-		return Key{}, err
+		return ledger.Key{}, err
 	}
 	fillPostgresKey(&k, hash, daily, total, endpoints, metadata)
 	return k, nil
 }
 
 // scanPostgresUsage reads postgresKeyColumns then postgresUsageColumns.
-func scanPostgresUsage(row pgx.Row) (KeyUsage, error) {
-	var u KeyUsage
+func scanPostgresUsage(row pgx.Row) (ledger.KeyUsage, error) {
+	var u ledger.KeyUsage
 	var hash []byte
 	var daily, total *int64
 	var endpoints []string
@@ -161,7 +162,7 @@ func scanPostgresUsage(row pgx.Row) (KeyUsage, error) {
 	if err := row.Scan(&u.ID, &hash, &u.Vendor, &daily, &total, &endpoints,
 		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID,
 		&spent, &reserved, &daySpent, &dayReserved, &u.Calls, &u.CapHits); err != nil {
-		return KeyUsage{}, err
+		return ledger.KeyUsage{}, err
 	}
 	fillPostgresKey(&u.Key, hash, daily, total, endpoints, metadata)
 	u.Spent, u.Reserved = money.Micros(spent), money.Micros(reserved)
@@ -169,7 +170,7 @@ func scanPostgresUsage(row pgx.Row) (KeyUsage, error) {
 	return u, nil
 }
 
-func fillPostgresKey(k *Key, hash []byte, daily, total *int64, endpoints []string, metadata []byte) {
+func fillPostgresKey(k *ledger.Key, hash []byte, daily, total *int64, endpoints []string, metadata []byte) {
 	copy(k.Hash[:], hash)
 	if daily != nil {
 		m := money.Micros(*daily)

@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -36,7 +37,7 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 
 // Audit lists calls oldest first. The cursor is the position of the last
 // call returned.
-func (s *postgresStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string, error) {
+func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
 	limit := postgresPageLimit(f.Limit)
 	var args []any
 	arg := func(v any) string {
@@ -89,7 +90,7 @@ func (s *postgresStore) Audit(ctx context.Context, f AuditFilter) ([]Call, strin
 // point (its cost state left 'none') or it was an idempotent replay. Spent is
 // what settled and provisional costs add up to; Reserved what open and
 // unknown calls still hold.
-func (s *postgresStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error) {
+func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -119,8 +120,8 @@ func (s *postgresStore) Summary(ctx context.Context, f SummaryFilter) ([]Summary
 	if err != nil {
 		return nil, s.wrapErr("summarising calls", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SummaryRow, error) {
-		var row SummaryRow
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.SummaryRow, error) {
+		var row ledger.SummaryRow
 		var spent, reserved int64
 		err := r.Scan(&row.RunLabel, &row.Vendor, &row.Endpoint, &row.Outcome, &row.Calls,
 			&row.Forwarded, &row.Replays, &row.CapHits, &row.Refused, &spent, &reserved)
@@ -132,7 +133,7 @@ func (s *postgresStore) Summary(ctx context.Context, f SummaryFilter) ([]Summary
 
 // PendingCalls lists a vendor's calls in a cost state that started before
 // the given time, oldest first.
-func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error) {
+func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -144,13 +145,13 @@ func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState stri
 
 // queryCalls runs a query selecting postgresCallColumns and returns the
 // calls and their seq numbers.
-func (s *postgresStore) queryCalls(ctx context.Context, q string, args ...any) ([]Call, []int64, error) {
+func (s *postgresStore) queryCalls(ctx context.Context, q string, args ...any) ([]ledger.Call, []int64, error) {
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer rows.Close()
-	var calls []Call
+	var calls []ledger.Call
 	var seqs []int64
 	for rows.Next() {
 		c, seq, err := scanPostgresCall(rows)
@@ -164,14 +165,14 @@ func (s *postgresStore) queryCalls(ctx context.Context, q string, args ...any) (
 }
 
 // scanPostgresCall reads postgresCallColumns.
-func scanPostgresCall(row pgx.Row) (Call, int64, error) {
-	var c Call
+func scanPostgresCall(row pgx.Row) (ledger.Call, int64, error) {
+	var c ledger.Call
 	var reserved, cost, seq int64
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
 		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
 		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &seq); err != nil {
-		return Call{}, 0, err
+		return ledger.Call{}, 0, err
 	}
 	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)
 	c.StartedAt = c.StartedAt.UTC()

@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -10,10 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 func init() {
-	RegisterBackend("postgres", openPostgres)
+	ledger.RegisterBackend("postgres", openPostgres)
 }
 
 // Defaults applied when the DSN does not say otherwise.
@@ -47,18 +49,18 @@ type postgresStore struct {
 
 // Interface guards.
 var (
-	_ Store      = (*postgresStore)(nil)
-	_ KeyWatcher = (*postgresStore)(nil)
+	_ ledger.Store      = (*postgresStore)(nil)
+	_ ledger.KeyWatcher = (*postgresStore)(nil)
 )
 
 // openPostgres connects to the server a postgres:// DSN names and applies
 // pending migrations. Pool settings pgx understands (pool_max_conns,
 // pool_max_conn_lifetime, connect_timeout...) may be given in the DSN.
-func openPostgres(ctx context.Context, dsn string, logger *zap.Logger) (Store, error) {
+func openPostgres(ctx context.Context, dsn string, logger *zap.Logger) (ledger.Store, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	redacted := RedactDSN(dsn)
+	redacted := ledger.RedactDSN(dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error may quote the DSN, password and all, so it is
@@ -111,7 +113,7 @@ func (s *postgresStore) Close() error {
 // ErrUnavailable: a handler still holding it after a reload must fail closed.
 func (s *postgresStore) wrapErr(op string, err error) error {
 	if err != nil && s.closed.Load() {
-		return fmt.Errorf("%s: %w: store closed", op, ErrUnavailable)
+		return fmt.Errorf("%s: %w: store closed", op, ledger.ErrUnavailable)
 	}
 	return postgresErr(op, err)
 }

@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -21,7 +22,7 @@ const sqliteTokenColumns = `t.id, t.hash, t.name, t.role, t.policy, t.daily_cap,
 // argument.
 const sqliteTokenFrom = `api_tokens t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = ?`
 
-func (s *sqliteStore) CreateToken(ctx context.Context, t Token) error {
+func (s *sqliteStore) CreateToken(ctx context.Context, t ledger.Token) error {
 	var policy sql.NullString
 	if len(t.Policy) > 0 {
 		if !json.Valid(t.Policy) {
@@ -47,38 +48,38 @@ func (s *sqliteStore) CreateToken(ctx context.Context, t Token) error {
 	return nil
 }
 
-func (s *sqliteStore) TokenByHash(ctx context.Context, h Hash) (Token, error) {
+func (s *sqliteStore) TokenByHash(ctx context.Context, h ledger.Hash) (ledger.Token, error) {
 	u, err := sqliteScanToken(s.read.QueryRowContext(ctx,
 		`SELECT `+sqliteTokenColumns+` FROM `+sqliteTokenFrom+` WHERE t.hash = ?`, int64(0), h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, fmt.Errorf("finding token by hash: %w", ErrNotFound)
+		return ledger.Token{}, fmt.Errorf("finding token by hash: %w", ledger.ErrNotFound)
 	}
 	if err != nil {
-		return Token{}, fmt.Errorf("finding token by hash: %w", s.mapErr(err))
+		return ledger.Token{}, fmt.Errorf("finding token by hash: %w", s.mapErr(err))
 	}
 	return u.Token, nil
 }
 
-func (s *sqliteStore) GetToken(ctx context.Context, id string, now time.Time) (TokenUsage, error) {
+func (s *sqliteStore) GetToken(ctx context.Context, id string, now time.Time) (ledger.TokenUsage, error) {
 	u, err := sqliteScanToken(s.read.QueryRowContext(ctx,
 		`SELECT `+sqliteTokenColumns+` FROM `+sqliteTokenFrom+` WHERE t.id = ?`, sqliteDay(now), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return TokenUsage{}, fmt.Errorf("getting token %s: %w", id, ErrNotFound)
+		return ledger.TokenUsage{}, fmt.Errorf("getting token %s: %w", id, ledger.ErrNotFound)
 	}
 	if err != nil {
-		return TokenUsage{}, fmt.Errorf("getting token %s: %w", id, s.mapErr(err))
+		return ledger.TokenUsage{}, fmt.Errorf("getting token %s: %w", id, s.mapErr(err))
 	}
 	return u, nil
 }
 
-func (s *sqliteStore) ListTokens(ctx context.Context, now time.Time) ([]TokenUsage, error) {
+func (s *sqliteStore) ListTokens(ctx context.Context, now time.Time) ([]ledger.TokenUsage, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteTokenColumns+` FROM `+sqliteTokenFrom+
 		` ORDER BY t.created_at DESC, t.id DESC`, sqliteDay(now))
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", s.mapErr(err))
 	}
 	defer rows.Close()
-	var out []TokenUsage
+	var out []ledger.TokenUsage
 	for rows.Next() {
 		u, err := sqliteScanToken(rows)
 		if err != nil {
@@ -92,8 +93,8 @@ func (s *sqliteStore) ListTokens(ctx context.Context, now time.Time) ([]TokenUsa
 	return out, nil
 }
 
-func (s *sqliteStore) RevokeToken(ctx context.Context, id string, now time.Time) (Token, error) {
-	var u TokenUsage
+func (s *sqliteStore) RevokeToken(ctx context.Context, id string, now time.Time) (ledger.Token, error) {
+	var u ledger.TokenUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		if err := sqliteRevokeRow(ctx, tx, "api_tokens", id, now); err != nil {
 			return err
@@ -104,12 +105,12 @@ func (s *sqliteStore) RevokeToken(ctx context.Context, id string, now time.Time)
 		return err
 	})
 	if err != nil {
-		return Token{}, fmt.Errorf("revoking token %s: %w", id, err)
+		return ledger.Token{}, fmt.Errorf("revoking token %s: %w", id, err)
 	}
 	return u.Token, nil
 }
 
-func (s *sqliteStore) RevokeKeys(ctx context.Context, f RevokeFilter, now time.Time) ([]string, error) {
+func (s *sqliteStore) RevokeKeys(ctx context.Context, f ledger.RevokeFilter, now time.Time) ([]string, error) {
 	var where []string
 	var args []any
 	if f.RunLabel != "" {
@@ -146,12 +147,12 @@ func (s *sqliteStore) RevokeKeys(ctx context.Context, f RevokeFilter, now time.T
 	return ids, nil
 }
 
-func (s *sqliteStore) PatchKey(ctx context.Context, id string, p KeyPatch) (Key, error) {
+func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch) (ledger.Key, error) {
 	var endpoints sql.NullString
 	if p.AllowedEndpoints != nil {
 		b, err := json.Marshal(p.AllowedEndpoints)
 		if err != nil {
-			return Key{}, fmt.Errorf("patching key %s: encoding allowed endpoints: %w", id, err)
+			return ledger.Key{}, fmt.Errorf("patching key %s: encoding allowed endpoints: %w", id, err)
 		}
 		endpoints = sql.NullString{String: string(b), Valid: true}
 	}
@@ -159,7 +160,7 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p KeyPatch) (Key,
 	if p.ExpiresAt != nil {
 		expires = sql.NullInt64{Int64: sqliteTime(*p.ExpiresAt), Valid: true}
 	}
-	var ku KeyUsage
+	var ku ledger.KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET
 				daily_cap = COALESCE(?, daily_cap),
@@ -174,21 +175,21 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p KeyPatch) (Key,
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			return ErrNotFound
+			return ledger.ErrNotFound
 		}
 		ku, err = sqliteScanKey(tx.QueryRowContext(ctx,
 			`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, int64(0), id))
 		return err
 	})
 	if err != nil {
-		return Key{}, fmt.Errorf("patching key %s: %w", id, err)
+		return ledger.Key{}, fmt.Errorf("patching key %s: %w", id, err)
 	}
 	return ku.Key, nil
 }
 
-func sqliteScanToken(row sqliteScanner) (TokenUsage, error) {
+func sqliteScanToken(row sqliteScanner) (ledger.TokenUsage, error) {
 	var (
-		u                     TokenUsage
+		u                     ledger.TokenUsage
 		hash                  []byte
 		policy                sql.NullString
 		dailyCap, totalCap    sql.NullInt64
@@ -199,10 +200,10 @@ func sqliteScanToken(row sqliteScanner) (TokenUsage, error) {
 	)
 	if err := row.Scan(&u.ID, &hash, &u.Name, &u.Role, &policy, &dailyCap, &totalCap,
 		&createdAt, &revokedAt, &spent, &reserved, &daySpent, &dayReserved); err != nil {
-		return TokenUsage{}, err
+		return ledger.TokenUsage{}, err
 	}
 	if len(hash) != len(u.Hash) {
-		return TokenUsage{}, fmt.Errorf("token %s: stored hash has %d bytes", u.ID, len(hash))
+		return ledger.TokenUsage{}, fmt.Errorf("token %s: stored hash has %d bytes", u.ID, len(hash))
 	}
 	copy(u.Hash[:], hash)
 	if policy.Valid {

@@ -1,10 +1,12 @@
-package ledger
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // sqliteFinish names the three ways a reserved call can end.
@@ -27,37 +29,37 @@ func (f sqliteFinish) String() string {
 	}
 }
 
-func (s *sqliteStore) Settle(ctx context.Context, callID string, st Settlement) error {
+func (s *sqliteStore) Settle(ctx context.Context, callID string, st ledger.Settlement) error {
 	return s.finish(ctx, callID, st, sqliteSettle)
 }
 
-func (s *sqliteStore) Release(ctx context.Context, callID string, st Settlement) error {
+func (s *sqliteStore) Release(ctx context.Context, callID string, st ledger.Settlement) error {
 	return s.finish(ctx, callID, st, sqliteRelease)
 }
 
-func (s *sqliteStore) MarkUnknown(ctx context.Context, callID string, st Settlement) error {
+func (s *sqliteStore) MarkUnknown(ctx context.Context, callID string, st ledger.Settlement) error {
 	return s.finish(ctx, callID, st, sqliteMarkUnknown)
 }
 
 // finish moves a call out of reserved/unknown/unpriced and the key's
 // counters with it, as store.go describes, in one transaction. A call in any
 // other state is left alone so a repeated or late settlement counts once.
-func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, how sqliteFinish) error {
-	newState := CostReleased
+func (s *sqliteStore) finish(ctx context.Context, callID string, st ledger.Settlement, how sqliteFinish) error {
+	newState := ledger.CostReleased
 	switch how {
 	case sqliteSettle:
 		newState = st.CostState
 		if newState == "" {
-			newState = CostSettled
+			newState = ledger.CostSettled
 		}
-		if newState != CostSettled && newState != CostUnpriced {
+		if newState != ledger.CostSettled && newState != ledger.CostUnpriced {
 			return fmt.Errorf("%s call %s: cost state %q is not settled or unpriced", how, callID, newState)
 		}
 		if st.Cost < 0 {
 			return fmt.Errorf("%s call %s: negative cost %d", how, callID, st.Cost)
 		}
 	case sqliteMarkUnknown:
-		newState = CostUnknown
+		newState = ledger.CostUnknown
 	}
 
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
@@ -70,7 +72,7 @@ func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, 
 }
 
 // sqliteFinishTx is finish inside the transaction tx.
-func sqliteFinishTx(ctx context.Context, tx *sqliteTx, callID string, st Settlement, how sqliteFinish, newState string) error {
+func sqliteFinishTx(ctx context.Context, tx *sqliteTx, callID string, st ledger.Settlement, how sqliteFinish, newState string) error {
 	var (
 		keyID               sql.NullString
 		day, reserved, cost int64
@@ -80,16 +82,16 @@ func sqliteFinishTx(ctx context.Context, tx *sqliteTx, callID string, st Settlem
 		`SELECT key_id, day, reserved, cost, cost_state FROM calls WHERE call_id = ?`, callID).
 		Scan(&keyID, &day, &reserved, &cost, &state)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
+		return ledger.ErrNotFound
 	}
 	if err != nil {
 		return err
 	}
-	if state != CostReserved && state != CostUnknown && state != CostUnpriced {
+	if state != ledger.CostReserved && state != ledger.CostUnknown && state != ledger.CostUnpriced {
 		return nil
 	}
 	held := int64(0)
-	if state == CostReserved || state == CostUnknown {
+	if state == ledger.CostReserved || state == ledger.CostUnknown {
 		held = reserved
 	}
 
@@ -104,7 +106,7 @@ func sqliteFinishTx(ctx context.Context, tx *sqliteTx, callID string, st Settlem
 	case sqliteMarkUnknown:
 		// Only a plain reservation becomes unknown; the counters stay.
 		newCost = cost
-		if state != CostReserved {
+		if state != ledger.CostReserved {
 			newState = state
 		}
 	}

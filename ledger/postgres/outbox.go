@@ -1,15 +1,17 @@
-package ledger
+package postgres
 
 import (
 	"context"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
-var _ Outbox = (*postgresStore)(nil)
+var _ ledger.Outbox = (*postgresStore)(nil)
 
-func (s *postgresStore) EnqueueEvent(ctx context.Context, e OutboxEvent) (bool, error) {
+func (s *postgresStore) EnqueueEvent(ctx context.Context, e ledger.OutboxEvent) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO alert_outbox
 		(id, webhook, dedupe_key, type, payload, created_at, next_attempt_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -21,7 +23,7 @@ func (s *postgresStore) EnqueueEvent(ctx context.Context, e OutboxEvent) (bool, 
 	return tag.RowsAffected() == 1, nil
 }
 
-func (s *postgresStore) ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEvent, error) {
+func (s *postgresStore) ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ledger.OutboxEvent, error) {
 	// SKIP LOCKED: senders on several nodes claim disjoint rows; the lease
 	// (next_attempt_at moved forward) keeps them claimed after the commit.
 	rows, err := s.pool.Query(ctx, `UPDATE alert_outbox o
@@ -36,8 +38,8 @@ func (s *postgresStore) ClaimEvents(ctx context.Context, now time.Time, lease ti
 	if err != nil {
 		return nil, s.wrapErr("claiming events", err)
 	}
-	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (OutboxEvent, error) {
-		var e OutboxEvent
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ledger.OutboxEvent, error) {
+		var e ledger.OutboxEvent
 		err := row.Scan(&e.ID, &e.Webhook, &e.DedupeKey, &e.Type, &e.Payload, &e.CreatedAt, &e.Attempts)
 		e.CreatedAt = e.CreatedAt.UTC()
 		return e, err
@@ -45,7 +47,7 @@ func (s *postgresStore) ClaimEvents(ctx context.Context, now time.Time, lease ti
 	if err != nil {
 		return nil, s.wrapErr("claiming events", err)
 	}
-	sortOutbox(events)
+	ledger.SortOutbox(events)
 	return events, nil
 }
 

@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
-func (s *sqliteStore) RecordRefusal(ctx context.Context, c Call) error {
+func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 	var finished sql.NullInt64
 	if c.FinishedAt != nil {
 		finished = sql.NullInt64{Int64: sqliteTime(*c.FinishedAt), Valid: true}
@@ -24,7 +25,7 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c Call) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
 			c.CallID, sqliteNullString(c.KeyID), c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint,
 			c.StatusCode, c.Outcome, sqliteNullInt64(c.VendorAmount), c.VendorCurrency, c.VendorTxnID,
-			c.IdempotencyKey, CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
+			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
 		return err
 	})
 	if err != nil {
@@ -44,7 +45,7 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 			WHEN cost_state IN (?, ?) THEN cost
 			ELSE 0 END), 0)
 		FROM calls WHERE key_id = ? AND vendor_txn_id = ? AND vendor = ?`,
-		CostReserved, CostUnknown, CostSettled, CostUnpriced, keyID, object, vendor).Scan(&sum)
+		ledger.CostReserved, ledger.CostUnknown, ledger.CostSettled, ledger.CostUnpriced, keyID, object, vendor).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("summing exposure of %s %q: %w", vendor, object, s.mapErr(err))
 	}
@@ -53,7 +54,7 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 
 const sqliteAuditCursorTag = "a1"
 
-func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string, error) {
+func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
 	limit, err := sqlitePageLimit(f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
@@ -112,7 +113,7 @@ func (s *sqliteStore) Audit(ctx context.Context, f AuditFilter) ([]Call, string,
 // replay names its original (replay_of); a call was forwarded when it held a
 // reservation (its cost state left none) or is a replay; a cap hit is its
 // outcome; every other call refused without a reservation is a refusal.
-func (s *sqliteStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error) {
+func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
 	where := []string{"1 = 1"}
 	var args []any
 	if f.RunLabel != "" {
@@ -141,9 +142,9 @@ func (s *sqliteStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRo
 		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 	}
 	defer rows.Close()
-	var out []SummaryRow
+	var out []ledger.SummaryRow
 	for rows.Next() {
-		var r SummaryRow
+		var r ledger.SummaryRow
 		var spent, reserved int64
 		if err := rows.Scan(&r.RunLabel, &r.Vendor, &r.Endpoint, &r.Outcome, &r.Calls, &r.Forwarded,
 			&r.Replays, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
@@ -158,7 +159,7 @@ func (s *sqliteStore) Summary(ctx context.Context, f SummaryFilter) ([]SummaryRo
 	return out, nil
 }
 
-func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error) {
+func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error) {
 	limit, err := sqlitePageLimit(limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing pending calls: %w", err)

@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
-func (s *sqliteStore) CreateKey(ctx context.Context, k Key) error {
+func (s *sqliteStore) CreateKey(ctx context.Context, k ledger.Key) error {
 	endpoints := k.AllowedEndpoints
 	if endpoints == nil {
 		endpoints = []string{}
@@ -46,36 +48,36 @@ func (s *sqliteStore) CreateKey(ctx context.Context, k Key) error {
 	return nil
 }
 
-func (s *sqliteStore) KeyByHash(ctx context.Context, h Hash) (Key, error) {
+func (s *sqliteStore) KeyByHash(ctx context.Context, h ledger.Hash) (ledger.Key, error) {
 	// The day only feeds usage columns that Key does not carry.
 	row := s.read.QueryRowContext(ctx,
 		`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.hash = ?`, int64(0), h[:])
 	ku, err := sqliteScanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Key{}, fmt.Errorf("finding key by hash: %w", ErrNotFound)
+		return ledger.Key{}, fmt.Errorf("finding key by hash: %w", ledger.ErrNotFound)
 	}
 	if err != nil {
-		return Key{}, fmt.Errorf("finding key by hash: %w", s.mapErr(err))
+		return ledger.Key{}, fmt.Errorf("finding key by hash: %w", s.mapErr(err))
 	}
 	return ku.Key, nil
 }
 
-func (s *sqliteStore) GetKey(ctx context.Context, id string, now time.Time) (KeyUsage, error) {
+func (s *sqliteStore) GetKey(ctx context.Context, id string, now time.Time) (ledger.KeyUsage, error) {
 	row := s.read.QueryRowContext(ctx,
 		`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, sqliteDay(now), id)
 	ku, err := sqliteScanKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return KeyUsage{}, fmt.Errorf("getting key %s: %w", id, ErrNotFound)
+		return ledger.KeyUsage{}, fmt.Errorf("getting key %s: %w", id, ledger.ErrNotFound)
 	}
 	if err != nil {
-		return KeyUsage{}, fmt.Errorf("getting key %s: %w", id, s.mapErr(err))
+		return ledger.KeyUsage{}, fmt.Errorf("getting key %s: %w", id, s.mapErr(err))
 	}
 	return ku, nil
 }
 
 const sqliteKeysCursorTag = "k1"
 
-func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, string, error) {
+func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error) {
 	limit, err := sqlitePageLimit(f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing keys: %w", err)
@@ -98,13 +100,13 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 	// The same rules as Key.Status: revocation wins, expiry at ExpiresAt.
 	switch f.Status {
 	case "":
-	case StatusActive:
+	case ledger.StatusActive:
 		where = append(where, "k.revoked_at IS NULL AND k.expires_at > ?")
 		args = append(args, now)
-	case StatusExpired:
+	case ledger.StatusExpired:
 		where = append(where, "k.revoked_at IS NULL AND k.expires_at <= ?")
 		args = append(args, now)
-	case StatusRevoked:
+	case ledger.StatusRevoked:
 		where = append(where, "k.revoked_at IS NOT NULL")
 	default:
 		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
@@ -126,7 +128,7 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 		return nil, "", fmt.Errorf("listing keys: %w", s.mapErr(err))
 	}
 	defer rows.Close()
-	var keys []KeyUsage
+	var keys []ledger.KeyUsage
 	for rows.Next() {
 		ku, err := sqliteScanKey(rows)
 		if err != nil {
@@ -146,8 +148,8 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, st
 	return keys, next, nil
 }
 
-func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (Key, error) {
-	var ku KeyUsage
+func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (ledger.Key, error) {
+	var ku ledger.KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		if err := sqliteRevokeRow(ctx, tx, "keys", id, now); err != nil {
 			return err
@@ -158,7 +160,7 @@ func (s *sqliteStore) RevokeKey(ctx context.Context, id string, now time.Time) (
 		return err
 	})
 	if err != nil {
-		return Key{}, fmt.Errorf("revoking key %s: %w", id, err)
+		return ledger.Key{}, fmt.Errorf("revoking key %s: %w", id, err)
 	}
 	return ku.Key, nil
 }
@@ -175,7 +177,7 @@ func sqliteRevokeRow(ctx context.Context, tx *sqliteTx, table, id string, now ti
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
-		return ErrNotFound
+		return ledger.ErrNotFound
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package ledger
+package sqlite
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -33,23 +34,23 @@ type sqliteBudget struct {
 // Reserve runs in one BEGIN IMMEDIATE transaction on the single write
 // connection: the key's counters cannot change between the cap check and
 // the reservation, so no interleaving of callers can exceed a cap.
-func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
+func (s *sqliteStore) Reserve(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	if r.Estimate < 0 || r.Minimum < 0 {
-		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d or minimum %d", r.CallID, r.Estimate, r.Minimum)
+		return ledger.ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d or minimum %d", r.CallID, r.Estimate, r.Minimum)
 	}
-	var res ReserveResult
+	var res ledger.ReserveResult
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		var err error
 		res, err = sqliteReserveTx(ctx, tx, r)
 		return err
 	})
 	if err != nil {
-		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: %w", r.CallID, err)
+		return ledger.ReserveResult{}, fmt.Errorf("reserving cost for call %s: %w", r.CallID, err)
 	}
 	return res, nil
 }
 
-func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (ReserveResult, error) {
+func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	day := sqliteDay(r.Now)
 	var k sqliteKeyState
 	var revokedAt sql.NullInt64
@@ -61,66 +62,66 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 		&k.vendor, &k.runLabel, &k.dailyCap, &k.totalCap, &k.expiresAt, &revokedAt,
 		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ErrNotFound)
+		return ledger.ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ledger.ErrNotFound)
 	}
 	if err != nil {
-		return ReserveResult{}, err
+		return ledger.ReserveResult{}, err
 	}
 	k.revoked = revokedAt.Valid
 
-	res := ReserveResult{RunLabel: k.runLabel}
+	res := ledger.ReserveResult{RunLabel: k.runLabel}
 	// The order of the checks is the contract: vendor, revocation, expiry,
 	// allowlist, idempotent replay, caps. A replay goes ahead even at the cap because
 	// the vendor will not charge it again.
 	switch {
 	case k.vendor != r.Vendor:
-		res.Outcome = OutcomeWrongVendor
+		res.Outcome = ledger.OutcomeWrongVendor
 	case k.revoked:
-		res.Outcome = OutcomeRevoked
+		res.Outcome = ledger.OutcomeRevoked
 	case sqliteTime(r.Now) >= k.expiresAt:
-		res.Outcome = OutcomeExpired
+		res.Outcome = ledger.OutcomeExpired
 	case !k.endpointAllowed:
 		// The allowlist as stored, not as a node cached it: a narrowing
 		// PATCH holds from the next call.
-		res.Outcome = OutcomeEndpointDenied
+		res.Outcome = ledger.OutcomeEndpointDenied
 	}
 	if res.Outcome == "" && r.IdempotencyKey != "" && r.ReplayWindow > 0 {
 		var orig sqliteOriginal
 		orig, err = sqliteFindOriginal(ctx, tx, r)
 		if err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
 		res.ReplayOf = orig.callID
 		switch {
 		case orig.callID == "":
 		case orig.requestHash != r.Fingerprint:
-			res.Outcome = OutcomeIdempotencyMismatch
-		case orig.costState == CostReserved:
-			res.Outcome = OutcomeIdempotencyInFlight
+			res.Outcome = ledger.OutcomeIdempotencyMismatch
+		case orig.costState == ledger.CostReserved:
+			res.Outcome = ledger.OutcomeIdempotencyInFlight
 		default:
-			res.Outcome = OutcomeIdempotentReplay
+			res.Outcome = ledger.OutcomeIdempotentReplay
 		}
 	}
 	held := int64(0)
 	if res.Outcome == "" {
 		if k.budget, err = sqliteReadBudget(ctx, tx, k.tokenID, day); err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
 		held = k.hold(int64(r.Estimate), int64(r.Minimum))
 		switch {
 		case held > 0 || r.Estimate == 0:
-			res.Outcome = OutcomeForwarded
+			res.Outcome = ledger.OutcomeForwarded
 		case k.keyOnly().hold(int64(r.Estimate), int64(r.Minimum)) > 0:
 			// The key alone would have let it through: the token's budget
 			// stopped it.
-			res.Outcome = OutcomeBudgetHit
+			res.Outcome = ledger.OutcomeBudgetHit
 		default:
-			res.Outcome = OutcomeCapHit
+			res.Outcome = ledger.OutcomeCapHit
 		}
 	}
-	costState := CostNone
-	if res.Outcome == OutcomeForwarded {
-		costState = CostReserved
+	costState := ledger.CostNone
+	if res.Outcome == ledger.OutcomeForwarded {
+		costState = ledger.CostReserved
 	}
 	res.Reserved = money.Micros(held)
 	res.Remaining = k.remaining(held)
@@ -130,24 +131,24 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ReserveRequest) (Reser
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome), held,
 		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, day, sqliteTime(r.Now)); err != nil {
-		return ReserveResult{}, err
+		return ledger.ReserveResult{}, err
 	}
 	switch res.Outcome {
-	case OutcomeForwarded:
+	case ledger.OutcomeForwarded:
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE keys SET reserved = reserved + ?, calls = calls + 1 WHERE id = ?`, held, r.KeyID); err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
 		if err := sqliteAddToDay(ctx, tx, r.KeyID, day, 0, held); err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
-	case OutcomeIdempotentReplay:
+	case ledger.OutcomeIdempotentReplay:
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET calls = calls + 1 WHERE id = ?`, r.KeyID); err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
-	case OutcomeCapHit, OutcomeBudgetHit:
+	case ledger.OutcomeCapHit, ledger.OutcomeBudgetHit:
 		if _, err := tx.ExecContext(ctx, `UPDATE keys SET cap_hits = cap_hits + 1 WHERE id = ?`, r.KeyID); err != nil {
-			return ReserveResult{}, err
+			return ledger.ReserveResult{}, err
 		}
 	}
 	return res, nil
@@ -167,12 +168,12 @@ type sqliteOriginal struct {
 // result for a request that failed validation) and unknown ones (the vendor
 // may never have seen them) do not count either: the retry may really move
 // money, so it is reserved anew.
-func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ReserveRequest) (sqliteOriginal, error) {
+func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (sqliteOriginal, error) {
 	var o sqliteOriginal
 	err := tx.QueryRowContext(ctx, `SELECT call_id, request_hash, cost_state FROM calls
 		WHERE key_id = ? AND idempotency_key = ? AND request_hash <> '' AND replay_of = ''
 		  AND cost_state IN (?, ?, ?) AND started_at > ?
-		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, CostReserved, CostSettled, CostUnpriced,
+		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, ledger.CostReserved, ledger.CostSettled, ledger.CostUnpriced,
 		sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&o.callID, &o.requestHash, &o.costState)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sqliteOriginal{}, nil
@@ -273,15 +274,15 @@ func sqliteReadBudget(ctx context.Context, tx *sqliteTx, tokenID string, day int
 // is the vendor's, recorded when it settles).
 func refusalStatus(outcome string) int {
 	switch outcome {
-	case OutcomeCapHit, OutcomeBudgetHit:
+	case ledger.OutcomeCapHit, ledger.OutcomeBudgetHit:
 		return 429
-	case OutcomeIdempotencyMismatch:
+	case ledger.OutcomeIdempotencyMismatch:
 		return 400
-	case OutcomeIdempotencyInFlight:
+	case ledger.OutcomeIdempotencyInFlight:
 		return 409
-	case OutcomeEndpointDenied:
+	case ledger.OutcomeEndpointDenied:
 		return 403
-	case OutcomeForwarded, OutcomeIdempotentReplay:
+	case ledger.OutcomeForwarded, ledger.OutcomeIdempotentReplay:
 		return 0
 	default:
 		return 401

@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // postgresErr wraps a driver error for the operation op, mapping it onto the
@@ -22,22 +24,22 @@ func postgresErr(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%s: %w", op, ErrNotFound)
+		return fmt.Errorf("%s: %w", op, ledger.ErrNotFound)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505": // unique_violation
-			return fmt.Errorf("%s: %w: %s", op, ErrConflict, pgErr.ConstraintName)
+			return fmt.Errorf("%s: %w: %s", op, ledger.ErrConflict, pgErr.ConstraintName)
 		case pgErr.Code == "P0002": // no_data_found, raised by our functions
-			return fmt.Errorf("%s: %w", op, ErrNotFound)
+			return fmt.Errorf("%s: %w", op, ledger.ErrNotFound)
 		case postgresServerUnavailable(pgErr.Code):
-			return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+			return fmt.Errorf("%s: %w: %w", op, ledger.ErrUnavailable, err)
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if postgresUnreachable(err) {
-		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", op, ledger.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

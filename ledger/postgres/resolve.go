@@ -1,4 +1,4 @@
-package ledger
+package postgres
 
 import (
 	"context"
@@ -7,15 +7,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
 // Resolve settles or releases an unresolved call and records the
 // resolution, in one transaction holding the call's row lock.
-func (s *postgresStore) Resolve(ctx context.Context, callID string, res Resolution) (Call, error) {
+func (s *postgresStore) Resolve(ctx context.Context, callID string, res ledger.Resolution) (ledger.Call, error) {
 	if !res.Release && res.Cost < 0 {
-		return Call{}, fmt.Errorf("resolving call %s: negative cost %s", callID, res.Cost)
+		return ledger.Call{}, fmt.Errorf("resolving call %s: negative cost %s", callID, res.Cost)
 	}
-	var c Call
+	var c ledger.Call
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			state   string
@@ -25,17 +27,17 @@ func (s *postgresStore) Resolve(ctx context.Context, callID string, res Resoluti
 		err := tx.QueryRow(ctx, `SELECT cost_state, started_at, status_code FROM calls WHERE call_id = $1 FOR UPDATE`, callID).
 			Scan(&state, &started, &status)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
+			return ledger.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
 		if !res.Resolvable(state, started) {
-			return ErrNotResolvable
+			return ledger.ErrNotResolvable
 		}
-		mode, newState, cost := "settle", CostSettled, res.Cost
+		mode, newState, cost := "settle", ledger.CostSettled, res.Cost
 		if res.Release {
-			mode, newState, cost = "release", CostReleased, 0
+			mode, newState, cost = "release", ledger.CostReleased, 0
 		}
 		var got string
 		if err := tx.QueryRow(ctx, `SELECT keybrake_finish($1, $2, $3, $4, $5, NULL, '', $6, '', $7)`,
@@ -49,11 +51,11 @@ func (s *postgresStore) Resolve(ctx context.Context, callID string, res Resoluti
 		c, _, err = scanPostgresCall(tx.QueryRow(ctx, `SELECT `+postgresCallColumns+` FROM calls WHERE call_id = $1`, callID))
 		return err
 	})
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotResolvable) {
-		return Call{}, fmt.Errorf("resolving call %s: %w", callID, err)
+	if errors.Is(err, ledger.ErrNotFound) || errors.Is(err, ledger.ErrNotResolvable) {
+		return ledger.Call{}, fmt.Errorf("resolving call %s: %w", callID, err)
 	}
 	if err != nil {
-		return Call{}, s.wrapErr("resolving call", err)
+		return ledger.Call{}, s.wrapErr("resolving call", err)
 	}
 	return c, nil
 }

@@ -1,14 +1,16 @@
-package ledger
+package sqlite
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/keybrake/keybrake/ledger"
 )
 
-var _ Outbox = (*sqliteStore)(nil)
+var _ ledger.Outbox = (*sqliteStore)(nil)
 
-func (s *sqliteStore) EnqueueEvent(ctx context.Context, e OutboxEvent) (bool, error) {
+func (s *sqliteStore) EnqueueEvent(ctx context.Context, e ledger.OutboxEvent) (bool, error) {
 	var added bool
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO alert_outbox
@@ -29,8 +31,8 @@ func (s *sqliteStore) EnqueueEvent(ctx context.Context, e OutboxEvent) (bool, er
 	return added, nil
 }
 
-func (s *sqliteStore) ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxEvent, error) {
-	var events []OutboxEvent
+func (s *sqliteStore) ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ledger.OutboxEvent, error) {
+	var events []ledger.OutboxEvent
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		// One writer: the UPDATE's own transaction is the claim.
 		rows, err := tx.QueryContext(ctx, `UPDATE alert_outbox
@@ -45,7 +47,7 @@ func (s *sqliteStore) ClaimEvents(ctx context.Context, now time.Time, lease time
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var e OutboxEvent
+			var e ledger.OutboxEvent
 			var created int64
 			if err := rows.Scan(&e.ID, &e.Webhook, &e.DedupeKey, &e.Type, &e.Payload, &created, &e.Attempts); err != nil {
 				return err
@@ -58,7 +60,7 @@ func (s *sqliteStore) ClaimEvents(ctx context.Context, now time.Time, lease time
 	if err != nil {
 		return nil, fmt.Errorf("claiming events: %w", err)
 	}
-	sortOutbox(events)
+	ledger.SortOutbox(events)
 	return events, nil
 }
 
