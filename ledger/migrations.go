@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // Migration is one embedded schema step of a backend, from a file named
@@ -44,4 +46,30 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	}
 	sort.Slice(steps, func(i, j int) bool { return steps[i].Version < steps[j].Version })
 	return steps, nil
+}
+
+// PendingMigrations returns the steps of steps whose version is not in
+// applied, in order. A schema newer than every step (a newer Keybrake
+// migrated it) is logged and kept: steps only add, so this build keeps
+// working; the warning is there in case it does not.
+func PendingMigrations(backend string, steps []Migration, applied []int, logger *zap.Logger) []Migration {
+	have := make(map[int]bool, len(applied))
+	newest := 0
+	for _, v := range applied {
+		have[v] = true
+		newest = max(newest, v)
+	}
+	if len(steps) > 0 && newest > steps[len(steps)-1].Version {
+		logger.Warn("ledger schema is newer than this build",
+			zap.String("backend", backend),
+			zap.Int("schema_version", newest),
+			zap.Int("build_version", steps[len(steps)-1].Version))
+	}
+	var pending []Migration
+	for _, m := range steps {
+		if !have[m.Version] {
+			pending = append(pending, m)
+		}
+	}
+	return pending
 }

@@ -38,7 +38,10 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 // Audit lists calls oldest first. The cursor is the position of the last
 // call returned.
 func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
-	limit := postgresPageLimit(f.Limit)
+	limit, err := ledger.PageLimit(f.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", err)
+	}
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -61,11 +64,11 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 		where = append(where, "started_at < "+arg(f.Until))
 	}
 	if f.Cursor != "" {
-		at, seq, err := decodePostgresCallCursor(f.Cursor)
+		after, err := ledger.DecodeCallCursor(f.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("listing calls: %w", err)
 		}
-		where = append(where, fmt.Sprintf("(started_at, seq) > (%s, %s)", arg(at), arg(seq)))
+		where = append(where, fmt.Sprintf("(started_at, seq) > (%s, %s)", arg(after.StartedAt), arg(after.Seq)))
 	}
 	q := `SELECT ` + postgresCallColumns + ` FROM calls`
 	if len(where) > 0 {
@@ -77,11 +80,9 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 	if err != nil {
 		return nil, "", s.wrapErr("listing calls", err)
 	}
-	next := ""
-	if len(calls) > limit {
-		calls = calls[:limit]
-		next = encodePostgresCallCursor(calls[limit-1].StartedAt, seqs[limit-1])
-	}
+	calls, next := ledger.TrimPage(calls, limit, func(last int) string {
+		return ledger.CallCursor{StartedAt: calls[last].StartedAt, Seq: seqs[last]}.Encode()
+	})
 	return calls, next, nil
 }
 
@@ -134,8 +135,9 @@ func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]
 // PendingCalls lists a vendor's calls in a cost state that started before
 // the given time, oldest first.
 func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error) {
-	if limit <= 0 {
-		return nil, nil
+	limit, err := ledger.PageLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", err)
 	}
 	calls, _, err := s.queryCalls(ctx, `SELECT `+postgresCallColumns+` FROM calls
 		WHERE vendor = $1 AND cost_state = $2 AND started_at < $3

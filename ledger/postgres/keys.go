@@ -65,7 +65,10 @@ func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]led
 	if now.IsZero() {
 		now = time.Now()
 	}
-	limit := postgresPageLimit(f.Limit)
+	limit, err := ledger.PageLimit(f.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing keys: %w", err)
+	}
 	args := []any{ledger.Day(now)}
 	arg := func(v any) string {
 		args = append(args, v)
@@ -93,11 +96,11 @@ func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]led
 		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
 	}
 	if f.Cursor != "" {
-		at, id, err := decodePostgresKeyCursor(f.Cursor)
+		after, err := ledger.DecodeKeyCursor(f.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("listing keys: %w", err)
 		}
-		where = append(where, fmt.Sprintf("(k.created_at, k.id) < (%s, %s)", arg(at), arg(id)))
+		where = append(where, fmt.Sprintf("(k.created_at, k.id) < (%s, %s)", arg(after.CreatedAt), arg(after.ID)))
 	}
 	q := `SELECT ` + postgresKeyColumns + `, ` + postgresUsageColumns + `
 		FROM vault_keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day = $1`
@@ -114,12 +117,9 @@ func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]led
 	if err != nil {
 		return nil, "", s.wrapErr("listing keys", err)
 	}
-	next := ""
-	if len(keys) > limit {
-		keys = keys[:limit]
-		last := keys[limit-1]
-		next = encodePostgresKeyCursor(last.CreatedAt, last.ID)
-	}
+	keys, next := ledger.TrimPage(keys, limit, func(last int) string {
+		return ledger.KeyCursor{CreatedAt: keys[last].CreatedAt, ID: keys[last].ID}.Encode()
+	})
 	return keys, next, nil
 }
 

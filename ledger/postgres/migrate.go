@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
 )
@@ -47,27 +46,11 @@ func (s *postgresStore) migrate(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return fmt.Errorf("reading schema_migrations: %w", err)
 		}
-		done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		done, err := pgx.CollectRows(rows, pgx.RowTo[int])
 		if err != nil {
 			return fmt.Errorf("reading schema_migrations: %w", err)
 		}
-		have := make(map[int]bool, len(done))
-		newest := 0
-		for _, v := range done {
-			have[int(v)] = true
-			newest = max(newest, int(v))
-		}
-		if len(steps) > 0 && newest > steps[len(steps)-1].Version {
-			// A newer Keybrake migrated this database. Its steps only add,
-			// so this one keeps working; say so in case it does not.
-			s.logger.Warn("postgres ledger schema is newer than this build",
-				zap.Int("schema_version", newest),
-				zap.Int("build_version", steps[len(steps)-1].Version))
-		}
-		for _, m := range steps {
-			if have[m.Version] {
-				continue
-			}
+		for _, m := range ledger.PendingMigrations("postgres", steps, done, s.logger) {
 			// No arguments: pgx sends it with the simple protocol, which
 			// takes a file of several statements.
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {

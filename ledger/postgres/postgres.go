@@ -15,7 +15,11 @@ import (
 )
 
 func init() {
-	ledger.RegisterBackend("postgres", openPostgres)
+	ledger.RegisterBackend(ledger.Backend{
+		Name:     "postgres",
+		Prefixes: []string{"postgres://", "postgresql://"},
+		Open:     openPostgres,
+	})
 }
 
 // Defaults applied when the DSN does not say otherwise.

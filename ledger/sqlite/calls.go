@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -52,10 +51,8 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 	return money.Micros(sum), nil
 }
 
-const sqliteAuditCursorTag = "a1"
-
 func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
-	limit, err := sqlitePageLimit(f.Limit)
+	limit, err := ledger.PageLimit(f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
 	}
@@ -79,16 +76,13 @@ func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger
 		args = append(args, sqliteTime(f.Until))
 	}
 	if f.Cursor != "" {
-		started, tie, err := sqliteDecodeCursor(sqliteAuditCursorTag, f.Cursor)
+		after, err := ledger.DecodeCallCursor(f.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("listing calls: %w", err)
 		}
-		seq, err := strconv.ParseInt(tie, 10, 64)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing calls: %w", errSQLiteBadCursor)
-		}
+		started := sqliteTime(after.StartedAt)
 		where = append(where, "(started_at > ? OR (started_at = ? AND seq > ?))")
-		args = append(args, started, started, seq)
+		args = append(args, started, started, after.Seq)
 	}
 	args = append(args, limit+1)
 	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls WHERE `+
@@ -100,12 +94,9 @@ func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
 	}
-	next := ""
-	if len(calls) > limit {
-		calls = calls[:limit]
-		next = sqliteEncodeCursor(sqliteAuditCursorTag,
-			sqliteTime(calls[limit-1].StartedAt), strconv.FormatInt(seqs[limit-1], 10))
-	}
+	calls, next := ledger.TrimPage(calls, limit, func(last int) string {
+		return ledger.CallCursor{StartedAt: calls[last].StartedAt, Seq: seqs[last]}.Encode()
+	})
 	return calls, next, nil
 }
 
@@ -160,7 +151,7 @@ func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]le
 }
 
 func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error) {
-	limit, err := sqlitePageLimit(limit)
+	limit, err := ledger.PageLimit(limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing pending calls: %w", err)
 	}

@@ -75,10 +75,8 @@ func (s *sqliteStore) GetKey(ctx context.Context, id string, now time.Time) (led
 	return ku, nil
 }
 
-const sqliteKeysCursorTag = "k1"
-
 func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error) {
-	limit, err := sqlitePageLimit(f.Limit)
+	limit, err := ledger.PageLimit(f.Limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing keys: %w", err)
 	}
@@ -112,12 +110,13 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledge
 		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
 	}
 	if f.Cursor != "" {
-		created, id, err := sqliteDecodeCursor(sqliteKeysCursorTag, f.Cursor)
+		after, err := ledger.DecodeKeyCursor(f.Cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("listing keys: %w", err)
 		}
+		created := sqliteTime(after.CreatedAt)
 		where = append(where, "(k.created_at < ? OR (k.created_at = ? AND k.id < ?))")
-		args = append(args, created, created, id)
+		args = append(args, created, created, after.ID)
 	}
 	// One row more than the page tells whether there is a next page.
 	args = append(args, limit+1)
@@ -139,12 +138,9 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledge
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("listing keys: %w", s.mapErr(err))
 	}
-	next := ""
-	if len(keys) > limit {
-		keys = keys[:limit]
-		last := keys[limit-1]
-		next = sqliteEncodeCursor(sqliteKeysCursorTag, sqliteTime(last.CreatedAt), last.ID)
-	}
+	keys, next := ledger.TrimPage(keys, limit, func(last int) string {
+		return ledger.KeyCursor{CreatedAt: keys[last].CreatedAt, ID: keys[last].ID}.Encode()
+	})
 	return keys, next, nil
 }
 

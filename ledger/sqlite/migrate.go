@@ -33,7 +33,13 @@ func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("creating schema_migrations: %w", err)
 	}
-	for _, m := range migrations {
+	done, err := sqliteAppliedVersions(ctx, db)
+	if err != nil {
+		return err
+	}
+	// Each pending step is checked again in its own transaction: another
+	// process may apply it meanwhile.
+	for _, m := range ledger.PendingMigrations("sqlite", migrations, done, logger) {
 		applied, err := sqliteApplyMigration(ctx, db, m)
 		if err != nil {
 			return err
@@ -44,6 +50,27 @@ func sqliteMigrate(ctx context.Context, db *sql.DB, logger *zap.Logger) error {
 		}
 	}
 	return nil
+}
+
+// sqliteAppliedVersions reads the versions schema_migrations records.
+func sqliteAppliedVersions(ctx context.Context, db *sql.DB) ([]int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var versions []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+		versions = append(versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	return versions, nil
 }
 
 // sqliteApplyMigration applies m unless its version is already recorded,

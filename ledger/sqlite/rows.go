@@ -154,16 +154,3 @@ func sqliteQueryCalls(rows *sql.Rows) ([]ledger.Call, []int64, error) {
 	}
 	return calls, seqs, rows.Err()
 }
-
-// sqlitePageLimit applies the Store's paging bounds: 0 means 100, at most 1000.
-func sqlitePageLimit(limit int) (int, error) {
-	switch {
-	case limit == 0:
-		return 100, nil
-	case limit < 0:
-		return 0, fmt.Errorf("limit %d is negative", limit)
-	case limit > 1000:
-		return 1000, nil
-	}
-	return limit, nil
-}

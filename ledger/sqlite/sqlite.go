@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	ledger.RegisterBackend("sqlite", openSQLite)
+	ledger.RegisterBackend(ledger.Backend{Name: "sqlite", Prefixes: []string{"sqlite:"}, Open: openSQLite})
 }
 
 // sqliteBusyTimeoutMS is how long a statement waits for another process's
