@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -14,10 +15,16 @@ import (
 // revocation, expiry and caps in the store itself. Entries live at most TTL,
 // and every node drops them all when any key changes (see Invalidate).
 type KeyCache struct {
-	store  Store
-	cache  *ristretto.Cache[string, Key]
-	ttl    time.Duration
+	store KeyLookup
+	cache *ristretto.Cache[string, Key]
+	// ttl is a time.Duration a config reload may change (SetTTL).
+	ttl    atomic.Int64
 	flight singleflight.Group
+}
+
+// KeyLookup is the part of a Store a KeyCache reads through.
+type KeyLookup interface {
+	KeyByHash(ctx context.Context, h Hash) (Key, error)
 }
 
 // DefaultKeyCacheTTL bounds how long a cached key is trusted for the checks
@@ -25,12 +32,9 @@ type KeyCache struct {
 const DefaultKeyCacheTTL = 5 * time.Second
 
 // NewKeyCache returns a cache of up to maxKeys keys in front of store.
-func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, error) {
+func NewKeyCache(store KeyLookup, maxKeys int64, ttl time.Duration) (*KeyCache, error) {
 	if maxKeys <= 0 {
 		maxKeys = 100_000
-	}
-	if ttl <= 0 {
-		ttl = DefaultKeyCacheTTL
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[string, Key]{
 		NumCounters: maxKeys * 10,
@@ -40,7 +44,27 @@ func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, erro
 	if err != nil {
 		return nil, fmt.Errorf("creating key cache: %w", err)
 	}
-	return &KeyCache{store: store, cache: c, ttl: ttl}, nil
+	kc := &KeyCache{store: store, cache: c}
+	kc.ttl.Store(int64(keyCacheTTL(ttl)))
+	return kc, nil
+}
+
+func keyCacheTTL(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return DefaultKeyCacheTTL
+	}
+	return ttl
+}
+
+// TTL is how long a key stays cached.
+func (c *KeyCache) TTL() time.Duration { return time.Duration(c.ttl.Load()) }
+
+// SetTTL changes how long keys stay cached (0: the default). A change drops
+// every cached key, so that none outlives the new TTL.
+func (c *KeyCache) SetTTL(ttl time.Duration) {
+	if old := c.ttl.Swap(int64(keyCacheTTL(ttl))); old != int64(keyCacheTTL(ttl)) {
+		c.cache.Clear()
+	}
 }
 
 // Lookup returns the key whose secret hashes to h. Concurrent misses for
@@ -56,7 +80,7 @@ func (c *KeyCache) Lookup(ctx context.Context, h Hash) (Key, error) {
 		if err != nil {
 			return Key{}, err
 		}
-		c.cache.SetWithTTL(id, k, 1, c.ttl)
+		c.cache.SetWithTTL(id, k, 1, c.TTL())
 		return k, nil
 	})
 	if err != nil {
