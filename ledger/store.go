@@ -1,8 +1,9 @@
 // Package ledger keeps Keybrake's vault keys, reservations and call records.
 //
 // A Store is the single source of truth for spend. Every backend (Postgres for
-// a fleet, embedded SQLite for one node) implements the same contract, tested
-// by the shared suite in ledger/ledgertest:
+// a fleet, in ledger/postgres; embedded SQLite for one node, in ledger/sqlite)
+// registers itself with Open and implements the same contract, tested by the
+// shared suite in ledger/ledgertest:
 //
 //   - Reserve is atomic: it checks that the key exists, belongs to the vendor,
 //     is not revoked or expired, and that spent + reserved + estimate stays

@@ -19,7 +19,7 @@ const postgresKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.
 // postgresUsageColumns follow postgresKeyColumns for a KeyUsage; they expect
 // the key's day row joined as d.
 // A key's calls are its row's count (spend calls, replays) plus its sharded
-// zero-cost count (see migrations/postgres/0002_reserve.sql).
+// zero-cost count (see migrations/0002_reserve.sql).
 const postgresUsageColumns = `k.spent, k.reserved, coalesce(d.spent, 0), coalesce(d.reserved, 0),
 	k.calls + coalesce((SELECT sum(s.calls) FROM key_call_shards s WHERE s.key_id = k.id), 0)::bigint, k.cap_hits`
 

@@ -1,3 +1,6 @@
+// Package postgres is the ledger backend for a fleet of nodes sharing one
+// PostgreSQL. Importing it registers it with ledger.Open for postgres://…
+// and postgresql://… DSNs.
 package postgres
 
 import (
@@ -34,7 +37,7 @@ const (
 
 // postgresStore is the ledger for a fleet of nodes sharing one PostgreSQL.
 // Everything that must be atomic across nodes happens in one SQL function
-// call (see migrations/postgres/0002_reserve.sql); the Go side only maps
+// call (see migrations/0002_reserve.sql); the Go side only maps
 // arguments, rows and errors.
 type postgresStore struct {
 	pool   *pgxpool.Pool

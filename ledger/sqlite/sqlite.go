@@ -1,3 +1,5 @@
+// Package sqlite is the embedded ledger backend: one SQLite file serving
+// one node. Importing it registers it with ledger.Open for sqlite:PATH DSNs.
 package sqlite
 
 import (
