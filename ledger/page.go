@@ -120,3 +120,32 @@ func decodeCursor(tag, cursor string) (time.Time, string, error) {
 	}
 	return time.Unix(0, nanos).UTC(), parts[2], nil
 }
+
+// Page checks what every backend checks before it lists keys: the limit
+// (PageLimit), the status and the cursor, which is nil on the first page.
+func (f KeyFilter) Page() (limit int, after *KeyCursor, err error) {
+	switch f.Status {
+	case "", StatusActive, StatusExpired, StatusRevoked:
+	default:
+		return 0, nil, fmt.Errorf("unknown status %q", f.Status)
+	}
+	return page(f.Limit, f.Cursor, DecodeKeyCursor)
+}
+
+// Page checks what every backend checks before it lists calls: the limit
+// (PageLimit) and the cursor, which is nil on the first page.
+func (f AuditFilter) Page() (limit int, after *CallCursor, err error) {
+	return page(f.Limit, f.Cursor, DecodeCallCursor)
+}
+
+func page[C any](limit int, cursor string, decode func(string) (C, error)) (int, *C, error) {
+	limit, err := PageLimit(limit)
+	if err != nil || cursor == "" {
+		return limit, nil, err
+	}
+	c, err := decode(cursor)
+	if err != nil {
+		return 0, nil, err
+	}
+	return limit, &c, nil
+}

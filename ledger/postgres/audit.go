@@ -38,7 +38,7 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 // Audit lists calls oldest first. The cursor is the position of the last
 // call returned.
 func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
-	limit, err := ledger.PageLimit(f.Limit)
+	limit, after, err := f.Page()
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
 	}
@@ -63,11 +63,7 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 	if !f.Until.IsZero() {
 		where = append(where, "started_at < "+arg(f.Until))
 	}
-	if f.Cursor != "" {
-		after, err := ledger.DecodeCallCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing calls: %w", err)
-		}
+	if after != nil {
 		where = append(where, fmt.Sprintf("(started_at, seq) > (%s, %s)", arg(after.StartedAt), arg(after.Seq)))
 	}
 	q := `SELECT ` + postgresCallColumns + ` FROM calls`

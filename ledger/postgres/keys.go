@@ -65,7 +65,7 @@ func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]led
 	if now.IsZero() {
 		now = time.Now()
 	}
-	limit, err := ledger.PageLimit(f.Limit)
+	limit, after, err := f.Page()
 	if err != nil {
 		return nil, "", fmt.Errorf("listing keys: %w", err)
 	}
@@ -92,14 +92,8 @@ func (s *postgresStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]led
 		where = append(where, "k.revoked_at IS NULL AND k.expires_at <= "+arg(now))
 	case ledger.StatusRevoked:
 		where = append(where, "k.revoked_at IS NOT NULL")
-	default:
-		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
 	}
-	if f.Cursor != "" {
-		after, err := ledger.DecodeKeyCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing keys: %w", err)
-		}
+	if after != nil {
 		where = append(where, fmt.Sprintf("(k.created_at, k.id) < (%s, %s)", arg(after.CreatedAt), arg(after.ID)))
 	}
 	q := `SELECT ` + postgresKeyColumns + `, ` + postgresUsageColumns + `

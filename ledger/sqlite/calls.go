@@ -52,7 +52,7 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 }
 
 func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
-	limit, err := ledger.PageLimit(f.Limit)
+	limit, after, err := f.Page()
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
 	}
@@ -75,11 +75,7 @@ func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger
 		where = append(where, "started_at < ?")
 		args = append(args, sqliteTime(f.Until))
 	}
-	if f.Cursor != "" {
-		after, err := ledger.DecodeCallCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing calls: %w", err)
-		}
+	if after != nil {
 		started := sqliteTime(after.StartedAt)
 		where = append(where, "(started_at > ? OR (started_at = ? AND seq > ?))")
 		args = append(args, started, started, after.Seq)

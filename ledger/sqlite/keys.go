@@ -76,7 +76,7 @@ func (s *sqliteStore) GetKey(ctx context.Context, id string, now time.Time) (led
 }
 
 func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error) {
-	limit, err := ledger.PageLimit(f.Limit)
+	limit, after, err := f.Page()
 	if err != nil {
 		return nil, "", fmt.Errorf("listing keys: %w", err)
 	}
@@ -106,14 +106,8 @@ func (s *sqliteStore) ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledge
 		args = append(args, now)
 	case ledger.StatusRevoked:
 		where = append(where, "k.revoked_at IS NOT NULL")
-	default:
-		return nil, "", fmt.Errorf("listing keys: unknown status %q", f.Status)
 	}
-	if f.Cursor != "" {
-		after, err := ledger.DecodeKeyCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("listing keys: %w", err)
-		}
+	if after != nil {
 		created := sqliteTime(after.CreatedAt)
 		where = append(where, "(k.created_at < ? OR (k.created_at = ? AND k.id < ?))")
 		args = append(args, created, created, after.ID)
