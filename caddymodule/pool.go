@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	// The backends a ledger DSN may name register themselves.
 	_ "github.com/keybrake/keybrake/ledger/postgres"
 	_ "github.com/keybrake/keybrake/ledger/sqlite"
 )
