@@ -11,5 +11,6 @@ import (
 	// The Caddy modules.
 	_ "github.com/keybrake/keybrake/caddymodule"
 	// The ledger backends register themselves with the ledger package.
-	_ "github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/postgres"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 )

@@ -25,12 +25,18 @@ type TokenReader interface {
 	GetToken(ctx context.Context, id string, now time.Time) (ledger.TokenUsage, error)
 }
 
+// EventEnqueuer is the part of the ledger's outbox an Alerter writes to
+// (a ledger.Outbox is one).
+type EventEnqueuer interface {
+	EnqueueEvent(ctx context.Context, e ledger.OutboxEvent) (bool, error)
+}
+
 // Alerter notices events and writes them to the outbox, one row per
 // webhook that wants them. Its methods are safe for concurrent use and
 // never fail the call that raised them: an outbox that cannot be written
 // is logged.
 type Alerter struct {
-	Outbox ledger.Outbox
+	Outbox EventEnqueuer
 	Keys   KeyReader
 	// Tokens, when set, lets settled calls of token-issued keys raise
 	// budget.threshold.

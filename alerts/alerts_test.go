@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 )
 

@@ -24,6 +24,14 @@ const (
 	DefaultBatch       = 10
 )
 
+// EventClaimer is the part of the ledger's outbox a Sender uses: it claims
+// due events and records how each delivery went (a ledger.Outbox is one).
+type EventClaimer interface {
+	ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]ledger.OutboxEvent, error)
+	EventDelivered(ctx context.Context, id string, now time.Time) error
+	EventFailed(ctx context.Context, id string, lastError string, next time.Time, giveUp bool) error
+}
+
 // Sender delivers the outbox's events: it claims due events, POSTs each to
 // its webhook, signed, and marks it delivered on a 2xx answer; any other
 // answer or error schedules a retry with exponential backoff (MinBackoff
@@ -32,7 +40,7 @@ const (
 // outbox's leases; an event may be sent twice if a sender dies between the
 // receiver's answer and marking it delivered, never zero times.
 type Sender struct {
-	Outbox   ledger.Outbox
+	Outbox   EventClaimer
 	Webhooks []Webhook
 	// Client sends the requests. Default: an http.Client with Timeout.
 	Client *http.Client

@@ -52,7 +52,8 @@ type App struct {
 
 	// KeyCacheTTL bounds how long a key looked up by its hash is cached.
 	// Revocation does not depend on it: the ledger checks revocation when
-	// it reserves. Default: 5s.
+	// it reserves. A reload that changes it applies it to the running
+	// ledger (and empties the cache). Default: 5s.
 	KeyCacheTTL caddy.Duration `json:"key_cache_ttl,omitempty"`
 
 	// StaleReservationAfter is how long a call may stay reserved, with no
@@ -102,6 +103,8 @@ type App struct {
 	// alerts writes events to the outbox; nil without webhooks (its
 	// methods then do nothing).
 	alerts *alerts.Alerter
+	// ledgerUse is this config's hold on ledger, given back by Cleanup.
+	ledgerUse *ledgerUse
 }
 
 // vendorRuntime is a provisioned vendor.
@@ -205,11 +208,11 @@ func (a *App) await(ctx context.Context) error {
 // handlers registered with whenLedger on it, and starts the background
 // jobs (Twilio price reconcilers, the stale-reservation sweeper).
 func (a *App) Start() error {
-	h, err := openLedger(a.ctx, a.dsn, time.Duration(a.KeyCacheTTL), a.logger)
+	h, use, err := openLedger(a.ctx, a.dsn, time.Duration(a.KeyCacheTTL), a.logger)
 	if err != nil {
 		return err
 	}
-	a.ledger = h
+	a.ledger, a.ledgerUse = h, use
 	// Before the handlers are built: the gate and the key API enqueue
 	// alerts through a.alerts.
 	if err := a.startAlerts(); err != nil {
@@ -300,7 +303,7 @@ func (a *App) Cleanup() error {
 		a.jobs.stop()
 	}
 	if a.ledger != nil {
-		return a.ledger.release()
+		return a.ledger.release(a.ledgerUse)
 	}
 	return nil
 }

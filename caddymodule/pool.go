@@ -3,12 +3,17 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	// The backends a ledger DSN may name register themselves.
+	_ "github.com/keybrake/keybrake/ledger/postgres"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 )
 
 // ledgers holds one open ledger per DSN across config reloads: a reload
@@ -22,15 +27,36 @@ type ledgerHandle struct {
 	keys   *ledger.KeyCache
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// log is where the store, the key watcher and the handle log: the
+	// logger of the config whose settings apply (see users).
+	log    *swappableLogger
+	logger *zap.Logger
+
+	mu sync.Mutex
+	// users are the configs holding the ledger, in the order they
+	// started. The last one's key_cache_ttl and logger apply: a reload
+	// starts the new config before it stops the old one, and a reload that
+	// fails gives the ledger back to the config still running.
+	users []*ledgerUse
+}
+
+// ledgerUse is one config's hold on a pooled ledger, with its settings.
+type ledgerUse struct {
+	cacheTTL time.Duration
+	logger   *zap.Logger
 }
 
 // openLedger loads the ledger for dsn from the pool, opening it if no
-// running config has it yet.
-func openLedger(ctx caddy.Context, dsn string, cacheTTL time.Duration, logger *zap.Logger) (*ledgerHandle, error) {
+// running config has it yet, and applies this config's key cache TTL and
+// logger to it. The ledgerUse is what release gives back.
+func openLedger(ctx caddy.Context, dsn string, cacheTTL time.Duration, logger *zap.Logger) (*ledgerHandle, *ledgerUse, error) {
 	v, _, err := ledgers.LoadOrNew(dsn, func() (caddy.Destructor, error) {
+		log := newSwappableLogger(logger)
+		pooledLogger := log.logger(logger)
 		openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		store, err := ledger.Open(openCtx, dsn, logger)
+		store, err := ledger.Open(openCtx, dsn, pooledLogger)
 		if err != nil {
 			return nil, fmt.Errorf("opening ledger %s: %w", ledger.RedactDSN(dsn), err)
 		}
@@ -42,13 +68,14 @@ func openLedger(ctx caddy.Context, dsn string, cacheTTL time.Duration, logger *z
 		// The watcher outlives this config (it belongs to the pooled
 		// ledger), so it gets its own context, cancelled by Destruct.
 		watchCtx, stop := context.WithCancel(context.Background())
-		h := &ledgerHandle{dsn: dsn, store: store, keys: keys, cancel: stop, done: make(chan struct{})}
+		h := &ledgerHandle{dsn: dsn, store: store, keys: keys, cancel: stop, done: make(chan struct{}),
+			log: log, logger: pooledLogger}
 		if w, ok := store.(ledger.KeyWatcher); ok {
 			go func() {
 				defer close(h.done)
 				err := w.WatchKeys(watchCtx, keys.Invalidate)
 				if err != nil && watchCtx.Err() == nil {
-					logger.Error("watching key changes", zap.Error(err))
+					pooledLogger.Error("watching key changes", zap.Error(err))
 				}
 			}()
 		} else {
@@ -58,13 +85,33 @@ func openLedger(ctx caddy.Context, dsn string, cacheTTL time.Duration, logger *z
 		return h, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return v.(*ledgerHandle), nil
+	h := v.(*ledgerHandle)
+	use := &ledgerUse{cacheTTL: cacheTTL, logger: logger}
+	h.mu.Lock()
+	h.users = append(h.users, use)
+	h.applyLocked()
+	h.mu.Unlock()
+	return h, use, nil
+}
+
+// applyLocked applies the settings of the last config holding the ledger.
+func (h *ledgerHandle) applyLocked() {
+	if len(h.users) == 0 {
+		return
+	}
+	latest := h.users[len(h.users)-1]
+	h.keys.SetTTL(latest.cacheTTL)
+	h.log.set(latest.logger)
 }
 
 // release drops this config's hold; the last one closes the ledger.
-func (h *ledgerHandle) release() error {
+func (h *ledgerHandle) release(use *ledgerUse) error {
+	h.mu.Lock()
+	h.users = slices.DeleteFunc(h.users, func(u *ledgerUse) bool { return u == use })
+	h.applyLocked()
+	h.mu.Unlock()
 	_, err := ledgers.Delete(h.dsn)
 	return err
 }
@@ -74,7 +121,9 @@ func (h *ledgerHandle) Destruct() error {
 	h.cancel()
 	<-h.done
 	h.keys.Close()
-	return h.store.Close()
+	err := h.store.Close()
+	h.logger.Info("ledger closed", zap.String("ledger", ledger.RedactDSN(h.dsn)))
+	return err
 }
 
 // Interface guard.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keybrake/keybrake/keyapi"
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 )
 

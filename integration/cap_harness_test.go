@@ -20,6 +20,8 @@ import (
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/postgres"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )

@@ -63,12 +63,16 @@ func errNotFound(msg string) *apiError {
 }
 
 // writeError answers err. An *apiError is shown as is; a store error that
-// wraps ledger.ErrUnavailable is a 503; anything else is a 500 whose details
+// wraps ledger.ErrInvalidPage is a 400, one that wraps ledger.ErrUnavailable
+// a 503; anything else is a 500 whose details
 // go to the log only.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
+	case errors.Is(err, ledger.ErrInvalidPage):
+		// limitParam refuses a bad limit first, so it is the cursor.
+		ae = invalidField("cursor", "cursor is not the next_cursor of a page of this listing")
 	case errors.Is(err, ledger.ErrUnavailable):
 		h.log.Warn("key API: ledger unavailable", zap.String("method", r.Method),
 			zap.String("path", r.URL.Path), zap.Error(err))

@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
-	"github.com/keybrake/keybrake/money"
 )
 
-// fakeStore is an in-memory ledger.Store for the handler tests: a
+// fakeStore is an in-memory Ledger for the handler tests: a
 // mutex-guarded map with offset cursors. It is not a production store and
 // implements only what the key API uses.
 type fakeStore struct {
@@ -37,7 +36,7 @@ type fakeStore struct {
 	createCalls    int
 }
 
-var _ ledger.Store = (*fakeStore)(nil)
+var _ Ledger = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{keys: map[string]*ledger.KeyUsage{}, summary: map[string][]ledger.SummaryRow{}}
@@ -69,20 +68,6 @@ func (s *fakeStore) CreateKey(_ context.Context, k ledger.Key) error {
 	s.keys[k.ID] = &ledger.KeyUsage{Key: k}
 	s.order = append(s.order, k.ID)
 	return nil
-}
-
-func (s *fakeStore) KeyByHash(_ context.Context, h ledger.Hash) (ledger.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return ledger.Key{}, s.err
-	}
-	for _, u := range s.keys {
-		if u.Hash == h {
-			return u.Key, nil
-		}
-	}
-	return ledger.Key{}, ledger.ErrNotFound
 }
 
 func (s *fakeStore) GetKey(_ context.Context, id string, _ time.Time) (ledger.KeyUsage, error) {
@@ -238,32 +223,10 @@ func (s *fakeStore) lastAuditFilter() ledger.AuditFilter {
 	return s.auditFilters[len(s.auditFilters)-1]
 }
 
-// Methods the key API never calls.
-
-func (s *fakeStore) Reserve(context.Context, ledger.ReserveRequest) (ledger.ReserveResult, error) {
-	return ledger.ReserveResult{}, errFakeUnsupported
-}
-func (s *fakeStore) Settle(context.Context, string, ledger.Settlement) error {
-	return errFakeUnsupported
-}
-func (s *fakeStore) Release(context.Context, string, ledger.Settlement) error {
-	return errFakeUnsupported
-}
-func (s *fakeStore) MarkUnknown(context.Context, string, ledger.Settlement) error {
-	return errFakeUnsupported
-}
-func (s *fakeStore) RecordRefusal(context.Context, ledger.Call) error { return errFakeUnsupported }
-func (s *fakeStore) ObjectExposure(context.Context, string, string, string) (money.Micros, error) {
-	return 0, errFakeUnsupported
-}
-func (s *fakeStore) PendingCalls(context.Context, string, string, time.Time, int) ([]ledger.Call, error) {
-	return nil, errFakeUnsupported
-}
+// The key API resolves on the real embedded ledger only (resolve_test.go).
 func (s *fakeStore) Resolve(context.Context, string, ledger.Resolution) (ledger.Call, error) {
 	return ledger.Call{}, errFakeUnsupported
 }
-func (s *fakeStore) Ping(context.Context) error { return nil }
-func (s *fakeStore) Close() error               { return nil }
 
 // The fake has no stored tokens: every bearer token but the configured
 // ones is unknown. The token and patch endpoints are tested on the real

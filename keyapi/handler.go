@@ -7,6 +7,7 @@
 package keyapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -30,10 +31,32 @@ const (
 	DefaultDefaultTTL = time.Hour
 )
 
+// Ledger is the part of the ledger the key API uses: keys, API tokens,
+// the audit and its summaries, and resolving a call. It never reserves or
+// settles: that is the gate's. A ledger.Store is one.
+type Ledger interface {
+	CreateKey(ctx context.Context, k ledger.Key) error
+	GetKey(ctx context.Context, id string, now time.Time) (ledger.KeyUsage, error)
+	ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error)
+	RevokeKey(ctx context.Context, id string, now time.Time) (ledger.Key, error)
+	RevokeKeys(ctx context.Context, f ledger.RevokeFilter, now time.Time) ([]string, error)
+	PatchKey(ctx context.Context, id string, p ledger.KeyPatch) (ledger.Key, error)
+
+	CreateToken(ctx context.Context, t ledger.Token) error
+	TokenByHash(ctx context.Context, h ledger.Hash) (ledger.Token, error)
+	GetToken(ctx context.Context, id string, now time.Time) (ledger.TokenUsage, error)
+	ListTokens(ctx context.Context, now time.Time) ([]ledger.TokenUsage, error)
+	RevokeToken(ctx context.Context, id string, now time.Time) (ledger.Token, error)
+
+	Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error)
+	Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error)
+	Resolve(ctx context.Context, callID string, res ledger.Resolution) (ledger.Call, error)
+}
+
 // Config configures a Handler.
 type Config struct {
 	// Store is the ledger. Required.
-	Store ledger.Store
+	Store Ledger
 	// Tokens are the bearer tokens accepted by the API. Blank entries are
 	// ignored (an unset {env.KEYBRAKE_API_TOKEN} placeholder becomes one);
 	// with no token at all the API refuses every call.
@@ -68,7 +91,7 @@ const (
 // Handler serves the key API. It implements http.Handler for paths that
 // start with PathPrefix; any other path is answered 404.
 type Handler struct {
-	store      ledger.Store
+	store      Ledger
 	tokens     [][sha256.Size]byte
 	vendors    map[string]bool
 	vendorList []string

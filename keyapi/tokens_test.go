@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 )
 
 // ledgerEnv is a Handler on the real embedded ledger, for the token, role,

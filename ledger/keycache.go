@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -16,10 +17,16 @@ import (
 // itself. Entries live at most TTL, and every node drops them all when any
 // key changes (see Invalidate).
 type KeyCache struct {
-	store  Store
-	cache  *ristretto.Cache[string, CachedKey]
-	ttl    time.Duration
+	store KeyLookup
+	cache *ristretto.Cache[string, CachedKey]
+	// ttl is a time.Duration a config reload may change (SetTTL).
+	ttl    atomic.Int64
 	flight singleflight.Group
+}
+
+// KeyLookup is the part of a Store a KeyCache reads through.
+type KeyLookup interface {
+	KeyByHash(ctx context.Context, h Hash) (Key, error)
 }
 
 // DefaultKeyCacheTTL bounds how long a cached key is trusted for the checks
@@ -27,12 +34,9 @@ type KeyCache struct {
 const DefaultKeyCacheTTL = 5 * time.Second
 
 // NewKeyCache returns a cache of up to maxKeys keys in front of store.
-func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, error) {
+func NewKeyCache(store KeyLookup, maxKeys int64, ttl time.Duration) (*KeyCache, error) {
 	if maxKeys <= 0 {
 		maxKeys = 100_000
-	}
-	if ttl <= 0 {
-		ttl = DefaultKeyCacheTTL
 	}
 	c, err := ristretto.NewCache(&ristretto.Config[string, CachedKey]{
 		NumCounters: maxKeys * 10,
@@ -42,7 +46,27 @@ func NewKeyCache(store Store, maxKeys int64, ttl time.Duration) (*KeyCache, erro
 	if err != nil {
 		return nil, fmt.Errorf("creating key cache: %w", err)
 	}
-	return &KeyCache{store: store, cache: c, ttl: ttl}, nil
+	kc := &KeyCache{store: store, cache: c}
+	kc.ttl.Store(int64(keyCacheTTL(ttl)))
+	return kc, nil
+}
+
+func keyCacheTTL(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return DefaultKeyCacheTTL
+	}
+	return ttl
+}
+
+// TTL is how long a key stays cached.
+func (c *KeyCache) TTL() time.Duration { return time.Duration(c.ttl.Load()) }
+
+// SetTTL changes how long keys stay cached (0: the default). A change drops
+// every cached key, so that none outlives the new TTL.
+func (c *KeyCache) SetTTL(ttl time.Duration) {
+	if old := c.ttl.Swap(int64(keyCacheTTL(ttl))); old != int64(keyCacheTTL(ttl)) {
+		c.cache.Clear()
+	}
 }
 
 // CachedKey is a key as the gate uses it, with its allowlist compiled once,
@@ -71,7 +95,7 @@ func (c *KeyCache) Lookup(ctx context.Context, h Hash) (CachedKey, error) {
 		}
 		ck := CachedKey{Key: k}
 		ck.Allowlist, ck.AllowlistErrors = allowlist.Compile(k.AllowedEndpoints)
-		c.cache.SetWithTTL(id, ck, 1, c.ttl)
+		c.cache.SetWithTTL(id, ck, 1, c.TTL())
 		return ck, nil
 	})
 	if err != nil {

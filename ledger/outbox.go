@@ -53,8 +53,8 @@ type Outbox interface {
 	PendingEvents(ctx context.Context) (int, error)
 }
 
-// sortOutbox puts claimed events oldest first (RETURNING keeps no order).
-func sortOutbox(events []OutboxEvent) {
+// SortOutbox puts claimed events oldest first (RETURNING keeps no order).
+func SortOutbox(events []OutboxEvent) {
 	sort.SliceStable(events, func(i, j int) bool {
 		if !events[i].CreatedAt.Equal(events[j].CreatedAt) {
 			return events[i].CreatedAt.Before(events[j].CreatedAt)

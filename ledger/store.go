@@ -1,8 +1,9 @@
 // Package ledger keeps Keybrake's vault keys, reservations and call records.
 //
 // A Store is the single source of truth for spend. Every backend (Postgres for
-// a fleet, embedded SQLite for one node) implements the same contract, tested
-// by the shared suite in ledger/ledgertest:
+// a fleet, in ledger/postgres; embedded SQLite for one node, in ledger/sqlite)
+// registers itself with Open and implements the same contract, tested by the
+// shared suite in ledger/ledgertest:
 //
 //   - Reserve is atomic: it checks that the key exists, belongs to the vendor,
 //     is not revoked or expired, and that spent + reserved + estimate stays
@@ -274,7 +275,7 @@ type KeyFilter struct {
 	Status   string // active|expired|revoked, evaluated at Now
 	Now      time.Time
 	Cursor   string // opaque; from a previous page
-	Limit    int    // 1..1000; 0 means 100
+	Limit    int    // see PageLimit: 0 means 100, at most 1000, negative refused
 }
 
 // AuditFilter selects calls for Audit. Empty fields do not filter.
@@ -289,7 +290,7 @@ type AuditFilter struct {
 	Since       time.Time // inclusive, on StartedAt
 	Until       time.Time // exclusive, on StartedAt
 	Cursor      string    // opaque; from a previous page
-	Limit       int       // 1..1000; 0 means 100
+	Limit       int       // see PageLimit: 0 means 100, at most 1000, negative refused
 }
 
 // SummaryFilter selects the calls Summary aggregates. Empty fields do not
@@ -329,7 +330,8 @@ type Store interface {
 	// UTC day of now. ErrNotFound if none.
 	GetKey(ctx context.Context, id string, now time.Time) (KeyUsage, error)
 	// ListKeys lists keys newest first with a cursor for the next page
-	// ("" when there is none).
+	// ("" when there is none). A negative limit or a cursor ListKeys did
+	// not make is ErrInvalidPage; so for Audit.
 	ListKeys(ctx context.Context, f KeyFilter) ([]KeyUsage, string, error)
 	// RevokeKey revokes a key at now. Revoking twice keeps the first time.
 	// ErrNotFound if none.
@@ -420,7 +422,7 @@ type Store interface {
 	// PendingCalls lists calls of a vendor in a cost state (CostUnpriced for
 	// reconciliation of provisional prices, CostReserved for reservations
 	// whose node died) that started before the given time, oldest first, at
-	// most limit of them.
+	// most limit of them (limit as PageLimit reads it).
 	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error)
 	// Ping checks the store can be reached.
 	Ping(ctx context.Context) error

@@ -16,7 +16,7 @@ import (
 // the calls for reconciliation. Several nodes sweeping one ledger is
 // harmless: marking an unknown call unknown again changes nothing.
 type StaleSweeper struct {
-	Store Store
+	Store StaleCalls
 	// Vendors are the vendor names to sweep.
 	Vendors []string
 	// After is how old a reservation must be to count as stale.
@@ -32,6 +32,12 @@ type StaleSweeper struct {
 	// Marked, when set, is told of each call the sweep marked unknown
 	// (alerts: call.unknown).
 	Marked func(ctx context.Context, c Call, now time.Time)
+}
+
+// StaleCalls is the part of a Store a StaleSweeper uses.
+type StaleCalls interface {
+	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error)
+	MarkUnknown(ctx context.Context, callID string, s Settlement) error
 }
 
 // Defaults of a StaleSweeper.

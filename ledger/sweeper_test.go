@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 )
 

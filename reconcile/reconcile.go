@@ -5,7 +5,7 @@
 // happened. A call no Finder can decide stays as it is, for an operator
 // (POST /vault/calls/{id}/resolve).
 //
-// Resolutions go through ledger.Store.Resolve, which changes a call once:
+// Resolutions go through the ledger's Resolve, which changes a call once:
 // a run repeated, or racing another node, cannot count a call twice. Runs
 // are still kept to one node at a time with a Lock (a Postgres advisory
 // lock), so a fleet asks the vendor once per call.
@@ -71,10 +71,19 @@ const (
 	ResolvedBy = "reconciler"
 )
 
+// Calls is the part of the ledger a Reconciler uses: the calls to look at,
+// what a key already counts for a vendor object, and the resolution. A
+// ledger.Store is one.
+type Calls interface {
+	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error)
+	ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error)
+	Resolve(ctx context.Context, callID string, res ledger.Resolution) (ledger.Call, error)
+}
+
 // Reconciler resolves unknown and stale calls with their vendors.
 type Reconciler struct {
 	// Store is the ledger. Required.
-	Store ledger.Store
+	Store Calls
 	// Finders by vendor name; a vendor without one is not asked.
 	Finders map[string]Finder
 	// StaleAfter is how old a call still reserved must be to count as left

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keybrake/keybrake/integration/simvendor"
 	"github.com/keybrake/keybrake/ledger"
+	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/reconcile"
 	"github.com/keybrake/keybrake/vendors"

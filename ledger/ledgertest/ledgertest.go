@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Calls/SummaryDay", testSummaryDay},
 		{"Calls/AuditVendorTxn", testAuditVendorTxn},
 		{"Calls/PendingCalls", testPendingCalls},
+		{"Paging/InvalidRequests", testInvalidPageRequests},
 
 		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},
 		{"Concurrent/DailyCap", testConcurrentDailyCap},

@@ -25,6 +25,14 @@ const (
 	DefaultReconcileGiveUpAfter = 72 * time.Hour
 )
 
+// UnpricedCalls is the part of the ledger a Reconciler uses: it finds the
+// calls settled at a provisional price and settles them at the real one.
+// A ledger.Store is one.
+type UnpricedCalls interface {
+	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error)
+	Settle(ctx context.Context, callID string, s ledger.Settlement) error
+}
+
 // Reconciler replaces the provisional cost of Twilio calls settled as
 // unpriced (a message or call whose price was null when it was created)
 // with the real price, fetched from Twilio with the real credentials once
@@ -37,7 +45,7 @@ const (
 // ledger.
 type Reconciler struct {
 	// Store is the ledger. Required.
-	Store ledger.Store
+	Store UnpricedCalls
 	// Vendor is the vendor name of the calls to reconcile. Default "twilio".
 	Vendor string
 	// BaseURL is Twilio's API. Default https://api.twilio.com.

@@ -16,14 +16,15 @@ import (
 	"github.com/keybrake/keybrake/money"
 )
 
-// fakeStore is the part of a ledger.Store the reconciler uses.
+// fakeStore is an in-memory UnpricedCalls.
 type fakeStore struct {
-	ledger.Store // nil: any other method panics
-	mu           sync.Mutex
-	calls        map[string]*ledger.Call
-	settled      chan string
-	pendingErr   error
+	mu         sync.Mutex
+	calls      map[string]*ledger.Call
+	settled    chan string
+	pendingErr error
 }
+
+var _ UnpricedCalls = (*fakeStore)(nil)
 
 func newFakeStore(calls ...ledger.Call) *fakeStore {
 	s := &fakeStore{calls: map[string]*ledger.Call{}, settled: make(chan string, 100)}

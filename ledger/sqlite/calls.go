@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/money"
+)
+
+func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
+	var finished sql.NullInt64
+	if c.FinishedAt != nil {
+		finished = sql.NullInt64{Int64: sqliteTime(*c.FinishedAt), Valid: true}
+	}
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO calls
+			(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
+			 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key, replay_of,
+			 cost_state, day, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
+			c.CallID, sqliteNullString(c.KeyID), c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint,
+			c.StatusCode, c.Outcome, sqliteNullInt64(c.VendorAmount), c.VendorCurrency, c.VendorTxnID,
+			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording refused call %s: %w", c.CallID, err)
+	}
+	return nil
+}
+
+// ObjectExposure sums what a key has counted for one vendor object.
+func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
+	if object == "" {
+		return 0, nil
+	}
+	var sum int64
+	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE
+			WHEN cost_state IN (?, ?) THEN reserved
+			WHEN cost_state IN (?, ?) THEN cost
+			ELSE 0 END), 0)
+		FROM calls WHERE key_id = ? AND vendor_txn_id = ? AND vendor = ?`,
+		ledger.CostReserved, ledger.CostUnknown, ledger.CostSettled, ledger.CostUnpriced, keyID, object, vendor).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("summing exposure of %s %q: %w", vendor, object, s.mapErr(err))
+	}
+	return money.Micros(sum), nil
+}
+
+func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
+	limit, after, err := f.Page()
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", err)
+	}
+	where := []string{"1 = 1"}
+	var args []any
+	for _, eq := range []struct{ column, value string }{
+		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
+		{"outcome", f.Outcome}, {"cost_state", f.CostState}, {"vendor_txn_id", f.VendorTxnID},
+	} {
+		if eq.value != "" {
+			where = append(where, eq.column+" = ?")
+			args = append(args, eq.value)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= ?")
+		args = append(args, sqliteTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < ?")
+		args = append(args, sqliteTime(f.Until))
+	}
+	if after != nil {
+		started := sqliteTime(after.StartedAt)
+		where = append(where, "(started_at > ? OR (started_at = ? AND seq > ?))")
+		args = append(args, started, started, after.Seq)
+	}
+	args = append(args, limit+1)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY started_at, seq LIMIT ?`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
+	}
+	calls, seqs, err := sqliteQueryCalls(rows)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
+	}
+	calls, next := ledger.TrimPage(calls, limit, func(last int) string {
+		return ledger.CallCursor{StartedAt: calls[last].StartedAt, Seq: seqs[last]}.Encode()
+	})
+	return calls, next, nil
+}
+
+// Summary classifies each call the same way as the Postgres backend: a
+// replay names its original (replay_of); a call was forwarded when it held a
+// reservation (its cost state left none) or is a replay; a cap hit is its
+// outcome; every other call refused without a reservation is a refusal.
+func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
+	where := []string{"1 = 1"}
+	var args []any
+	if f.RunLabel != "" {
+		where = append(where, "run_label = ?")
+		args = append(args, f.RunLabel)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "started_at >= ?")
+		args = append(args, sqliteTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "started_at < ?")
+		args = append(args, sqliteTime(f.Until))
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, count(*),
+			sum(cost_state <> 'none' OR replay_of <> ''),
+			sum(replay_of <> ''),
+			sum(outcome IN ('cap_hit', 'budget_hit')),
+			sum(cost_state = 'none' AND replay_of = '' AND outcome NOT IN ('cap_hit', 'budget_hit')),
+			sum(cost),
+			sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
+		FROM calls WHERE `+strings.Join(where, " AND ")+`
+		GROUP BY run_label, vendor, endpoint, outcome
+		ORDER BY run_label, vendor, endpoint, outcome`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []ledger.SummaryRow
+	for rows.Next() {
+		var r ledger.SummaryRow
+		var spent, reserved int64
+		if err := rows.Scan(&r.RunLabel, &r.Vendor, &r.Endpoint, &r.Outcome, &r.Calls, &r.Forwarded,
+			&r.Replays, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
+			return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
+		}
+		r.Spent, r.Reserved = money.Micros(spent), money.Micros(reserved)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]ledger.Call, error) {
+	limit, err := ledger.PageLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls
+		WHERE vendor = ? AND cost_state = ? AND started_at < ?
+		ORDER BY started_at, seq LIMIT ?`, vendor, costState, sqliteTime(startedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", s.mapErr(err))
+	}
+	calls, _, err := sqliteQueryCalls(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending calls: %w", s.mapErr(err))
+	}
+	return calls, nil
+}
