@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
 	// The standard directives (handle_path, reverse_proxy…) for the adapter.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )

@@ -161,7 +161,7 @@ func (vc *VendorConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			vc.ErrorFormat, err = oneArg(d)
 			if err == nil {
 				switch vc.ErrorFormat {
-				case declared.FormatJSON, declared.FormatStripe, declared.FormatTwilio, declared.FormatResend:
+				case vendors.FormatJSON, vendors.FormatStripe, vendors.FormatTwilio, vendors.FormatResend:
 				default:
 					err = d.Errf("errors must be json, stripe, twilio or resend, not '%s'", vc.ErrorFormat)
 				}
@@ -425,13 +425,13 @@ func (vc *VendorConfig) parseCredential(d *caddyfile.Dispenser) error {
 	if len(args) == 0 {
 		return d.ArgErr()
 	}
-	c := &declared.CredentialConfig{From: args[0]}
+	c := &vendors.CredentialConfig{From: args[0]}
 	switch args[0] {
-	case declared.FromBearer, declared.FromBasicPassword, declared.FromBasicUser:
+	case vendors.FromBearer, vendors.FromBasicPassword, vendors.FromBasicUser:
 		if len(args) != 1 {
 			return d.Errf("credential %s takes no more arguments", args[0])
 		}
-	case declared.FromHeader:
+	case vendors.FromHeader:
 		if len(args) != 2 {
 			return d.Errf("credential header needs a header name, e.g. 'credential header X-Api-Key'")
 		}
@@ -452,20 +452,20 @@ func (vc *VendorConfig) parseInject(d *caddyfile.Dispenser) error {
 	if len(args) == 0 {
 		return d.ArgErr()
 	}
-	in := &declared.InjectConfig{As: args[0]}
+	in := &vendors.InjectConfig{As: args[0]}
 	switch args[0] {
-	case declared.InjectBearer:
+	case vendors.InjectBearer:
 		if len(args) != 1 {
 			return d.Errf("inject bearer takes no more arguments")
 		}
-	case declared.InjectBasic:
+	case vendors.InjectBasic:
 		if len(args) > 2 {
 			return d.Errf("inject basic takes at most a username")
 		}
 		if len(args) == 2 {
 			in.Username = args[1]
 		}
-	case declared.InjectHeader:
+	case vendors.InjectHeader:
 		if len(args) != 2 {
 			return d.Errf("inject header needs a header name, e.g. 'inject header X-Api-Key'")
 		}

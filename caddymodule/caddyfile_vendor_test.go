@@ -369,7 +369,7 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"reconcile zero duration", "vendor twilio {\nreconcile {\ninterval 0s\n}\n}", "duration must be positive"},
 		{"reconcile bad batch", "vendor twilio {\nreconcile {\nbatch 0\n}\n}", "reconcile: batch '0' must be a number from 1 to 10000"},
 		{"reconcile option twice", "vendor twilio {\nreconcile {\nbatch 5\nbatch 6\n}\n}", "reconcile: option 'batch' is given twice"},
-		{"literal account sid not alphanumeric", "vendor twilio {\naccount_sid AC-123\nauth_token x\n}", "account_sid is required and must be alphanumeric"},
+		{"literal account sid not alphanumeric", "vendor twilio {\naccount_sid AC-123\nauth_token x\n}", "account_sid must be alphanumeric"},
 		{"literal api key not alphanumeric", "vendor twilio {\napi_key SK_1\n}", "api_key must be alphanumeric"},
 		{"voice_rate without a price", "vendor twilio {\nvoice_rate +44\n}", "voice_rate needs a prefix and a price per minute"},
 		{"voice_rate bad prefix", "vendor twilio {\nvoice_rate 44 0.01\n}", "voice_rate: prefix '44' must be + and 1 to 15 digits"},

@@ -127,12 +127,12 @@ type VendorConfig struct {
 
 	// Credential says where the client sends its credential, which is
 	// where it sends the vault key (declared). Default {"from":"bearer"}.
-	Credential *declared.CredentialConfig `json:"credential,omitempty"`
+	Credential *vendors.CredentialConfig `json:"credential,omitempty"`
 
 	// Inject says how the real secret goes upstream (declared). Its secret
 	// is SecretKey: inject's own secret field must stay empty; its username
 	// is expanded like a secret. Default {"as":"bearer"}.
-	Inject *declared.InjectConfig `json:"inject,omitempty"`
+	Inject *vendors.InjectConfig `json:"inject,omitempty"`
 
 	// ErrorFormat is the shape of Keybrake's own refusals: json, stripe,
 	// twilio or resend (declared). Default json.

@@ -5,8 +5,8 @@
 // A declaration says
 //
 //   - where the client's SDK puts its credential, which is where it puts the
-//     vault key (CredentialConfig: bearer, basic_password, basic_user, or a
-//     named header), and how the real secret goes upstream (InjectConfig);
+//     vault key (vendors.CredentialConfig: bearer, basic_password, basic_user, or a
+//     named header), and how the real secret goes upstream (vendors.InjectConfig);
 //   - per endpoint ("POST /v1/chat/completions"), what the call will cost
 //     from its request body: a sum of terms, each a flat amount or a number
 //     read from a JSON or form field × a price, a count of items × a price,
@@ -24,8 +24,8 @@
 // cost is the sum of the terms. Nothing passes through a float.
 //
 // The same pieces serve the built-in vendors, so there is one way to do
-// each thing: the credential helpers (CredentialConfig, InjectConfig,
-// SwapCredential, Scrub) and the error writers (WriteTwilioError,
+// each thing: the credential helpers (vendors.CredentialConfig, vendors.InjectConfig,
+// vendors.SwapCredential, Scrub) and the error writers (WriteTwilioError,
 // WriteResendError, WriteStripeError, WriteJSONError) are used by the
 // twilio and resend packages, and Resend itself is a declared Config (see
 // package resend) with refinements in Go: recipients counted as Resend
