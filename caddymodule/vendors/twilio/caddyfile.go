@@ -69,11 +69,9 @@ func (m *Module) unmarshalMessageRate(d *caddyfile.Dispenser) error {
 		return d.Errf("message_rate needs a prefix and prices, e.g. 'message_rate +44 sms 0.0524 mms 0.10' or 'message_rate +1787 unknown'")
 	}
 	prefix := args[0]
-	if !validE164Prefix(prefix) {
-		return d.Errf("message_rate: prefix '%s' must be + and 1 to 15 digits", prefix)
-	}
-	if _, dup := m.MessageRates[prefix]; dup {
-		return d.Errf("message_rate %s is given twice", prefix)
+	_, given := m.MessageRates[prefix]
+	if err := checkPrefix(d, "message_rate", prefix, given); err != nil {
+		return err
 	}
 	r, err := parseRateArgs(d, "message_rate", args[1:], true)
 	if err != nil {
@@ -139,11 +137,9 @@ func (m *Module) unmarshalVoiceRate(d *caddyfile.Dispenser) error {
 		return d.Errf("voice_rate needs a prefix and a price per minute, e.g. 'voice_rate +44 0.0150' or 'voice_rate +1907 unknown'")
 	}
 	prefix := args[0]
-	if !validE164Prefix(prefix) {
-		return d.Errf("voice_rate: prefix '%s' must be + and 1 to 15 digits", prefix)
-	}
-	if _, dup := m.VoiceRates[prefix]; dup {
-		return d.Errf("voice_rate %s is given twice", prefix)
+	_, given := m.VoiceRates[prefix]
+	if err := checkPrefix(d, "voice_rate", prefix, given); err != nil {
+		return err
 	}
 	var r twilio.VoiceRate
 	if args[1] == "unknown" {
@@ -159,6 +155,18 @@ func (m *Module) unmarshalVoiceRate(d *caddyfile.Dispenser) error {
 		m.VoiceRates = twilio.VoiceRateTable{}
 	}
 	m.VoiceRates[prefix] = r
+	return nil
+}
+
+// checkPrefix checks the E.164 prefix of a message_rate or voice_rate
+// line, which may be given once per prefix.
+func checkPrefix(d *caddyfile.Dispenser, opt, prefix string, given bool) error {
+	if !validE164Prefix(prefix) {
+		return d.Errf("%s: prefix '%s' must be + and 1 to 15 digits", opt, prefix)
+	}
+	if given {
+		return d.Errf("%s %s is given twice", opt, prefix)
+	}
 	return nil
 }
 
