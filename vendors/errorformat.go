@@ -6,8 +6,9 @@ import (
 	"net/http"
 )
 
-// Error formats (a declared vendor's error_format): the body Keybrake answers its own
-// refusals with, shaped like the vendor's so its SDK surfaces them.
+// Error formats (a declared vendor's error_format; each built-in vendor
+// uses its own): the body Keybrake answers its own refusals with, shaped
+// like the vendor's so its SDK surfaces them.
 const (
 	// FormatJSON is {"error":{"code":"keybrake_cap_hit","message":"…"}},
 	// with "x-should-retry: false" on refusals a retry cannot fix (the
