@@ -160,7 +160,10 @@ func unmarshalVendor(d *caddyfile.Dispenser, declared map[string]json.RawMessage
 		return err
 	}
 	info, _ := caddy.GetModule(vendormodule.Namespace + "." + kind)
-	m := info.New().(vendormodule.Module)
+	m, ok := info.New().(vendormodule.Module)
+	if !ok {
+		return seg.Errf("vendor %s: module %s is not a vendor module", name, info.ID)
+	}
 	seg.Reset()
 	if err := m.UnmarshalCaddyfile(seg); err != nil {
 		return err

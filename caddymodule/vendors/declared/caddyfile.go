@@ -137,9 +137,7 @@ func (m *Module) parseInject(d *caddyfile.Dispenser) error {
 	default:
 		return d.Errf("inject must be bearer, basic [<username>] or header <Name>, not '%s'", args[0])
 	}
-	check := *in
-	check.Secret = "x"
-	if err := check.Validate(); err != nil {
+	if err := in.Validate(); err != nil {
 		return d.Err(err.Error())
 	}
 	m.Inject = in
