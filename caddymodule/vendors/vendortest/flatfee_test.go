@@ -117,7 +117,9 @@ func (v *flatFeeVendor) Settle(_ *http.Request, status int, _ http.Header, _ []b
 	return vendors.Result{Decision: vendors.StatusDecision(status), Cost: est.Cost}
 }
 
-func (v *flatFeeVendor) WriteError(w http.ResponseWriter, e *vendors.Error) { vendors.WriteJSONError(w, e) }
+func (v *flatFeeVendor) WriteError(w http.ResponseWriter, e *vendors.Error) {
+	vendors.WriteJSONError(w, e)
+}
 
 // Interface guards.
 var (
