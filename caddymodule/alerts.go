@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
+	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -207,7 +208,7 @@ func unmarshalWebhookDelivery(d *caddyfile.Dispenser) (*WebhookDelivery, error) 
 		default:
 			return nil, d.Errf("unrecognized webhook_delivery option '%s'", d.Val())
 		}
-		dur, err := parseDuration(d)
+		dur, err := vendormodule.DurationArg(d)
 		if err != nil {
 			return nil, err
 		}

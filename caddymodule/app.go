@@ -6,6 +6,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -14,11 +15,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
-	"github.com/keybrake/keybrake/gate"
+	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
-	"github.com/keybrake/keybrake/vendors"
-	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
 func init() {
@@ -72,9 +71,13 @@ type App struct {
 	// shows a new object within about a minute. Default: 2m.
 	ReconcileNotFoundAfter caddy.Duration `json:"reconcile_not_found_after,omitempty"`
 
-	// Vendors declares the vendors by name (stripe, twilio, resend, or any
-	// name with kind "declared").
-	Vendors map[string]*VendorConfig `json:"vendors,omitempty"`
+	// Vendors declares the vendors by name. Each is a module of the
+	// keybrake.vendors namespace named by its "kind" (stripe, twilio,
+	// resend, declared, or one built in from another package), with that
+	// module's options: {"stripe": {"kind": "stripe", "secret_key":
+	// "{env.STRIPE_SECRET_KEY}"}}. Without a kind, a vendor named like a
+	// kind is of that kind, and any other is declared. Default: none.
+	Vendors map[string]json.RawMessage `json:"vendors,omitempty" caddy:"namespace=keybrake.vendors inline_key=kind"`
 
 	// Webhooks receive alert events from the ledger's outbox. Default:
 	// none (events are not recorded).
@@ -105,22 +108,6 @@ type App struct {
 	alerts *alerts.Alerter
 	// ledgerUse is this config's hold on ledger, given back by Cleanup.
 	ledgerUse *ledgerUse
-}
-
-// vendorRuntime is a provisioned vendor.
-type vendorRuntime struct {
-	vendor      vendors.Vendor
-	unknownCost gate.UnknownCostPolicy
-	// missing names the unset secrets of a vendor declared without them: it
-	// then refuses calls with a clear 503 rather than keeping Caddy from
-	// starting, so the other vendors still work.
-	missing string
-	// missingEnv names the environment variables behind the missing
-	// settings ({env.NAME} placeholders), for the 503's message.
-	missingEnv []string
-	// reconciler, for a Twilio vendor, settles its provisional prices in
-	// the background; nil when off or when the vendor has no secrets.
-	reconciler *twilio.Reconciler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -165,13 +152,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.vendors = make(map[string]*vendorRuntime, len(a.Vendors))
 	for _, name := range a.vendorNames() {
-		rt, err := a.Vendors[name].build(name, repl)
+		rt, err := a.loadVendor(ctx, name)
 		if err != nil {
 			return fmt.Errorf("vendor %s: %w", name, err)
 		}
-		if rt.missing != "" {
+		if rt.notConfigured != "" {
+			missing, _ := rt.module.VendorBase().Missing()
 			a.logger.Warn("vendor has no secret: its calls are refused with 503 until it is set",
-				zap.String("vendor", name), zap.String("missing", rt.missing))
+				zap.String("vendor", name), zap.Strings("missing", missing))
 		}
 		a.vendors[name] = rt
 	}
@@ -224,8 +212,14 @@ func (a *App) Start() error {
 		}
 	}
 	for _, name := range a.vendorNames() {
-		if rc := a.vendors[name].reconciler; rc != nil {
-			a.jobs.add(rc, h.store, a.logger)
+		rt := a.vendors[name]
+		jr, ok := rt.module.(vendormodule.JobRunner)
+		if !ok || rt.notConfigured != "" {
+			continue
+		}
+		logger := a.logger.With(zap.String("vendor", name))
+		if rt.job = jr.Job(h.store, logger); rt.job != nil {
+			a.jobs.addVendorJob(rt.job, logger)
 		}
 	}
 	if rc := a.vendorReconciler(h.store); rc != nil {
@@ -256,11 +250,11 @@ func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
 	finders := map[string]reconcile.Finder{}
 	for name, rt := range a.vendors {
 		switch f, ok := rt.vendor.(reconcile.Finder); {
-		case rt.missing != "":
+		case rt.notConfigured != "":
 		case ok:
 			finders[name] = f
-		case rt.reconciler != nil:
-			finders[name] = rt.reconciler // Twilio: asked with its price reconciler's credentials
+		case rt.job != nil && rt.job.Finder != nil:
+			finders[name] = rt.job.Finder // Twilio: asked with its price reconciler's credentials
 		}
 	}
 	if len(finders) == 0 {

@@ -1,14 +1,15 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
 )
 
 func init() {
@@ -41,10 +42,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		reconcile_interval <duration>
 //		reconcile_not_found_after <duration>
 //		vendor <name> {
-//			kind         <stripe|twilio|resend|declared>
-//			secret_key   <secret>
+//			kind         <stripe|twilio|resend|declared|…>
+//			upstream     <url>
 //			unknown_cost deny|reserve <usd>
-//			…            (per kind: see VendorConfig.unmarshalCaddyfile)
+//			…            (the kind's options: see its module's UnmarshalCaddyfile)
 //		}
 //		webhook <name> {
 //			url        <url>
@@ -85,7 +86,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after",
 			"reconcile_interval", "reconcile_not_found_after":
 			opt := d.Val()
-			dur, err := parseDuration(d)
+			dur, err := vendormodule.DurationArg(d)
 			if err != nil {
 				return err
 			}
@@ -104,24 +105,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.KeyCacheTTL = dur
 			}
 		case "vendor":
-			if !d.NextArg() {
-				return d.ArgErr()
+			if a.Vendors == nil {
+				a.Vendors = map[string]json.RawMessage{}
 			}
-			name := d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if _, dup := a.Vendors[name]; dup {
-				return d.Errf("vendor %s is declared twice", name)
-			}
-			vc := new(VendorConfig)
-			if err := vc.unmarshalCaddyfile(d); err != nil {
+			if err := unmarshalVendor(d, a.Vendors); err != nil {
 				return err
 			}
-			if a.Vendors == nil {
-				a.Vendors = map[string]*VendorConfig{}
-			}
-			a.Vendors[name] = vc
 		case "webhook":
 			w, err := unmarshalWebhook(d)
 			if err != nil {
@@ -144,23 +133,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil {
-		return 0, d.Errf("invalid duration '%s': %v", d.Val(), err)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("duration must be positive: '%s'", d.Val())
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return caddy.Duration(dur), nil
 }
 
 func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

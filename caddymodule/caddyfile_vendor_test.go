@@ -17,9 +17,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
 
+	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/declared"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
@@ -42,78 +45,51 @@ func adaptVendors(t *testing.T, body string) (string, error) {
 	return string(cfg.Apps["keybrake"]), nil
 }
 
-// loadApp turns the keybrake app's JSON back into an App, as Caddy does.
-func loadApp(t *testing.T, raw string) *App {
+// provisionGolden provisions the keybrake app of
+// testdata/caddyfile_adapt/NAME, failing the test on an error.
+func provisionGolden(t *testing.T, name string) *App {
 	t.Helper()
-	app := new(App)
-	if err := json.Unmarshal([]byte(raw), app); err != nil {
-		t.Fatalf("unmarshalling %s: %v", raw, err)
+	app, err := provisionJSON(t, goldenApp(t, name))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return app
 }
 
-func TestAdaptTwilioVendor(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor twilio {
-			account_sid {env.TWILIO_ACCOUNT_SID}
-			auth_token {env.TWILIO_AUTH_TOKEN}
-			api_key {env.TWILIO_API_KEY}
-			upstream {env.TWILIO_API_BASE}
-			call_max 2.50
-			message_rate +44 sms 0.0524 mms 0.10
-			message_rate +33 mms 0.2
-			message_rate +1787 unknown
-			default_message_rate sms 0.09
-			twiml_url https://twiml.example.com/calls/
-			twiml_url https://static.example.com/ivr
-			unknown_cost reserve 0.5
-			reconcile {
-				min_age 10s
-				interval 30s
-				batch 50
-				give_up_after 24h
-			}
-		}
-		vendor twilio_eu {
-			kind twilio
-			account_sid ACeu123
-			auth_token {env.TWILIO_EU_TOKEN}
-			reconcile off
-		}`)
-	if err != nil {
-		t.Fatal(err)
+// reconcilerOf is the Twilio price reconciler a vendor would run, nil when
+// it runs none.
+func reconcilerOf(t *testing.T, rt *vendorRuntime) *twilio.Reconciler {
+	t.Helper()
+	jr, ok := rt.module.(vendormodule.JobRunner)
+	if !ok {
+		t.Fatalf("%T runs no job", rt.module)
 	}
-	want := `{"vendors":{` +
-		`"twilio":{"upstream":"{env.TWILIO_API_BASE}","unknown_cost":"reserve","unknown_cost_usd":0.5,` +
-		`"account_sid":"{env.TWILIO_ACCOUNT_SID}","auth_token":"{env.TWILIO_AUTH_TOKEN}","api_key":"{env.TWILIO_API_KEY}",` +
-		`"call_max_usd":2.5,"twiml_urls":["https://twiml.example.com/calls/","https://static.example.com/ivr"],"message_rates":{"+1787":{"sms":0,"mms":0,"unknown":true},"+33":{"sms":0,"mms":0.2},"+44":{"sms":0.0524,"mms":0.1}},` +
-		`"default_message_rate":{"sms":0.09,"mms":0},` +
-		`"reconcile":{"min_age":10000000000,"interval":30000000000,"batch":50,"give_up_after":86400000000000}},` +
-		`"twilio_eu":{"kind":"twilio","account_sid":"ACeu123","auth_token":"{env.TWILIO_EU_TOKEN}","reconcile":{"off":true}}}}`
-	if got != want {
-		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
+	job := jr.Job(nil, zap.NewNop())
+	if job == nil {
+		return nil
 	}
+	return job.Finder.(*twilio.Reconciler)
+}
 
-	// Provisioned with its secrets set: the reconciler is configured from
-	// the block and the upstream; the renamed vendor keeps its name.
+// TestTwilioVendors: provisioned with its secrets set, the Twilio vendor of
+// testdata/caddyfile_adapt/twilio gets its unknown-cost policy and a
+// reconciler configured from its block and upstream; the renamed one keeps
+// its name and runs no reconciler.
+func TestTwilioVendors(t *testing.T) {
 	t.Setenv("TWILIO_ACCOUNT_SID", "ACreal0001")
 	t.Setenv("TWILIO_AUTH_TOKEN", "realToken")
 	t.Setenv("TWILIO_API_KEY", "")
 	t.Setenv("TWILIO_API_BASE", "http://127.0.0.1:9/")
 	t.Setenv("TWILIO_EU_TOKEN", "euToken")
-	app := loadApp(t, got)
-	repl := caddy.NewReplacer()
-	rt, err := app.Vendors["twilio"].build("twilio", repl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt.missing != "" || rt.vendor.Name() != "twilio" {
-		t.Fatalf("twilio: missing %q, name %q", rt.missing, rt.vendor.Name())
+	app := provisionGolden(t, "twilio")
+	rt := app.vendors["twilio"]
+	if rt.notConfigured != "" || rt.vendor.Name() != "twilio" {
+		t.Fatalf("twilio: not configured %q, name %q", rt.notConfigured, rt.vendor.Name())
 	}
 	if !rt.unknownCost.Reserve || rt.unknownCost.Amount != 500_000 {
 		t.Errorf("unknown cost policy %+v", rt.unknownCost)
 	}
-	rc := rt.reconciler
+	rc := reconcilerOf(t, rt)
 	if rc == nil {
 		t.Fatal("no reconciler")
 	}
@@ -121,74 +97,41 @@ func TestAdaptTwilioVendor(t *testing.T) {
 		rc.APIKey != "" || rc.MinAge != 10*time.Second || rc.Interval != 30*time.Second || rc.Batch != 50 || rc.GiveUpAfter != 24*time.Hour {
 		t.Errorf("reconciler = %+v", rc)
 	}
-	eu, err := app.Vendors["twilio_eu"].build("twilio_eu", repl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if eu.vendor.Name() != "twilio_eu" || eu.reconciler != nil || eu.missing != "" {
-		t.Fatalf("twilio_eu: name %q, reconciler %v, missing %q", eu.vendor.Name(), eu.reconciler, eu.missing)
+	eu := app.vendors["twilio_eu"]
+	if eu.vendor.Name() != "twilio_eu" || reconcilerOf(t, eu) != nil || eu.notConfigured != "" {
+		t.Fatalf("twilio_eu: name %q, not configured %q", eu.vendor.Name(), eu.notConfigured)
 	}
 }
 
 // TestTwilioSecretsUnset: a Twilio vendor whose secrets expand to nothing
-// is provisioned, marked missing (its calls get a 503), and runs no
-// reconciler; the reconciler defaults to Twilio's API.
+// is provisioned, not configured (the gate answers its calls with a 503
+// naming the variables to set), and runs no reconciler; once they are set,
+// the reconciler asks Twilio's API with the default timing.
 func TestTwilioSecretsUnset(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor twilio {
-			account_sid {env.KB_TEST_UNSET_SID}
-			auth_token {env.KB_TEST_UNSET_TOKEN}
-		}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != `{"vendors":{"twilio":{"account_sid":"{env.KB_TEST_UNSET_SID}","auth_token":"{env.KB_TEST_UNSET_TOKEN}"}}}` {
-		t.Fatalf("adapted: %s", got)
-	}
-	app := loadApp(t, got)
-	rt, err := app.Vendors["twilio"].build("twilio", caddy.NewReplacer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt.missing != "account_sid and auth_token" || rt.reconciler != nil {
-		t.Fatalf("missing %q, reconciler %v", rt.missing, rt.reconciler)
+	rt := provisionGolden(t, "twilio_secrets_unset").vendors["twilio"]
+	want := "Keybrake is not configured for twilio: set the environment variable KB_TEST_UNSET_SID and KB_TEST_UNSET_TOKEN " +
+		"and restart Keybrake (account_sid and auth_token in the keybrake global option)."
+	if rt.notConfigured != want || reconcilerOf(t, rt) != nil {
+		t.Fatalf("not configured %q", rt.notConfigured)
 	}
 	t.Setenv("KB_TEST_UNSET_SID", "ACset")
 	t.Setenv("KB_TEST_UNSET_TOKEN", "tok")
-	rt, err = app.Vendors["twilio"].build("twilio", caddy.NewReplacer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt.missing != "" || rt.reconciler == nil || rt.reconciler.BaseURL != twilio.DefaultReconcileBaseURL ||
-		rt.reconciler.MinAge != 0 || rt.reconciler.Interval != 0 {
-		t.Fatalf("missing %q, reconciler %+v", rt.missing, rt.reconciler)
+	rt = provisionGolden(t, "twilio_secrets_unset").vendors["twilio"]
+	rc := reconcilerOf(t, rt)
+	if rt.notConfigured != "" || rc == nil || rc.BaseURL != twilio.DefaultReconcileBaseURL ||
+		rc.MinAge != twilio.DefaultReconcileMinAge || rc.Interval != twilio.DefaultReconcileInterval {
+		t.Fatalf("not configured %q, reconciler %+v", rt.notConfigured, rc)
 	}
 }
 
-func TestAdaptResendVendor(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor resend {
-			secret_key {env.RESEND_API_KEY}
-			per_email 0.0004
-			upstream https://api.resend.com
-		}
-		vendor resend_marketing {
-			kind resend
-			secret_key {env.KB_TEST_UNSET_RESEND}
-		}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"vendors":{"resend":{"upstream":"https://api.resend.com","secret_key":"{env.RESEND_API_KEY}","per_email_usd":0.0004},` +
-		`"resend_marketing":{"kind":"resend","secret_key":"{env.KB_TEST_UNSET_RESEND}"}}}`
-	if got != want {
-		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
-	}
+// TestResendVendors: the Resend vendor prices its recipients at the
+// configured price; a second one without its key is not configured.
+func TestResendVendors(t *testing.T) {
 	t.Setenv("RESEND_API_KEY", "re_real")
-	app := loadApp(t, got)
-	rt, err := app.Vendors["resend"].build("resend", caddy.NewReplacer())
-	if err != nil || rt.missing != "" || rt.vendor.Name() != "resend" {
-		t.Fatalf("resend: %v %+v", err, rt)
+	app := provisionGolden(t, "resend")
+	rt := app.vendors["resend"]
+	if rt.notConfigured != "" || rt.vendor.Name() != "resend" {
+		t.Fatalf("resend: %+v", rt)
 	}
 	// Four recipients at $0.0004.
 	req := httptest.NewRequest("POST", "/emails", nil)
@@ -197,47 +140,24 @@ func TestAdaptResendVendor(t *testing.T) {
 	if err != nil || !est.Known || est.Cost != 1600 {
 		t.Fatalf("estimate = %+v, %v; want 0.0016", est, err)
 	}
-	m, err := app.Vendors["resend_marketing"].build("resend_marketing", caddy.NewReplacer())
-	if err != nil || m.missing != "secret_key" || m.vendor.Name() != "resend_marketing" {
-		t.Fatalf("resend_marketing: %v missing %q", err, m.missing)
+	m := app.vendors["resend_marketing"]
+	if !strings.Contains(m.notConfigured, "KB_TEST_UNSET_RESEND") || m.vendor.Name() != "resend_marketing" {
+		t.Fatalf("resend_marketing: not configured %q, name %q", m.notConfigured, m.vendor.Name())
 	}
 }
 
-// TestAdaptDeclaredOpenAIExample: the worked example of docs/vendors.md
-// adapts, and provisions into exactly declared.OpenAIChatExample.
-func TestAdaptDeclaredOpenAIExample(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor openai {
-			upstream https://api.openai.com
-			secret_key {env.OPENAI_API_KEY}
-			credential bearer
-			inject bearer
-			errors json
-			unknown_cost deny
-			endpoint POST /v1/chat/completions {
-				estimate field max_completion_tokens|max_tokens price 0.0000006 default 4096 times n
-				estimate chars messages.*.content price 0.00000015 per 4
-				estimate chars tools price 0.00000015 per 4
-				settle txn_id id
-				settle field usage.prompt_tokens price 0.00000015
-				settle field usage.completion_tokens price 0.0000006
-			}
-		}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(got, "sk-") {
+// TestDeclaredOpenAIExample: the worked example of docs/vendors.md adapts
+// without its secret, and provisions into exactly
+// declared.OpenAIChatExample.
+func TestDeclaredOpenAIExample(t *testing.T) {
+	if strings.Contains(goldenApp(t, "declared_openai_example"), "sk-") {
 		t.Fatal("a secret in the adapted JSON")
 	}
 	t.Setenv("OPENAI_API_KEY", "sk-real")
-	app := loadApp(t, got)
-	rt, err := app.Vendors["openai"].build("openai", caddy.NewReplacer())
-	if err != nil || rt.missing != "" {
-		t.Fatalf("build: %v, missing %q", err, rt.missing)
-	}
+	rt := provisionGolden(t, "declared_openai_example").vendors["openai"]
 	dv, ok := rt.vendor.(*declared.Vendor)
-	if !ok {
-		t.Fatalf("vendor is a %T", rt.vendor)
+	if !ok || rt.notConfigured != "" {
+		t.Fatalf("vendor is a %T, not configured %q", rt.vendor, rt.notConfigured)
 	}
 	want, _ := json.Marshal(declared.OpenAIChatExample("sk-real"))
 	gotCfg, _ := json.Marshal(dv.Config())
@@ -246,57 +166,21 @@ func TestAdaptDeclaredOpenAIExample(t *testing.T) {
 	}
 }
 
-func TestAdaptDeclaredOptions(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor maps {
-			kind declared
-			secret_key {env.MAPS_KEY}
-			credential header X-Api-Key
-			inject basic {env.MAPS_USER}
-			errors stripe
-			free_methods GET HEAD OPTIONS
-			unknown_cost reserve 0.25
-			endpoint GET /v1/geocode {
-				estimate flat 0.005
-				settle txn_id request_id
-			}
-			endpoint POST /v1/routes/* {
-				estimate count waypoints price 0.001 times alternatives
-				settle field billing.units price 0.0009
-			}
-			endpoint POST /v1/ping
-		}
-		vendor sms-gw {
-			secret_key lit3ral
-			credential basic_user
-			inject header Authorization-Token
-			free_methods none
-		}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"vendors":{` +
-		`"maps":{"kind":"declared","secret_key":"{env.MAPS_KEY}","unknown_cost":"reserve","unknown_cost_usd":0.25,` +
-		`"credential":{"from":"header","header":"X-Api-Key"},"inject":{"as":"basic","username":"{env.MAPS_USER}"},` +
-		`"error_format":"stripe","free_methods":["GET","HEAD","OPTIONS"],"endpoints":[` +
-		`{"match":"GET /v1/geocode","estimate":[{"flat_usd":"0.005"}],"settle":{"txn_id_path":"request_id"}},` +
-		`{"match":"POST /v1/routes/*","estimate":[{"count":"waypoints","price_usd":"0.001","times":"alternatives"}],"settle":{"terms":[{"field":"billing.units","price_usd":"0.0009"}]}},` +
-		`{"match":"POST /v1/ping","settle":{}}]},` +
-		`"sms-gw":{"secret_key":"lit3ral","credential":{"from":"basic_user"},"inject":{"as":"header","header":"Authorization-Token"},"free_methods":[]}}}`
-	if got != want {
-		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
-	}
+// TestDeclaredOptions: a declared vendor's options reach its declaration,
+// which prices as declared; free_methods none leaves no method free; a
+// declared vendor without its secret is not configured.
+func TestDeclaredOptions(t *testing.T) {
 	t.Setenv("MAPS_KEY", "mapsSecret")
 	t.Setenv("MAPS_USER", "acct42")
-	app := loadApp(t, got)
-	rt, err := app.Vendors["maps"].build("maps", caddy.NewReplacer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := provisionGolden(t, "declared_options")
+	rt := app.vendors["maps"]
 	cfg := rt.vendor.(*declared.Vendor).Config()
 	if cfg.Inject.Secret != "mapsSecret" || cfg.Inject.Username != "acct42" || cfg.ErrorFormat != "stripe" ||
 		!reflect.DeepEqual(cfg.FreeMethods, []string{"GET", "HEAD", "OPTIONS"}) {
 		t.Fatalf("declared config %+v", cfg)
+	}
+	if !rt.unknownCost.Reserve || rt.unknownCost.Amount != 250_000 {
+		t.Errorf("unknown cost policy %+v", rt.unknownCost)
 	}
 	// A request the declaration prices: 3 waypoints × 2 alternatives × $0.001.
 	req := httptest.NewRequest("POST", "/v1/routes/fast", nil)
@@ -305,10 +189,7 @@ func TestAdaptDeclaredOptions(t *testing.T) {
 	if err != nil || !est.Known || est.Cost != 6000 {
 		t.Fatalf("estimate %+v %v; want 0.006", est, err)
 	}
-	gw, err := app.Vendors["sms-gw"].build("sms-gw", caddy.NewReplacer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw := app.vendors["sms-gw"]
 	if fm := gw.vendor.(*declared.Vendor).Config().FreeMethods; fm == nil || len(fm) != 0 {
 		t.Fatalf("free_methods none = %#v; want an empty list", fm)
 	}
@@ -316,21 +197,58 @@ func TestAdaptDeclaredOptions(t *testing.T) {
 	if est, _ := gw.vendor.Estimate(httptest.NewRequest("GET", "/status", nil), nil); est.Known {
 		t.Fatalf("GET with free_methods none: %+v", est)
 	}
+	if llm := app.vendors["llm"]; !strings.Contains(llm.notConfigured, "KB_TEST_UNSET_LLM") || llm.vendor.Name() != "llm" {
+		t.Fatalf("llm: not configured %q", llm.notConfigured)
+	}
 }
 
-// TestAdaptDeclaredMissingSecret: a declared vendor with its secret unset
-// is provisioned with missing set.
-func TestAdaptDeclaredMissingSecret(t *testing.T) {
-	got, err := adaptVendors(t, `
-		vendor llm {
-			secret_key {env.KB_TEST_UNSET_LLM}
-		}`)
-	if err != nil {
-		t.Fatal(err)
+// TestDeclaredIdempotency: a declared vendor gets free replays only with
+// an idempotency block, on its methods and paths, refused in its error
+// format.
+func TestDeclaredIdempotency(t *testing.T) {
+	app := provisionGolden(t, "declared_idempotency")
+	for name, honours := range map[string]bool{"acme": true, "plain": false} {
+		h, ok := app.vendors[name].vendor.(vendors.IdempotencyHonouring)
+		if !ok {
+			t.Fatalf("%s: no IdempotencyHonouring", name)
+		}
+		idem := h.Idempotency()
+		if idem.Honours(http.MethodPost, "/orders/o_1/pay") != honours {
+			t.Errorf("%s honours POST: %v; want %v", name, !honours, honours)
+		}
+		if honours && idem.Honours(http.MethodPost, "/refunds") {
+			t.Errorf("%s honours a path outside its paths", name)
+		}
+		if honours && (idem.Window != 24*time.Hour || len(idem.ScopeHeaders) != 2 || idem.Mismatch.Type != "idempotency_error") {
+			t.Errorf("%s: %+v", name, idem)
+		}
 	}
-	rt, err := loadApp(t, got).Vendors["llm"].build("llm", caddy.NewReplacer())
-	if err != nil || rt.missing != "secret_key" || rt.vendor.Name() != "llm" {
-		t.Fatalf("%v %+v", err, rt)
+}
+
+// TestRenamedKeepsOptionalBehaviours: a built-in vendor under another name
+// keeps its idempotency (Resend's, or none for Twilio) and its recorded
+// path, and its voice rates price calls.
+func TestRenamedKeepsOptionalBehaviours(t *testing.T) {
+	app := provisionGolden(t, "renamed_builtins")
+	mail, sms := app.vendors["mail"], app.vendors["sms"]
+	if idem := mail.vendor.(vendors.IdempotencyHonouring).Idempotency(); !idem.Honours(http.MethodPost, "/emails") || idem.Window != 24*time.Hour {
+		t.Errorf("renamed resend idempotency %+v", idem)
+	}
+	if idem := sms.vendor.(vendors.IdempotencyHonouring).Idempotency(); idem.Honours(http.MethodPost, "/emails") {
+		t.Errorf("renamed twilio honours idempotency: %+v", idem)
+	}
+	if p := sms.vendor.(vendors.PathRecorder).RecordedPath("/2010-04-01/Accounts/vaultkey123/Messages.json"); p != "/2010-04-01/Accounts/ACreal1/Messages.json" {
+		t.Errorf("recorded path %s", p)
+	}
+	// +44 per minute; +1907 falls to the default.
+	for to, want := range map[string]money.Micros{"+442079460000": 15_000, "+19075550100": 250_000} {
+		body := "To=" + strings.ReplaceAll(to, "+", "%2B") + "&TimeLimit=60"
+		r := httptest.NewRequest(http.MethodPost, "/2010-04-01/Accounts/AC1/Calls.json", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		est, err := sms.vendor.Estimate(r, []byte(body))
+		if err != nil || est.Cost != want {
+			t.Errorf("call to %s: %+v %v; want %v", to, est, err, want)
+		}
 	}
 }
 
@@ -369,7 +287,7 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"reconcile zero duration", "vendor twilio {\nreconcile {\ninterval 0s\n}\n}", "duration must be positive"},
 		{"reconcile bad batch", "vendor twilio {\nreconcile {\nbatch 0\n}\n}", "reconcile: batch '0' must be a number from 1 to 10000"},
 		{"reconcile option twice", "vendor twilio {\nreconcile {\nbatch 5\nbatch 6\n}\n}", "reconcile: option 'batch' is given twice"},
-		{"literal account sid not alphanumeric", "vendor twilio {\naccount_sid AC-123\nauth_token x\n}", "account_sid is required and must be alphanumeric"},
+		{"literal account sid not alphanumeric", "vendor twilio {\naccount_sid AC-123\nauth_token x\n}", "account_sid must be alphanumeric"},
 		{"literal api key not alphanumeric", "vendor twilio {\napi_key SK_1\n}", "api_key must be alphanumeric"},
 		{"voice_rate without a price", "vendor twilio {\nvoice_rate +44\n}", "voice_rate needs a prefix and a price per minute"},
 		{"voice_rate bad prefix", "vendor twilio {\nvoice_rate 44 0.01\n}", "voice_rate: prefix '44' must be + and 1 to 15 digits"},
@@ -435,15 +353,15 @@ func TestAdaptVendorErrors(t *testing.T) {
 	}
 }
 
-// TestBuildErrors: the same checks hold for a JSON config that never went
-// through the Caddyfile.
-func TestBuildErrors(t *testing.T) {
+// TestVendorJSONErrors: the same checks hold for a JSON config that never
+// went through the Caddyfile.
+func TestVendorJSONErrors(t *testing.T) {
 	cases := []struct {
 		name, vendor, json, want string
 	}{
-		{"field of another kind", "twilio", `{"secret_key":"x"}`, "secret_key not used by a twilio vendor"},
-		{"fields of another kind", "stripe", `{"per_email_usd":1,"endpoints":[{"match":"GET /x"}]}`, "per_email_usd, endpoints not used by a stripe vendor"},
-		{"unknown kind", "paypal", `{"kind":"paypal"}`, `unknown vendor kind "paypal"`},
+		{"field of another kind", "twilio", `{"secret_key":"x"}`, `unknown field "secret_key"`},
+		{"fields of another kind", "stripe", `{"kind":"stripe","per_email_usd":1}`, `unknown field "per_email_usd"`},
+		{"unknown kind", "paypal", `{"kind":"paypal"}`, `unknown vendor kind "paypal" (want declared, resend, stripe, twilio)`},
 		{"built-in name of another kind", "resend", `{"kind":"declared"}`, "vendor resend is built in"},
 		{"bad name", "Open AI", `{}`, `vendor name "Open AI"`},
 		{"secret in inject", "llm", `{"secret_key":"a","inject":{"secret":"b"}}`, "put the secret in secret_key, not in inject"},
@@ -457,15 +375,21 @@ func TestBuildErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			vc := new(VendorConfig)
-			err := json.Unmarshal([]byte(c.json), vc)
-			if err == nil {
-				_, err = vc.build(c.vendor, caddy.NewReplacer())
-			}
+			raw, _ := json.Marshal(map[string]json.RawMessage{"vendors": json.RawMessage(`{"` + c.vendor + `":` + c.json + `}`)})
+			_, err := provisionJSON(t, string(raw))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v; want it to contain %q", err, c.want)
 			}
 		})
+	}
+	// Without a kind, a vendor named like a kind is of that kind and any
+	// other is declared: the JSON of earlier versions loads unchanged.
+	app, err := provisionJSON(t, `{"vendors":{"stripe":{"secret_key":"sk_x"},"llm":{"secret_key":"a"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := app.vendors["llm"].vendor.(*declared.Vendor); !ok || app.vendors["stripe"].vendor.Name() != "stripe" {
+		t.Fatalf("vendors %+v", app.vendors)
 	}
 }
 

@@ -72,6 +72,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Store:          l.store,
 			Keys:           l.keys,
 			UnknownCost:    rt.unknownCost,
+			NotConfigured:  rt.notConfigured,
 			MaxRequestBody: h.MaxRequestBody,
 			Logger:         logger,
 			Observe:        observe,
@@ -101,14 +102,6 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.vendor.missing != "" {
-		h.vendor.vendor.WriteError(w, &vendors.Error{
-			Status:  http.StatusServiceUnavailable,
-			Code:    "keybrake_vendor_not_configured",
-			Message: h.vendor.notConfigured(h.Vendor),
-		})
-		return nil
-	}
 	if err := h.app.await(r.Context()); err != nil {
 		h.vendor.vendor.WriteError(w, &vendors.Error{
 			Status:    http.StatusServiceUnavailable,

@@ -2,77 +2,18 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
-	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
-// ReconcileConfig configures the background job of a Twilio vendor that
-// replaces the provisional cost of its messages and calls (cost_state
-// "unpriced", Twilio's price being null when they are created) with the
-// real price, fetched from Twilio with the real credentials. It runs while
-// the config is live, in every Caddy process that loads it, and stops when
-// the config is stopped (reload, shutdown). Several nodes reconciling one
-// ledger do not count a call twice.
-type ReconcileConfig struct {
-	// Off disables the reconciler: provisional costs then stay as they
-	// are. Default false.
-	Off bool `json:"off,omitempty"`
-
-	// MinAge is how old an unpriced call must be before its price is
-	// fetched. Default 2m.
-	MinAge caddy.Duration `json:"min_age,omitempty"`
-
-	// Interval is the time between runs. Default 1m.
-	Interval caddy.Duration `json:"interval,omitempty"`
-
-	// Batch bounds how many calls one run fetches. Default 100.
-	Batch int `json:"batch,omitempty"`
-
-	// GiveUpAfter is how long after a call started its price may still be
-	// null before its provisional cost is taken as final. Default 72h.
-	GiveUpAfter caddy.Duration `json:"give_up_after,omitempty"`
-}
-
-// reconciler returns the Twilio reconciler this configures, without its
-// credentials and store, or nil when it is off. base is the vendor's
-// expanded upstream.
-func (rc *ReconcileConfig) reconciler(vendor, base string) (*twilio.Reconciler, error) {
-	cfg := ReconcileConfig{}
-	if rc != nil {
-		cfg = *rc
-	}
-	if cfg.Off {
-		return nil, nil
-	}
-	if cfg.MinAge < 0 || cfg.Interval < 0 || cfg.GiveUpAfter < 0 || cfg.Batch < 0 {
-		return nil, fmt.Errorf("reconcile: durations and batch must not be negative")
-	}
-	if cfg.Batch > 10000 {
-		return nil, fmt.Errorf("reconcile: batch %d is over the limit of 10000", cfg.Batch)
-	}
-	if base == "" {
-		base = twilio.DefaultReconcileBaseURL
-	}
-	return &twilio.Reconciler{
-		Vendor:      vendor,
-		BaseURL:     base,
-		MinAge:      time.Duration(cfg.MinAge),
-		Interval:    time.Duration(cfg.Interval),
-		Batch:       cfg.Batch,
-		GiveUpAfter: time.Duration(cfg.GiveUpAfter),
-	}, nil
-}
-
-// backgroundJob is one job of the app: a Twilio price reconciler or the
-// stale-reservation sweeper.
+// backgroundJob is one job of the app: a vendor's own (Twilio's price
+// reconciler), the call reconciler or the stale-reservation sweeper.
 type backgroundJob struct {
 	name   string
 	run    func(ctx context.Context) error
@@ -88,18 +29,9 @@ type backgroundJobs struct {
 	running sync.WaitGroup
 }
 
-// add readies a Twilio reconciler on the app's ledger.
-func (b *backgroundJobs) add(rc *twilio.Reconciler, store ledger.Store, logger *zap.Logger) {
-	rc.Store = store
-	rc.Logger = logger.With(zap.String("vendor", rc.Vendor))
-	b.jobs = append(b.jobs, backgroundJob{
-		name: "Twilio price reconciler", run: rc.Run, logger: rc.Logger,
-		fields: []zap.Field{
-			zap.String("upstream", rc.BaseURL),
-			zap.Duration("interval", orDefault(rc.Interval, twilio.DefaultReconcileInterval)),
-			zap.Duration("min_age", orDefault(rc.MinAge, twilio.DefaultReconcileMinAge)),
-		},
-	})
+// addVendorJob readies a vendor's own job (Twilio's price reconciler).
+func (b *backgroundJobs) addVendorJob(j *vendormodule.Job, logger *zap.Logger) {
+	b.jobs = append(b.jobs, backgroundJob{name: j.Name, run: j.Run, logger: logger, fields: j.Fields})
 }
 
 // addSweeper readies the stale-reservation sweeper.

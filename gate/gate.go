@@ -35,6 +35,11 @@ type Config struct {
 	Keys   *ledger.KeyCache
 	// UnknownCost defaults to deny.
 	UnknownCost UnknownCostPolicy
+	// NotConfigured, when set, says why the vendor cannot forward anything
+	// (its secrets are not set): every call is refused with a 503
+	// (vendors.NotConfigured) carrying this message, in the vendor's
+	// format, before anything else. Default: the vendor is configured.
+	NotConfigured string
 	// MaxRequestBody bounds the request body read for pricing. Default 1 MiB.
 	MaxRequestBody int64
 	// MaxResponseCapture bounds how much of the response body is kept to

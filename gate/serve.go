@@ -46,6 +46,10 @@ type call struct {
 // ServeHTTP gates one vendor call. It answers refusals itself and returns
 // nil; it only returns an error for a failure Caddy should handle.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	if g.cfg.NotConfigured != "" {
+		g.cfg.Vendor.WriteError(w, vendors.NotConfigured(g.cfg.NotConfigured))
+		return nil
+	}
 	c := &call{id: newCallID(), started: g.cfg.Now()}
 	f := g.admit(r, c)
 	if f != nil {

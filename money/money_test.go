@@ -3,6 +3,7 @@ package money
 import (
 	"encoding/json"
 	"errors"
+	"math/big"
 	"testing"
 )
 
@@ -78,5 +79,27 @@ func TestToUSD(t *testing.T) {
 	}
 	if _, err := r.ToUSD(-1, "usd"); err == nil {
 		t.Error("negative accepted")
+	}
+}
+
+func TestExactAmountsRoundUp(t *testing.T) {
+	if got, _ := ParseUSDCeil("-0.00830"); got != 8_300 {
+		t.Errorf("ParseUSDCeil(-0.00830) = %v", got)
+	}
+	if got, _ := ParseUSDCeil("0.0079001"); got != 7_901 {
+		t.Errorf("ParseUSDCeil(0.0079001) = %v; want rounded up to 7901", got)
+	}
+	if _, err := CeilMicros(new(big.Rat).SetInt64(MaxUSD + 1)); err == nil {
+		t.Error("amount over MaxUSD accepted")
+	}
+	for in, want := range map[string]string{"12": "12/1", ".5": "1/2", "1e3": "1000/1", "0.25": "1/4"} {
+		if got, err := ParseDecimal(in); err != nil || got.RatString() != want && got.String() != want {
+			t.Errorf("ParseDecimal(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "1e1000", "abc", "", "1.", "0x10"} {
+		if _, err := ParseDecimal(in); err == nil {
+			t.Errorf("ParseDecimal(%q) accepted", in)
+		}
 	}
 }

@@ -181,6 +181,18 @@ func MintsCredential(what string) *Error {
 		Message: "Keybrake refuses " + what + ": it mints vendor credentials, which would get around every cap. No vault key may call it."}
 }
 
+// CodeNotConfigured is the code of the 503 a vendor answers while it lacks
+// its secrets.
+const CodeNotConfigured = "keybrake_vendor_not_configured"
+
+// NotConfigured is the refusal of a call to a vendor that lacks its
+// secrets (they come from the environment, which does not have them yet):
+// nothing is forwarded until they are set. It is not retried by the SDKs,
+// since a retry cannot fix it.
+func NotConfigured(message string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotConfigured, Message: message}
+}
+
 func (e *Error) Error() string { return e.Message }
 
 // Vendor is one paid API.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keybrake/keybrake/allowlist"
+	"github.com/keybrake/keybrake/vendors"
 )
 
 // Config declares a paid HTTP API: where its clients put their credential,
@@ -25,10 +26,11 @@ type Config struct {
 	Upstream string `json:"upstream,omitempty"`
 	// Credential says where clients put their credential (the vault key).
 	// Default {"from":"bearer"}.
-	Credential CredentialConfig `json:"credential"`
-	// Inject says how the real secret goes upstream. Default as "bearer";
-	// secret is required.
-	Inject InjectConfig `json:"inject"`
+	Credential vendors.CredentialConfig `json:"credential"`
+	// Inject says how the real secret goes upstream. Default as "bearer".
+	// Without its secret the vendor is built but not configured: every
+	// call is refused with 503 (vendors.SwapCredential).
+	Inject vendors.InjectConfig `json:"inject"`
 	// ErrorFormat is the shape of Keybrake's own refusals: "json" (default),
 	// "stripe", "twilio" or "resend".
 	ErrorFormat string `json:"error_format,omitempty"`
@@ -172,7 +174,7 @@ func compile(c Config) (*compiled, error) {
 	if err := c.Inject.Validate(); err != nil {
 		return nil, wrap(err)
 	}
-	if c.ErrorFormat != "" && !validFormat(c.ErrorFormat) {
+	if c.ErrorFormat != "" && !vendors.ValidFormat(c.ErrorFormat) {
 		return nil, wrap(fmt.Errorf("error_format %q: want json, stripe, twilio or resend", c.ErrorFormat))
 	}
 	if c.Idempotency != nil {
@@ -182,7 +184,7 @@ func compile(c Config) (*compiled, error) {
 	}
 	out := &compiled{cfg: c, free: map[string]bool{}}
 	if out.cfg.ErrorFormat == "" {
-		out.cfg.ErrorFormat = FormatJSON
+		out.cfg.ErrorFormat = vendors.FormatJSON
 	}
 	free := c.FreeMethods
 	if free == nil {

@@ -5,8 +5,9 @@
 // A declaration says
 //
 //   - where the client's SDK puts its credential, which is where it puts the
-//     vault key (CredentialConfig: bearer, basic_password, basic_user, or a
-//     named header), and how the real secret goes upstream (InjectConfig);
+//     vault key (vendors.CredentialConfig: bearer, basic_password,
+//     basic_user, or a named header), and how the real secret goes
+//     upstream (vendors.InjectConfig);
 //   - per endpoint ("POST /v1/chat/completions"), what the call will cost
 //     from its request body: a sum of terms, each a flat amount or a number
 //     read from a JSON or form field × a price, a count of items × a price,
@@ -23,17 +24,16 @@
 // Each term's cost is ceil(quantity × price) in whole micro-dollars; the
 // cost is the sum of the terms. Nothing passes through a float.
 //
-// The same pieces serve the built-in vendors, so there is one way to do
-// each thing: the credential helpers (CredentialConfig, InjectConfig,
-// SwapCredential, Scrub) and the error writers (WriteTwilioError,
-// WriteResendError, WriteStripeError, WriteJSONError) are used by the
-// twilio and resend packages, and Resend itself is a declared Config (see
-// package resend) with refinements in Go: recipients counted as Resend
-// sends them, POST /api-keys refused, and a batch whose emails partly
-// failed.
+// A declared vendor is made of the pieces every vendor shares, in package
+// vendors: the credential helpers (vendors.CredentialConfig, InjectConfig,
+// SwapCredential, Scrub) and the error formats (vendors.WriteError and the
+// writers it chooses from). No built-in vendor imports this package.
 //
 // What still needs Go code, and why:
 //
+//   - Resend: recipients are counted as Resend sends them, POST /api-keys
+//     is refused, and a batch whose emails partly failed costs only its
+//     share.
 //   - Stripe: a cost is an amount in a currency's minor units, converted
 //     with exchange rates (zero- and three-decimal currencies), and a
 //     PaymentIntent confirmed or captured later must not count twice.

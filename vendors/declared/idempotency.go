@@ -74,7 +74,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 var headerToken = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 // validate checks the declaration against the vendor's credential header.
-func (c IdempotencyConfig) validate(cred CredentialConfig) error {
+func (c IdempotencyConfig) validate(cred vendors.CredentialConfig) error {
 	if !headerToken.MatchString(c.Header) {
 		return fmt.Errorf("idempotency: header %q is not a header name", c.Header)
 	}
@@ -120,7 +120,7 @@ func (v *Vendor) Idempotency() vendors.Idempotency {
 	for i, s := range c.ScopeHeaders {
 		scope[i] = textproto.CanonicalMIMEHeaderKey(s)
 	}
-	mismatch, inFlight := idempotencyErrors(v.c.cfg.ErrorFormat)
+	mismatch, inFlight := vendors.IdempotencyErrors(v.c.cfg.ErrorFormat)
 	return vendors.Idempotency{
 		Header:       textproto.CanonicalMIMEHeaderKey(c.Header),
 		Methods:      append([]string{}, methods...),
@@ -130,27 +130,6 @@ func (v *Vendor) Idempotency() vendors.Idempotency {
 		Mismatch:     mismatch,
 		InFlight:     inFlight,
 	}
-}
-
-// idempotencyErrors are the refusals of a reused key in an error format:
-// Stripe's (400 idempotency_error; 409 idempotency_key_in_use), Resend's
-// (409 invalid_idempotent_request; 409 concurrent_idempotent_requests), or
-// a 409 for the others.
-func idempotencyErrors(format string) (mismatch, inFlight vendors.Error) {
-	const (
-		mismatchMsg = "This idempotency key was already used with another request; use a new key."
-		inFlightMsg = "A request with this idempotency key is still in progress; retry it later."
-	)
-	switch format {
-	case FormatStripe:
-		return vendors.Error{Status: http.StatusBadRequest, Code: "idempotency_key_reused", Type: "idempotency_error", Message: mismatchMsg},
-			vendors.Error{Status: http.StatusConflict, Code: "idempotency_key_in_use", Type: "invalid_request_error", Retryable: true, Message: inFlightMsg}
-	case FormatResend:
-		return vendors.Error{Status: http.StatusConflict, Code: "invalid_idempotent_request", Type: "invalid_idempotent_request", Message: mismatchMsg},
-			vendors.Error{Status: http.StatusConflict, Code: "concurrent_idempotent_requests", Type: "concurrent_idempotent_requests", Retryable: true, Message: inFlightMsg}
-	}
-	return vendors.Error{Status: http.StatusConflict, Code: "keybrake_idempotency_mismatch", Message: mismatchMsg},
-		vendors.Error{Status: http.StatusConflict, Code: "keybrake_idempotency_in_flight", Retryable: true, Message: inFlightMsg}
 }
 
 var _ vendors.IdempotencyHonouring = (*Vendor)(nil)

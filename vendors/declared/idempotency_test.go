@@ -13,7 +13,7 @@ import (
 // Finding 1: a declared vendor gets free replays only when its
 // declaration says it honours an idempotency header.
 func TestDeclaredIdempotency(t *testing.T) {
-	plain, err := New(Config{Name: "x", Inject: InjectConfig{Secret: "s"}})
+	plain, err := New(Config{Name: "x", Inject: vendors.InjectConfig{Secret: "s"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,21 +64,21 @@ func TestDeclaredIdempotencyValidation(t *testing.T) {
 	day := Duration(24 * time.Hour)
 	cases := []struct {
 		idem IdempotencyConfig
-		cred CredentialConfig
+		cred vendors.CredentialConfig
 		want string
 	}{
-		{IdempotencyConfig{Window: day}, CredentialConfig{}, "is not a header name"},
-		{IdempotencyConfig{Header: "Bad Header", Window: day}, CredentialConfig{}, "is not a header name"},
-		{IdempotencyConfig{Header: "authorization", Window: day}, CredentialConfig{}, "carries the credential"},
-		{IdempotencyConfig{Header: "x-api-key", Window: day}, CredentialConfig{From: FromHeader, Header: "X-Api-Key"}, "carries the credential"},
-		{IdempotencyConfig{Header: "Idempotency-Key"}, CredentialConfig{}, "window 0s"},
-		{IdempotencyConfig{Header: "Idempotency-Key", Window: Duration(721 * time.Hour)}, CredentialConfig{}, "at most 720h"},
-		{IdempotencyConfig{Header: "Idempotency-Key", Window: day, Methods: []string{"FETCH"}}, CredentialConfig{}, "unknown method"},
-		{IdempotencyConfig{Header: "Idempotency-Key", Window: day, ScopeHeaders: []string{"a b"}}, CredentialConfig{}, "scope header"},
+		{IdempotencyConfig{Window: day}, vendors.CredentialConfig{}, "is not a header name"},
+		{IdempotencyConfig{Header: "Bad Header", Window: day}, vendors.CredentialConfig{}, "is not a header name"},
+		{IdempotencyConfig{Header: "authorization", Window: day}, vendors.CredentialConfig{}, "carries the credential"},
+		{IdempotencyConfig{Header: "x-api-key", Window: day}, vendors.CredentialConfig{From: vendors.FromHeader, Header: "X-Api-Key"}, "carries the credential"},
+		{IdempotencyConfig{Header: "Idempotency-Key"}, vendors.CredentialConfig{}, "window 0s"},
+		{IdempotencyConfig{Header: "Idempotency-Key", Window: Duration(721 * time.Hour)}, vendors.CredentialConfig{}, "at most 720h"},
+		{IdempotencyConfig{Header: "Idempotency-Key", Window: day, Methods: []string{"FETCH"}}, vendors.CredentialConfig{}, "unknown method"},
+		{IdempotencyConfig{Header: "Idempotency-Key", Window: day, ScopeHeaders: []string{"a b"}}, vendors.CredentialConfig{}, "scope header"},
 	}
 	for _, c := range cases {
 		idem := c.idem
-		_, err := New(Config{Name: "x", Credential: c.cred, Inject: InjectConfig{Secret: "s"}, Idempotency: &idem})
+		_, err := New(Config{Name: "x", Credential: c.cred, Inject: vendors.InjectConfig{Secret: "s"}, Idempotency: &idem})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v; want %q", c.idem, err, c.want)
 		}

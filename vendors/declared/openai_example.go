@@ -1,5 +1,7 @@
 package declared
 
+import "github.com/keybrake/keybrake/vendors"
+
 // OpenAIChatExample is a worked declaration of an OpenAI-compatible chat
 // completions API, as documented in docs/vendors.md:
 //
@@ -28,9 +30,9 @@ func OpenAIChatExample(apiKey string) Config {
 	return Config{
 		Name:        "openai",
 		Upstream:    "https://api.openai.com",
-		Credential:  CredentialConfig{From: FromBearer},
-		Inject:      InjectConfig{As: InjectBearer, Secret: apiKey},
-		ErrorFormat: FormatJSON,
+		Credential:  vendors.CredentialConfig{From: vendors.FromBearer},
+		Inject:      vendors.InjectConfig{As: vendors.InjectBearer, Secret: apiKey},
+		ErrorFormat: vendors.FormatJSON,
 		Endpoints: []Endpoint{{
 			Match: "POST /v1/chat/completions",
 			Estimate: []Term{

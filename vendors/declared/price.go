@@ -22,9 +22,6 @@ const NanosPerMicro = 1000
 // priceScale is the number of decimals a Price keeps.
 const priceScale = 9
 
-// maxMicros bounds every computed cost (money.MaxUSD dollars).
-var maxMicros = big.NewInt(money.MaxUSD * int64(money.PerDollar))
-
 // configDecimal is a plain non-negative decimal, as prices and defaults are
 // written in configuration: "12", "0.5", ".5", "0.00000015".
 var configDecimal = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?|\.[0-9]+)$`)
@@ -80,59 +77,7 @@ func (p Price) Cost(units *big.Rat) (money.Micros, error) {
 		return 0, fmt.Errorf("%w: negative quantity", money.ErrInvalidAmount)
 	}
 	usd := new(big.Rat).Mul(units, p.rat())
-	return CeilMicros(usd)
-}
-
-// CeilMicros converts an exact, non-negative amount of dollars to
-// micro-dollars, rounding up, and refuses amounts over money.MaxUSD.
-func CeilMicros(usd *big.Rat) (money.Micros, error) {
-	if usd.Sign() < 0 {
-		return 0, fmt.Errorf("%w: negative amount", money.ErrInvalidAmount)
-	}
-	m := new(big.Rat).Mul(usd, big.NewRat(int64(money.PerDollar), 1))
-	q, r := new(big.Int).QuoRem(m.Num(), m.Denom(), new(big.Int))
-	if r.Sign() != 0 {
-		q.Add(q, big.NewInt(1))
-	}
-	if q.Cmp(maxMicros) > 0 {
-		return 0, fmt.Errorf("%w: amount too large", money.ErrInvalidAmount)
-	}
-	return money.Micros(q.Int64()), nil
-}
-
-// jsonNumber is a JSON number (or numeric string) as it may appear in a
-// request or response body: an optional exponent of at most three digits
-// is accepted there, unlike in configuration.
-var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?$`)
-
-// ParseQuantity parses a decimal number from a request or response body
-// exactly. Negative numbers are refused.
-func ParseQuantity(s string) (*big.Rat, error) {
-	s = strings.TrimSpace(s)
-	if len(s) > 64 || !(jsonNumber.MatchString(s) || configDecimal.MatchString(s)) {
-		return nil, fmt.Errorf("%q is not a number", truncate(s, 40))
-	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return nil, fmt.Errorf("%q is not a number", truncate(s, 40))
-	}
-	if r.Sign() < 0 {
-		return nil, fmt.Errorf("%q is negative", s)
-	}
-	return r, nil
-}
-
-// ParseUSDCeil parses a decimal number of dollars with any number of
-// decimals ("0.0083", "0.00791234") and rounds it up to micro-dollars. A
-// leading minus sign is ignored: Twilio reports what it charged as a
-// negative price ("-0.00830").
-func ParseUSDCeil(s string) (money.Micros, error) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "-")
-	r, err := ParseQuantity(s)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", money.ErrInvalidAmount, err)
-	}
-	return CeilMicros(r)
+	return money.CeilMicros(usd)
 }
 
 // Decimal is a decimal number written in configuration. In JSON it may be

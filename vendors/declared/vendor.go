@@ -39,7 +39,7 @@ func (v *Vendor) Credential(r *http.Request) (string, bool) {
 // Authorize implements vendors.Vendor: the real secret replaces the vault
 // key, and nothing else on the request may still carry it.
 func (v *Vendor) Authorize(r *http.Request) error {
-	return SwapCredential(r, v.c.cfg.Credential, v.c.cfg.Inject)
+	return vendors.SwapCredential(r, v.c.cfg.Credential, v.c.cfg.Inject)
 }
 
 // Estimate implements vendors.Vendor.
@@ -108,7 +108,7 @@ func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, raw []byte, 
 
 // WriteError implements vendors.Vendor.
 func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) {
-	WriteError(v.c.cfg.ErrorFormat, w, e)
+	vendors.WriteError(v.c.cfg.ErrorFormat, w, e)
 }
 
 // parseResponse decodes a JSON response body, or returns nil.
@@ -172,7 +172,7 @@ func (t term) cost(b *body) (money.Micros, string) {
 			if !ok {
 				return 0, fmt.Sprintf("field %q is not a number", t.path)
 			}
-			q, err := ParseQuantity(s)
+			q, err := money.ParseDecimal(s)
 			if err != nil {
 				return 0, fmt.Sprintf("field %q: %v", t.path, err)
 			}
@@ -199,7 +199,7 @@ func (t term) cost(b *body) (money.Micros, string) {
 				if !ok {
 					return 0, fmt.Sprintf("field %q is not a number", t.times)
 				}
-				q, err := ParseQuantity(s)
+				q, err := money.ParseDecimal(s)
 				if err != nil {
 					return 0, fmt.Sprintf("field %q: %v", t.times, err)
 				}

@@ -1,7 +1,6 @@
 // Package resend speaks Resend's email API for the Keybrake gate.
 //
-// Resend is a declared vendor (package declared) with refinements in Go;
-// Declaration returns its configuration:
+// What Keybrake knows of Resend:
 //
 //   - Credential: resend-go and the other Resend SDKs send
 //     "Authorization: Bearer KEY"; the vault key rides there and the real
@@ -33,7 +32,7 @@
 //     recipients the failed ones had). A 4xx releases; anything else is
 //     ambiguous and kept for reconciliation.
 //   - Idempotency-Key: Resend honours it on POST /emails and /emails/batch
-//     for 24 hours (declared in Declaration), so a true replay is free and
+//     for 24 hours, so a true replay is free and
 //     the same key with another payload is refused with Resend's own 409.
 //   - POST /api-keys mints a full-access Resend key: refused for every
 //     vault key, whatever its allowlist.
@@ -54,12 +53,13 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
-	"github.com/keybrake/keybrake/vendors/declared"
 )
 
 // Name is the vendor name of Resend.
@@ -78,93 +78,92 @@ type Config struct {
 	PerEmailUSD money.Micros `json:"per_email_usd,omitempty"`
 }
 
-// The endpoints that send email.
-const (
-	matchSend  = "POST /emails"
-	matchBatch = "POST /emails/batch"
-)
-
 // freePOSTs are Resend's management POSTs, which send nothing.
 var freePOSTs = []string{
-	"/emails/*/cancel",
-	"/domains",
-	"/domains/*/verify",
-	"/audiences",
-	"/audiences/*/contacts",
-	"/contacts",
-	"/contacts/*/segments/*",
-	"/contact-properties",
-	"/contact-properties/*",
-	"/segments",
-	"/templates",
-	"/templates/*/publish",
-	"/templates/*/duplicate",
-	"/topics",
-	"/webhooks",
+	"POST /emails/*/cancel",
+	"POST /domains",
+	"POST /domains/*/verify",
+	"POST /audiences",
+	"POST /audiences/*/contacts",
+	"POST /contacts",
+	"POST /contacts/*/segments/*",
+	"POST /contact-properties",
+	"POST /contact-properties/*",
+	"POST /segments",
+	"POST /templates",
+	"POST /templates/*/publish",
+	"POST /templates/*/duplicate",
+	"POST /topics",
+	"POST /webhooks",
 }
 
-// Declaration returns Resend as a declared vendor configuration.
-func Declaration(cfg Config) declared.Config {
-	price := cfg.PerEmailUSD
-	if price == 0 {
-		price = DefaultPerEmailUSD
-	}
-	p := declared.Decimal(price.String())
-	recipients := func(prefix string) []declared.Term {
-		return []declared.Term{
-			{Count: prefix + "to", PriceUSD: p},
-			{Count: prefix + "cc", PriceUSD: p},
-			{Count: prefix + "bcc", PriceUSD: p},
-		}
-	}
-	eps := []declared.Endpoint{
-		{Match: matchSend, Estimate: recipients(""), Settle: declared.SettleConfig{TxnIDPath: "id"}},
-		{Match: matchBatch, Estimate: recipients("*."), Settle: declared.SettleConfig{TxnIDPath: "data.*.id"}},
-	}
-	for _, path := range freePOSTs {
-		eps = append(eps, declared.Endpoint{Match: "POST " + path})
-	}
-	return declared.Config{
-		Name:        Name,
-		Upstream:    "https://api.resend.com",
-		Credential:  declared.CredentialConfig{From: declared.FromBearer},
-		Inject:      declared.InjectConfig{As: declared.InjectBearer, Secret: cfg.APIKey},
-		ErrorFormat: declared.FormatResend,
-		FreeMethods: []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete},
-		Endpoints:   eps,
-		// Resend keeps an Idempotency-Key for 24 hours on POST /emails and
-		// /emails/batch (resend.com/docs/dashboard/emails/idempotency-keys):
-		// the same payload answers the first response and sends nothing;
-		// another payload is refused with 409 invalid_idempotent_request;
-		// one still running with 409 concurrent_idempotent_requests.
-		Idempotency: &declared.IdempotencyConfig{Header: "Idempotency-Key", Window: declared.Duration(24 * time.Hour),
-			Paths: []string{"/emails", "/emails/batch"}},
-	}
-}
+// freeMethods move no money on Resend: reads, updates and deletes.
+var freeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete}
 
 // Vendor is Resend.
 type Vendor struct {
-	*declared.Vendor
-	perEmail money.Micros
+	perEmail  money.Micros
+	freePOSTs allowlist.List
+	from      vendors.CredentialConfig
+	inject    vendors.InjectConfig
 }
 
-// New returns the Resend vendor.
+// New returns the Resend vendor. Without an API key it is built, but
+// refuses to authorize any call (see vendors.SwapCredential).
 func New(cfg Config) (*Vendor, error) {
-	if cfg.APIKey == "" {
-		return nil, fmt.Errorf("resend: api_key is required")
-	}
 	if cfg.PerEmailUSD < 0 {
 		return nil, fmt.Errorf("resend: per_email_usd must not be negative")
-	}
-	d, err := declared.New(Declaration(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("resend: %w", err)
 	}
 	price := cfg.PerEmailUSD
 	if price == 0 {
 		price = DefaultPerEmailUSD
 	}
-	return &Vendor{Vendor: d, perEmail: price}, nil
+	free, err := allowlist.Parse(freePOSTs)
+	if err != nil {
+		return nil, fmt.Errorf("resend: %w", err)
+	}
+	v := &Vendor{
+		perEmail:  price,
+		freePOSTs: free,
+		from:      vendors.CredentialConfig{From: vendors.FromBearer},
+		inject:    vendors.InjectConfig{As: vendors.InjectBearer, Secret: cfg.APIKey},
+	}
+	if err := v.inject.Validate(); err != nil {
+		return nil, fmt.Errorf("resend: %w", err)
+	}
+	return v, nil
+}
+
+// Name implements vendors.Vendor.
+func (v *Vendor) Name() string { return Name }
+
+// Credential implements vendors.Vendor: resend-go and the other SDKs send
+// "Authorization: Bearer KEY".
+func (v *Vendor) Credential(r *http.Request) (string, bool) { return v.from.Extract(r) }
+
+// Authorize implements vendors.Vendor: the real API key replaces the vault
+// key, the same way.
+func (v *Vendor) Authorize(r *http.Request) error { return vendors.SwapCredential(r, v.from, v.inject) }
+
+// WriteError implements vendors.Vendor with Resend's error body.
+func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) { vendors.WriteResendError(w, e) }
+
+// Idempotency implements vendors.IdempotencyHonouring. Resend keeps an
+// Idempotency-Key for 24 hours on POST /emails and /emails/batch
+// (resend.com/docs/dashboard/emails/idempotency-keys): the same payload
+// answers the first response and sends nothing; another payload is refused
+// with 409 invalid_idempotent_request; one still running with 409
+// concurrent_idempotent_requests.
+func (v *Vendor) Idempotency() vendors.Idempotency {
+	mismatch, inFlight := vendors.IdempotencyErrors(vendors.FormatResend)
+	return vendors.Idempotency{
+		Header:   "Idempotency-Key",
+		Methods:  []string{http.MethodPost},
+		Paths:    []string{"/emails", "/emails/batch"},
+		Window:   24 * time.Hour,
+		Mismatch: mismatch,
+		InFlight: inFlight,
+	}
 }
 
 // Estimate implements vendors.Vendor: sends are priced per recipient
@@ -172,7 +171,10 @@ func New(cfg Config) (*Vendor, error) {
 // declared.
 func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error) {
 	if r.Method != http.MethodPost {
-		return v.Vendor.Estimate(r, body)
+		if slices.Contains(freeMethods, r.Method) {
+			return vendors.Estimate{Known: true}, nil
+		}
+		return unknownCost(r), nil
 	}
 	var count func([]byte) (int64, error)
 	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
@@ -183,7 +185,10 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	case "/emails/batch":
 		count = countBatch
 	default:
-		return v.Vendor.Estimate(r, body)
+		if _, free := v.freePOSTs.Match(r.Method, r.URL.Path); free {
+			return vendors.Estimate{Known: true}, nil
+		}
+		return unknownCost(r), nil
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return vendors.Estimate{}, badRequest("Resend reads the email as JSON: send it with Content-Type: application/json.")
@@ -202,24 +207,70 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	return vendors.Estimate{Cost: money.Micros(cost), Known: true}, nil
 }
 
+// unknownCost is the estimate of a call Keybrake cannot price: a marketing
+// broadcast (billed by contacts, not by email), or an endpoint it does not
+// know. The unknown_cost policy applies.
+func unknownCost(r *http.Request) vendors.Estimate {
+	p := r.URL.Path
+	if len(p) > 200 {
+		p = p[:200] + "…"
+	}
+	return vendors.Estimate{Reason: "no cost rule for " + r.Method + " " + p}
+}
+
 func badRequest(msg string) *vendors.Error {
 	return &vendors.Error{Status: http.StatusBadRequest, Code: "keybrake_bad_request", Message: msg}
 }
 
-// Settle implements vendors.Vendor: as declared, except that a batch whose
-// emails partly failed costs only its share of emails sent.
-func (v *Vendor) Settle(r *http.Request, status int, header http.Header, body []byte, est vendors.Estimate) vendors.Result {
-	res := v.Vendor.Settle(r, status, header, body, est)
-	if res.Decision != vendors.DecisionSettle || r.Method != http.MethodPost || r.URL.Path != "/emails/batch" {
+// Settle implements vendors.Vendor. A 2xx settles at the estimate, with
+// the email id (for a batch, the ids of data[] joined with ",") as the
+// transaction id, except that a batch whose emails partly failed costs only
+// its share of emails sent; a send whose estimate was not known keeps it as
+// a provisional cost. A 4xx releases; anything else is ambiguous.
+func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, body []byte, est vendors.Estimate) vendors.Result {
+	dec := vendors.StatusDecision(status)
+	if dec != vendors.DecisionSettle {
+		return vendors.Result{Decision: dec}
+	}
+	res := vendors.Result{Decision: vendors.DecisionSettle, Cost: est.Cost}
+	if r.Method != http.MethodPost {
 		return res
 	}
 	var out struct {
-		Data   []struct{ ID string } `json:"data"`
+		ID   json.RawMessage `json:"id"`
+		Data []struct {
+			ID json.RawMessage `json:"id"`
+		} `json:"data"`
 		Errors []struct {
 			Index int `json:"index"`
 		} `json:"errors"`
 	}
-	if err := json.Unmarshal(body, &out); err != nil || len(out.Errors) == 0 {
+	batch := false
+	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
+	case "/emails":
+	case "/emails/batch":
+		batch = true
+	default:
+		return res
+	}
+	if !est.Known {
+		res.Decision = vendors.DecisionUnpriced
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return res
+	}
+	if !batch {
+		res.TxnID = idString(out.ID)
+		return res
+	}
+	var ids []string
+	for _, d := range out.Data {
+		if id := idString(d.ID); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	res.TxnID = strings.Join(ids, ",")
+	if res.Decision != vendors.DecisionSettle || len(out.Errors) == 0 {
 		return res
 	}
 	sent, failed := int64(len(out.Data)), int64(len(out.Errors))
@@ -229,6 +280,20 @@ func (v *Vendor) Settle(r *http.Request, status int, header http.Header, body []
 	}
 	res.Cost = money.Micros(cost)
 	return res
+}
+
+// idString is an id from Resend's answer: a string, or a number written as
+// one.
+func idString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
 }
 
 // Interface guards.

@@ -45,14 +45,20 @@ func jsonReq(method, path, body string) (*http.Request, []byte) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := New(Config{}); err == nil {
-		t.Error("no api key accepted")
+	// Without an API key the vendor is built (its secret may come later),
+	// but sends nothing upstream.
+	bare, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := jsonReq("POST", "/emails", `{}`)
+	r.Header.Set("Authorization", "Bearer kbAbCdEfGhIjKlMnOpQrStUvWxYz0123")
+	var ve *vendors.Error
+	if err := bare.Authorize(r); !errors.As(err, &ve) || ve.Status != http.StatusServiceUnavailable || ve.Code != "keybrake_vendor_not_configured" {
+		t.Errorf("Authorize without an api key: %v", err)
 	}
 	if _, err := New(Config{APIKey: "k", PerEmailUSD: -1}); err == nil {
 		t.Error("negative price accepted")
-	}
-	if err := Declaration(Config{APIKey: "k"}).Validate(); err != nil {
-		t.Errorf("declaration invalid: %v", err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/keybrake/keybrake/vendors"
-	"github.com/keybrake/keybrake/vendors/declared"
 )
 
 // WriteError implements vendors.Vendor with Stripe's error envelope
@@ -14,5 +13,5 @@ import (
 // obey before anything else. Declared vendors with the stripe error format
 // share the one writer.
 func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) {
-	declared.WriteStripeError(w, e)
+	vendors.WriteStripeError(w, e)
 }

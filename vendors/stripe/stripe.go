@@ -40,7 +40,9 @@ const DefaultUpstream = "https://api.stripe.com"
 
 // Config configures the Stripe vendor.
 type Config struct {
-	// SecretKey is the real Stripe secret key (sk_… or rk_…). Required.
+	// SecretKey is the real Stripe secret key (sk_… or rk_…). Empty, the
+	// vendor is built but not configured: Authorize refuses every call
+	// with 503.
 	SecretKey string
 	// Rates converts non-USD amounts to US dollars. Default: none, so a
 	// non-USD amount is refused with a 400.
@@ -64,9 +66,6 @@ type Vendor struct {
 
 // New returns the Stripe vendor.
 func New(cfg Config) (*Vendor, error) {
-	if cfg.SecretKey == "" {
-		return nil, fmt.Errorf("stripe: secret_key is required")
-	}
 	upstream := cfg.Upstream
 	if upstream == "" {
 		upstream = DefaultUpstream
@@ -121,6 +120,9 @@ func (v *Vendor) Credential(r *http.Request) (string, bool) {
 
 // Authorize implements vendors.Vendor.
 func (v *Vendor) Authorize(r *http.Request) error {
+	if v.secretKey == "" {
+		return vendors.NotConfigured("Keybrake has no Stripe secret key to send upstream.")
+	}
 	r.Header.Set("Authorization", "Bearer "+v.secretKey)
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
-	"github.com/keybrake/keybrake/vendors/declared"
 )
 
 // resource holds the fields of a Twilio Message or Call Keybrake reads.
@@ -40,7 +39,7 @@ func (res *resource) price() (money.Micros, bool) {
 	if strings.TrimSpace(s) == "" {
 		return 0, false
 	}
-	cost, err := declared.ParseUSDCeil(s)
+	cost, err := money.ParseUSDCeil(s)
 	if err != nil {
 		return 0, false
 	}

@@ -81,7 +81,6 @@ import (
 
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
-	"github.com/keybrake/keybrake/vendors/declared"
 )
 
 // Name is the vendor name of Twilio.
@@ -92,10 +91,12 @@ const APIVersion = "2010-04-01"
 
 // Config configures the Twilio vendor.
 type Config struct {
-	// AccountSID is the real account SID (AC…). Required; alphanumeric.
+	// AccountSID is the real account SID (AC…), alphanumeric. Empty (as
+	// AuthToken), the vendor is built but not configured: Authorize
+	// refuses every call with 503.
 	AccountSID string `json:"account_sid"`
 	// AuthToken is the real auth token (or, with APIKey, the API key's
-	// secret). Required.
+	// secret).
 	AuthToken string `json:"auth_token"`
 	// APIKey, when set, is an API key SID (SK…) sent as the Basic user
 	// instead of AccountSID. Default empty.
@@ -135,17 +136,14 @@ type Vendor struct {
 	defaultVoice money.Micros
 	callMax      money.Micros
 	twimlURLs    []*url.URL
-	from         declared.CredentialConfig
-	inject       declared.InjectConfig
+	from         vendors.CredentialConfig
+	inject       vendors.InjectConfig
 }
 
 // New returns the Twilio vendor.
 func New(cfg Config) (*Vendor, error) {
-	if cfg.AccountSID == "" || !alnum(cfg.AccountSID) {
-		return nil, fmt.Errorf("twilio: account_sid is required and must be alphanumeric (AC…)")
-	}
-	if cfg.AuthToken == "" {
-		return nil, fmt.Errorf("twilio: auth_token is required")
+	if !alnum(cfg.AccountSID) {
+		return nil, fmt.Errorf("twilio: account_sid must be alphanumeric (AC…)")
 	}
 	if cfg.APIKey != "" && !alnum(cfg.APIKey) {
 		return nil, fmt.Errorf("twilio: api_key must be alphanumeric (SK…)")
@@ -192,8 +190,8 @@ func New(cfg Config) (*Vendor, error) {
 		defaultVoice: cfg.DefaultVoiceRate,
 		callMax:      cfg.CallMaxUSD,
 		twimlURLs:    twimlURLs,
-		from:         declared.CredentialConfig{From: declared.FromBasicPassword},
-		inject:       declared.InjectConfig{As: declared.InjectBasic, Username: user, Secret: cfg.AuthToken},
+		from:         vendors.CredentialConfig{From: vendors.FromBasicPassword},
+		inject:       vendors.InjectConfig{As: vendors.InjectBasic, Username: user, Secret: cfg.AuthToken},
 	}
 	if err := v.inject.Validate(); err != nil {
 		return nil, fmt.Errorf("twilio: %v", err)
@@ -211,14 +209,17 @@ func (v *Vendor) Credential(r *http.Request) (string, bool) { return v.from.Extr
 // Authorize implements vendors.Vendor: the real account SID replaces the
 // path's, the real credentials replace the vault key.
 func (v *Vendor) Authorize(r *http.Request) error {
+	if v.accountSID == "" {
+		return vendors.NotConfigured("Keybrake has no Twilio account SID to send upstream.")
+	}
 	if err := v.rewritePath(r); err != nil {
 		return err
 	}
-	return declared.SwapCredential(r, v.from, v.inject)
+	return vendors.SwapCredential(r, v.from, v.inject)
 }
 
 // WriteError implements vendors.Vendor.
-func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) { declared.WriteTwilioError(w, e) }
+func (v *Vendor) WriteError(w http.ResponseWriter, e *vendors.Error) { vendors.WriteTwilioError(w, e) }
 
 func alnum(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -46,9 +46,7 @@ func basic(user, pw string) string {
 
 func TestNewValidates(t *testing.T) {
 	bad := []Config{
-		{AuthToken: "t"},
 		{AccountSID: "AC-1", AuthToken: "t"},
-		{AccountSID: realSID},
 		{AccountSID: realSID, AuthToken: "t", APIKey: "SK:1"},
 		{AccountSID: realSID, AuthToken: "t", CallMaxUSD: -1},
 		{AccountSID: realSID, AuthToken: "t", Rates: RateTable{"44": {SMS: 1}}},
@@ -63,6 +61,20 @@ func TestNewValidates(t *testing.T) {
 	for i, cfg := range bad {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("config %d accepted: %+v", i, cfg)
+		}
+	}
+	// Without its secrets the vendor is built (they may come later from
+	// the environment) but forwards nothing.
+	for _, cfg := range []Config{{AuthToken: "t"}, {AccountSID: realSID}} {
+		v, err := New(cfg)
+		if err != nil {
+			t.Fatalf("%+v: %v", cfg, err)
+		}
+		r := httptest.NewRequest("POST", "/2010-04-01/Accounts/"+realSID+"/Messages.json", nil)
+		r.SetBasicAuth(realSID, "kbAbCdEfGhIjKlMnOpQrStUvWxYz0123")
+		var ve *vendors.Error
+		if err := v.Authorize(r); !errors.As(err, &ve) || ve.Code != vendors.CodeNotConfigured {
+			t.Errorf("%+v: Authorize = %v; want a not-configured refusal", cfg, err)
 		}
 	}
 }

@@ -1,15 +1,14 @@
-package declared
+package vendors
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-
-	"github.com/keybrake/keybrake/vendors"
 )
 
-// Error formats (Config.ErrorFormat): the body Keybrake answers its own
-// refusals with, shaped like the vendor's so its SDK surfaces them.
+// Error formats (a declared vendor's error_format; each built-in vendor
+// uses its own): the body Keybrake answers its own refusals with, shaped
+// like the vendor's so its SDK surfaces them.
 const (
 	// FormatJSON is {"error":{"code":"keybrake_cap_hit","message":"…"}},
 	// with "x-should-retry: false" on refusals a retry cannot fix (the
@@ -24,7 +23,8 @@ const (
 	FormatResend = "resend"
 )
 
-func validFormat(f string) bool {
+// ValidFormat reports whether f is one of the error formats above.
+func ValidFormat(f string) bool {
 	switch f {
 	case FormatJSON, FormatStripe, FormatTwilio, FormatResend:
 		return true
@@ -34,7 +34,7 @@ func validFormat(f string) bool {
 
 // WriteError writes a refusal in one of the formats above (FormatJSON for
 // an unknown one).
-func WriteError(format string, w http.ResponseWriter, e *vendors.Error) {
+func WriteError(format string, w http.ResponseWriter, e *Error) {
 	switch format {
 	case FormatStripe:
 		WriteStripeError(w, e)
@@ -56,7 +56,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // WriteJSONError writes {"error":{"code","message"}}.
-func WriteJSONError(w http.ResponseWriter, e *vendors.Error) {
+func WriteJSONError(w http.ResponseWriter, e *Error) {
 	switch {
 	case e.NothingSent:
 		w.Header().Set("X-Should-Retry", "true")
@@ -68,7 +68,7 @@ func WriteJSONError(w http.ResponseWriter, e *vendors.Error) {
 
 // WriteStripeError writes Stripe's error envelope: stripe-go retries a body
 // it cannot parse, and obeys Stripe-Should-Retry before anything else.
-func WriteStripeError(w http.ResponseWriter, e *vendors.Error) {
+func WriteStripeError(w http.ResponseWriter, e *Error) {
 	typ := "invalid_request_error"
 	switch {
 	case e.Type != "":
@@ -121,7 +121,7 @@ func TwilioCode(status int) int {
 // WriteTwilioError writes {"code":20429,"message":"…","more_info":
 // "https://www.twilio.com/docs/errors/20429","status":429}. twilio-go
 // decodes it into a *client.TwilioRestError and does not retry.
-func WriteTwilioError(w http.ResponseWriter, e *vendors.Error) {
+func WriteTwilioError(w http.ResponseWriter, e *Error) {
 	code := TwilioCode(e.Status)
 	writeJSON(w, e.Status, TwilioError{
 		Code:     code,
@@ -142,7 +142,7 @@ type ResendError struct {
 // Type when it has one, else one chosen by status. A cap hit is
 // "daily_quota_exceeded" rather than "rate_limit_exceeded": Resend's own
 // name for a 429 that waiting a moment does not cure.
-func ResendName(e *vendors.Error) string {
+func ResendName(e *Error) string {
 	switch {
 	case e.Type != "":
 		return e.Type // Resend's own name, e.g. concurrent_idempotent_requests
@@ -172,6 +172,27 @@ func ResendName(e *vendors.Error) string {
 // WriteResendError writes {"statusCode","name","message"} with
 // Content-Type application/json, which resend-go needs to read the message
 // (it turns a 429 into a *resend.RateLimitError; it never retries).
-func WriteResendError(w http.ResponseWriter, e *vendors.Error) {
+func WriteResendError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, ResendError{StatusCode: e.Status, Name: ResendName(e), Message: e.Message})
+}
+
+// IdempotencyErrors are the refusals of a reused key in an error format:
+// Stripe's (400 idempotency_error; 409 idempotency_key_in_use), Resend's
+// (409 invalid_idempotent_request; 409 concurrent_idempotent_requests), or
+// a 409 for the others.
+func IdempotencyErrors(format string) (mismatch, inFlight Error) {
+	const (
+		mismatchMsg = "This idempotency key was already used with another request; use a new key."
+		inFlightMsg = "A request with this idempotency key is still in progress; retry it later."
+	)
+	switch format {
+	case FormatStripe:
+		return Error{Status: http.StatusBadRequest, Code: "idempotency_key_reused", Type: "idempotency_error", Message: mismatchMsg},
+			Error{Status: http.StatusConflict, Code: "idempotency_key_in_use", Type: "invalid_request_error", Retryable: true, Message: inFlightMsg}
+	case FormatResend:
+		return Error{Status: http.StatusConflict, Code: "invalid_idempotent_request", Type: "invalid_idempotent_request", Message: mismatchMsg},
+			Error{Status: http.StatusConflict, Code: "concurrent_idempotent_requests", Type: "concurrent_idempotent_requests", Retryable: true, Message: inFlightMsg}
+	}
+	return Error{Status: http.StatusConflict, Code: "keybrake_idempotency_mismatch", Message: mismatchMsg},
+		Error{Status: http.StatusConflict, Code: "keybrake_idempotency_in_flight", Retryable: true, Message: inFlightMsg}
 }
