@@ -34,6 +34,7 @@ const sqliteBusyTimeoutMS = 5000
 type sqliteStore struct {
 	write  *sql.DB
 	stmts  *sqliteStmts
+	ops    *Coalescer // the group commit of Reserve and the finishes
 	read   *sql.DB
 	logger *zap.Logger
 	closed atomic.Bool
@@ -57,6 +58,7 @@ func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (Store, err
 	}
 
 	s := &sqliteStore{logger: logger, stmts: newSQLiteStmts()}
+	s.ops = NewCoalescer(s.runBatch, 0)
 	s.write, err = sql.Open("sqlite", sqliteDSN(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
@@ -121,6 +123,12 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), sqliteCloseDrain)
+	_ = s.ops.Close(drainCtx)
+	cancel()
 	if s.closed.Swap(true) {
 		return nil
 	}

@@ -30,19 +30,20 @@ type sqliteBudget struct {
 	daySpent, dayReserved int64
 }
 
-// Reserve runs in one BEGIN IMMEDIATE transaction on the single write
-// connection: the key's counters cannot change between the cap check and
-// the reservation, so no interleaving of callers can exceed a cap.
+// Reserve runs in a BEGIN IMMEDIATE transaction on the single write
+// connection, with whatever other writes were queued meanwhile (see
+// sqlite_batch.go): the key's counters cannot change between the cap check
+// and the reservation, so no interleaving of callers can exceed a cap.
 func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
+	return s.ops.Do(ctx, Op{Reserve: &r})
+}
+
+// sqliteReserveOp is one reservation inside a write transaction.
+func sqliteReserveOp(ctx context.Context, tx *sqliteTx, r ReserveRequest) (ReserveResult, error) {
 	if r.Estimate < 0 || r.Minimum < 0 {
 		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d or minimum %d", r.CallID, r.Estimate, r.Minimum)
 	}
-	var res ReserveResult
-	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		var err error
-		res, err = sqliteReserveTx(ctx, tx, r)
-		return err
-	})
+	res, err := sqliteReserveTx(ctx, tx, r)
 	if err != nil {
 		return ReserveResult{}, fmt.Errorf("reserving cost for call %s: %w", r.CallID, err)
 	}

@@ -40,9 +40,35 @@ func (s *sqliteStore) MarkUnknown(ctx context.Context, callID string, st Settlem
 }
 
 // finish moves a call out of reserved/unknown/unpriced and the key's
-// counters with it, as store.go describes, in one transaction. A call in any
-// other state is left alone so a repeated or late settlement counts once.
+// counters with it, as store.go describes, in one transaction (shared with
+// the other writes queued meanwhile). A call in any other state is left
+// alone so a repeated or late settlement counts once.
 func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, how sqliteFinish) error {
+	_, err := s.ops.Do(ctx, Op{Finish: &Finish{CallID: callID, Mode: how.mode(), Settlement: st}})
+	return err
+}
+
+// mode is the Finish mode of how.
+func (f sqliteFinish) mode() string {
+	switch f {
+	case sqliteSettle:
+		return FinishSettle
+	case sqliteRelease:
+		return FinishRelease
+	default:
+		return FinishUnknown
+	}
+}
+
+// sqliteFinishOp is one finish inside a write transaction.
+func sqliteFinishOp(ctx context.Context, tx *sqliteTx, f Finish) error {
+	how, st, callID := sqliteMarkUnknown, f.Settlement, f.CallID
+	switch f.Mode {
+	case FinishSettle:
+		how = sqliteSettle
+	case FinishRelease:
+		how = sqliteRelease
+	}
 	newState := CostReleased
 	switch how {
 	case sqliteSettle:
@@ -59,11 +85,7 @@ func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, 
 	case sqliteMarkUnknown:
 		newState = CostUnknown
 	}
-
-	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		return sqliteFinishTx(ctx, tx, callID, st, how, newState)
-	})
-	if err != nil {
+	if err := sqliteFinishTx(ctx, tx, callID, st, how, newState); err != nil {
 		return fmt.Errorf("%s call %s: %w", how, callID, err)
 	}
 	return nil

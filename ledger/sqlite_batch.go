@@ -1,0 +1,69 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// sqliteCloseDrain bounds how long Close waits for queued writes.
+const sqliteCloseDrain = 10 * time.Second
+
+// Interface guard.
+var _ Batcher = (*sqliteStore)(nil)
+
+// runBatch writes a batch of ops in one BEGIN IMMEDIATE transaction, so
+// one fsync commits them all. Finishes go first, then reservations, each
+// in arrival order; each op runs in a savepoint of its own, so an op that
+// fails (an unknown key, a bad argument) is rolled back alone and the
+// others commit.
+func (s *sqliteStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
+	results := make([]ReserveResult, len(ops))
+	errs := make([]error, len(ops))
+	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
+		for _, finishes := range []bool{true, false} {
+			for i, op := range ops {
+				if (op.Finish != nil) != finishes {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+					return err
+				}
+				if op.Finish != nil {
+					errs[i] = sqliteFinishOp(ctx, tx, *op.Finish)
+				} else {
+					results[i], errs[i] = sqliteReserveOp(ctx, tx, *op.Reserve)
+				}
+				if errs[i] != nil {
+					errs[i] = s.mapErr(errs[i])
+					if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return FailAll(ops, fmt.Errorf("writing a batch of %d ledger writes: %w", len(ops), err))
+	}
+	return results, errs
+}
+
+// FinishLater queues a finish; see Batcher.
+func (s *sqliteStore) FinishLater(ctx context.Context, f Finish, then func(error)) {
+	s.ops.Go(ctx, Op{Finish: &f}, func(_ ReserveResult, err error) {
+		if then != nil {
+			then(err)
+		}
+	})
+}
+
+// Settled waits for the writes queued so far.
+func (s *sqliteStore) Settled(ctx context.Context) error { return s.ops.Wait(ctx) }
+
+// BatchStats reports the group commit's counts.
+func (s *sqliteStore) BatchStats() BatchStats { return s.ops.Stats() }
