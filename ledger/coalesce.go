@@ -184,6 +184,15 @@ func (c *Coalescer) finish(p *pendingOp) {
 	}
 }
 
+// FinishLater queues a finish (see Batcher).
+func (c *Coalescer) FinishLater(ctx context.Context, f Finish, then func(error)) {
+	c.Go(ctx, Op{Finish: &f}, func(_ ReserveResult, err error) {
+		if then != nil {
+			then(err)
+		}
+	})
+}
+
 // Wait returns once every op queued before it has committed or failed, or
 // when ctx is done.
 func (c *Coalescer) Wait(ctx context.Context) error {

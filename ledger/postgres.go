@@ -41,6 +41,9 @@ type postgresStore struct {
 	// checks that its connection is still alive.
 	watchPing time.Duration
 
+	// ops is the group commit of Reserve and the finishes.
+	ops *Coalescer
+
 	// closed makes every later failure ErrUnavailable (see wrapErr).
 	closed atomic.Bool
 }
@@ -82,6 +85,7 @@ func openPostgres(ctx context.Context, dsn string, logger *zap.Logger) (Store, e
 		listenConfig: cfg.ConnConfig.Copy(),
 		watchPing:    30 * time.Second,
 	}
+	s.ops = NewCoalescer(s.runBatch, 0)
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		pool.Close()
@@ -102,6 +106,9 @@ func (s *postgresStore) Ping(ctx context.Context) error {
 // Close closes every pooled connection. A running WatchKeys is stopped by
 // its own context, not by Close.
 func (s *postgresStore) Close() error {
+	drainCtx, cancel := context.WithTimeout(context.Background(), postgresCloseDrain)
+	_ = s.ops.Close(drainCtx)
+	cancel()
 	s.closed.Store(true)
 	s.pool.Close()
 	return nil

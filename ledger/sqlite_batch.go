@@ -55,11 +55,7 @@ func (s *sqliteStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult, 
 
 // FinishLater queues a finish; see Batcher.
 func (s *sqliteStore) FinishLater(ctx context.Context, f Finish, then func(error)) {
-	s.ops.Go(ctx, Op{Finish: &f}, func(_ ReserveResult, err error) {
-		if then != nil {
-			then(err)
-		}
-	})
+	s.ops.FinishLater(ctx, f, then)
 }
 
 // Settled waits for the writes queued so far.
