@@ -216,7 +216,7 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 		if kind == "finish" {
 			i := a.fIdx[idx-1]
 			switch {
-			case outcome == "not_found":
+			case state == "not_found":
 				op, _ := finishArgs(Finish{Mode: a.fModes[idx-1]})
 				errs[i] = fmt.Errorf("%s: %w", op, ErrNotFound)
 			case state == "":

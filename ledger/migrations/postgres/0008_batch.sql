@@ -80,16 +80,19 @@ BEGIN
 	-- the rest.
 	v_seed := (txid_current() % 1999) / 1999.0;
 
+	o_kind := 'finish';
+	o_outcome := '';
+	o_replay_of := '';
+	o_run_label := '';
+	o_remaining := 0;
+	o_held := 0;
 	FOR i IN 1 .. coalesce(cardinality(f_call_ids), 0) LOOP
-		o_kind := 'finish';
 		o_idx := i;
-		o_outcome := '';
 		IF NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = f_call_ids[i]) THEN
-			o_outcome := 'not_found';
-			o_state := '';
+			o_state := 'not_found';
 		ELSE
-			o_state := keybrake_finish(f_call_ids[i], f_modes[i], f_costs[i], f_states[i], f_statuses[i],
-				f_amounts[i], f_currencies[i], f_txn_ids[i], f_outcomes[i], f_nows[i]);
+			o_state := COALESCE(keybrake_finish(f_call_ids[i], f_modes[i], f_costs[i], f_states[i], f_statuses[i],
+				f_amounts[i], f_currencies[i], f_txn_ids[i], f_outcomes[i], f_nows[i]), '');
 		END IF;
 		RETURN NEXT;
 	END LOOP;
