@@ -52,7 +52,8 @@ CREATE FUNCTION keybrake_batch(
 ) LANGUAGE plpgsql AS $$
 DECLARE
 	i      integer;
-	v_keys text[];
+	v_keys   text[];
+	v_moving text[];
 	v_seed double precision;
 BEGIN
 	IF coalesce(cardinality(r_call_ids), 0) = 0 THEN
@@ -62,13 +63,17 @@ BEGIN
 	-- The keys whose counters the batch moves: those of its spend
 	-- reservations, and of its finishes that move money. A zero-cost call
 	-- takes no key lock here either (migration 0002).
+	-- (Every lookup of calls goes by call_id = ANY (array), an index scan
+	-- whatever the plan; a join of calls with an unnested array may be
+	-- planned as a scan of the whole table.)
+	v_moving := ARRAY(SELECT f.call_id FROM unnest(f_call_ids, f_modes, f_costs) AS f(call_id, mode, cost)
+		WHERE f.mode = 'settle' AND f.cost <> 0);
 	v_keys := ARRAY(
 		SELECT u.key_id FROM unnest(r_key_ids, r_estimates, r_minimums, r_idems, r_windows) AS u(key_id, est, mn, idem, win)
 			WHERE NOT (u.est = 0 AND u.mn = 0 AND NOT (u.idem <> '' AND u.win > 0))
 		UNION
-		SELECT c.key_id FROM unnest(f_call_ids, f_modes, f_costs) AS f(call_id, mode, cost)
-			JOIN calls c ON c.call_id = f.call_id
-			WHERE c.reserved <> 0 OR c.cost <> 0 OR (f.mode = 'settle' AND f.cost <> 0));
+		SELECT c.key_id FROM calls c
+			WHERE c.call_id = ANY (f_call_ids) AND (c.reserved <> 0 OR c.cost <> 0 OR c.call_id = ANY (v_moving)));
 	PERFORM 1 FROM vault_keys k WHERE k.id = ANY (v_keys) ORDER BY k.id FOR NO KEY UPDATE;
 	PERFORM 1 FROM api_tokens t
 		WHERE t.id IN (SELECT k.token_id FROM vault_keys k WHERE k.id = ANY (v_keys) AND k.token_id <> '')
