@@ -245,6 +245,10 @@ type Batcher interface {
 	// Settled returns once every write queued before it is done.
 	Settled(ctx context.Context) error
 	BatchStats() BatchStats
+	// WriteBatch writes ops in one transaction at once, outside the queue,
+	// as described for BatchRunner: what the group commit does with each
+	// batch, for tests and tools.
+	WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error)
 }
 
 // RunAlone is what a BatchRunner does when its transaction failed for a

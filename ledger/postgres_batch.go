@@ -43,6 +43,11 @@ func (s *postgresStore) FinishLater(ctx context.Context, f Finish, then func(err
 // Settled waits for the writes queued so far.
 func (s *postgresStore) Settled(ctx context.Context) error { return s.ops.Wait(ctx) }
 
+// WriteBatch writes ops in one transaction; see Batcher.
+func (s *postgresStore) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
+	return s.runBatch(ctx, ops)
+}
+
 // BatchStats reports the group commit's counts.
 func (s *postgresStore) BatchStats() BatchStats { return s.ops.Stats() }
 
