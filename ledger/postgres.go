@@ -43,6 +43,11 @@ type postgresStore struct {
 
 	// ops is the group commit of Reserve and the finishes.
 	ops *Coalescer
+	// alwaysBatch sends a lone op through keybrake_batch too (tests).
+	alwaysBatch bool
+	// fallbacks counts batches whose transaction failed and whose ops
+	// were written one by one.
+	fallbacks atomic.Uint64
 
 	// closed makes every later failure ErrUnavailable (see wrapErr).
 	closed atomic.Bool

@@ -165,7 +165,7 @@ func (a *postgresBatchArgs) add(i int, op Op) {
 // one bad op cannot fail the others; an outage fails them all (the gate
 // answers 503).
 func (s *postgresStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
-	if len(ops) == 1 {
+	if len(ops) == 1 && !s.alwaysBatch {
 		// A lone op (one connection, or a quiet node) has no one to share
 		// its commit with: keybrake_reserve or keybrake_finish alone does
 		// the same with less work, and takes its locks in the same order.
@@ -188,6 +188,7 @@ func (s *postgresStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult
 			if errors.Is(err, ErrUnavailable) {
 				return FailAll(ops, err)
 			}
+			s.fallbacks.Add(1)
 			s.logger.Warn("ledger batch failed; writing its ops one by one", zap.Int("ops", len(ops)), zap.Error(err))
 			return RunAlone(ctx, ops, s.reserveAlone, s.finishOne)
 		}

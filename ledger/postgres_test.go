@@ -115,6 +115,25 @@ func TestPostgresContract(t *testing.T) {
 	ledgertest.Run(t, newPostgresStore)
 }
 
+// TestPostgresContractBatched runs the contract with every op, even a lone
+// one, written through keybrake_batch (a busy node's path). A batch that
+// fails and falls back to writing its ops one by one would pass the
+// contract all the same, so it fails the test, except where an op is meant
+// to fail (Batch/BadOp).
+func TestPostgresContractBatched(t *testing.T) {
+	pgTestDSN(t)
+	ledgertest.Run(t, func(t *testing.T) ledger.Store {
+		s := newPostgresStore(t)
+		ledger.AlwaysBatch(s)
+		t.Cleanup(func() {
+			if n := ledger.BatchFallbacks(s); n > 0 && !strings.HasSuffix(t.Name(), "/Batch/BadOp") {
+				t.Errorf("%d batches failed and were written op by op", n)
+			}
+		})
+		return s
+	})
+}
+
 var pgTestT0 = time.Date(2031, time.May, 17, 9, 30, 0, 0, time.UTC)
 
 func pgTestKey(t *testing.T, s ledger.Store, id string, edit func(k *ledger.Key)) ledger.Key {
