@@ -16,7 +16,8 @@
 -- than once per call, so a key every worker shares does not grow a new row
 -- version per call.
 --
--- Finishes go first, so a reservation of the batch (a client's retry with
+-- Finishes go first (each call as keybrake_finish does it, the counters
+-- they move written once per key and per key and day), so a reservation of the batch (a client's retry with
 -- the same idempotency key) sees its original settled. An unknown call or
 -- key gets the outcome 'not_found' and writes nothing; the others commit.
 -- A batch with no reservation in it commits without waiting for the WAL
@@ -97,6 +98,13 @@ DECLARE
 	v_key_room    bigint;
 	v_tok_room    bigint;
 	v_headroom    bigint;
+	fc            calls%ROWTYPE;
+	v_cost        bigint;
+	-- What the finishes move, one element per finish that moves money.
+	fk_ids        text[] := '{}';
+	fk_days       date[] := '{}';
+	fk_spent      bigint[] := '{}';
+	fk_res        bigint[] := '{}';
 BEGIN
 	IF coalesce(cardinality(r_call_ids), 0) = 0 THEN
 		PERFORM set_config('synchronous_commit', 'off', true);
@@ -121,22 +129,73 @@ BEGIN
 		WHERE t.id IN (SELECT vk.token_id FROM vault_keys vk WHERE vk.id = ANY (v_keys) AND vk.token_id <> '')
 		ORDER BY t.id FOR UPDATE;
 
+	-- Finishes: each call as keybrake_finish does it (a call no longer open
+	-- is left alone, so a repeated settlement counts once), the counters
+	-- they move summed per key and per key and day and written once each.
 	o_kind := 'finish';
 	o_outcome := '';
 	o_replay_of := '';
 	o_run_label := '';
 	o_remaining := 0;
 	o_held := 0;
+	PERFORM 1 FROM calls c WHERE c.call_id = ANY (f_call_ids) ORDER BY c.call_id FOR UPDATE;
 	FOR i IN 1 .. coalesce(cardinality(f_call_ids), 0) LOOP
 		o_idx := i;
-		IF NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = f_call_ids[i]) THEN
+		SELECT * INTO fc FROM calls c WHERE c.call_id = f_call_ids[i];
+		IF NOT FOUND THEN
 			o_state := 'not_found';
+		ELSIF fc.cost_state NOT IN ('reserved', 'unknown', 'unpriced') THEN
+			o_state := '';
 		ELSE
-			o_state := COALESCE(keybrake_finish(f_call_ids[i], f_modes[i], f_costs[i], f_states[i], f_statuses[i],
-				f_amounts[i], f_currencies[i], f_txn_ids[i], f_outcomes[i], f_nows[i]), '');
+			v_held := CASE WHEN fc.cost_state IN ('reserved', 'unknown') THEN fc.reserved ELSE 0 END;
+			d_spent := 0;
+			d_reserved := 0;
+			CASE f_modes[i]
+			WHEN 'settle' THEN
+				v_cost := f_costs[i];
+				o_state := f_states[i];
+				d_reserved := -v_held;
+				d_spent := f_costs[i] - fc.cost;
+			WHEN 'release' THEN
+				v_cost := 0;
+				o_state := 'released';
+				d_reserved := -v_held;
+				d_spent := -fc.cost;
+			WHEN 'unknown' THEN
+				v_cost := fc.cost;
+				o_state := CASE WHEN fc.cost_state = 'reserved' THEN 'unknown' ELSE fc.cost_state END;
+			ELSE
+				RAISE EXCEPTION 'unknown finish mode %', f_modes[i] USING ERRCODE = 'invalid_parameter_value';
+			END CASE;
+			IF d_spent <> 0 OR d_reserved <> 0 THEN
+				fk_ids := fk_ids || fc.key_id;
+				fk_days := fk_days || fc.day;
+				fk_spent := fk_spent || d_spent;
+				fk_res := fk_res || d_reserved;
+			END IF;
+			UPDATE calls SET
+				cost = v_cost,
+				cost_state = o_state,
+				status_code = f_statuses[i],
+				vendor_amount = COALESCE(f_amounts[i], vendor_amount),
+				vendor_currency = CASE WHEN f_currencies[i] <> '' THEN f_currencies[i] ELSE vendor_currency END,
+				vendor_txn_id = CASE WHEN f_txn_ids[i] <> '' THEN f_txn_ids[i] ELSE vendor_txn_id END,
+				outcome = CASE WHEN f_outcomes[i] <> '' THEN f_outcomes[i] ELSE outcome END,
+				finished_at = f_nows[i]
+			WHERE call_id = f_call_ids[i];
 		END IF;
 		RETURN NEXT;
 	END LOOP;
+	IF cardinality(fk_ids) > 0 THEN
+		UPDATE vault_keys vk SET spent = vk.spent + x.ds, reserved = vk.reserved + x.dr
+			FROM (SELECT u.key_id, sum(u.ds)::bigint AS ds, sum(u.dr)::bigint AS dr
+				FROM unnest(fk_ids, fk_spent, fk_res) AS u(key_id, ds, dr) GROUP BY u.key_id) x
+			WHERE vk.id = x.key_id AND (x.ds <> 0 OR x.dr <> 0);
+		UPDATE key_days kd SET spent = kd.spent + x.ds, reserved = kd.reserved + x.dr
+			FROM (SELECT u.key_id, u.day, sum(u.ds)::bigint AS ds, sum(u.dr)::bigint AS dr
+				FROM unnest(fk_ids, fk_days, fk_spent, fk_res) AS u(key_id, day, ds, dr) GROUP BY u.key_id, u.day) x
+			WHERE kd.key_id = x.key_id AND kd.day = x.day AND (x.ds <> 0 OR x.dr <> 0);
+	END IF;
 
 	o_kind := 'reserve';
 	o_state := '';
