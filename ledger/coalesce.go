@@ -229,14 +229,22 @@ type BatchStats struct {
 	Finishes uint64 // of Ops, settlements, releases and unknowns
 }
 
-// Stats returns the counts so far.
-func (c *Coalescer) Stats() BatchStats {
+// Settled waits for the writes queued so far (Wait, for Batcher).
+func (c *Coalescer) Settled(ctx context.Context) error { return c.Wait(ctx) }
+
+// WriteBatch writes ops in one transaction at once, outside the queue.
+func (c *Coalescer) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
+	return c.run(ctx, ops)
+}
+
+// BatchStats returns the counts so far.
+func (c *Coalescer) BatchStats() BatchStats {
 	return BatchStats{Batches: c.batches.Load(), Ops: c.ops.Load(), Reserves: c.reserves.Load(), Finishes: c.finishes.Load()}
 }
 
-// Batcher is a Store whose writes go through a Coalescer: it can queue a
-// finish without waiting for it, wait for what it has queued, and report
-// its batch counts.
+// Batcher is a Store whose writes go through a Coalescer (a backend embeds
+// its *Coalescer for these methods): it can queue a finish without waiting
+// for it, wait for what it has queued, and report its batch counts.
 type Batcher interface {
 	// FinishLater queues a settlement, release or unknown and returns at
 	// once; then, when set, gets its result once written. A Reserve on

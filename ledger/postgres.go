@@ -41,8 +41,9 @@ type postgresStore struct {
 	// checks that its connection is still alive.
 	watchPing time.Duration
 
-	// ops is the group commit of Reserve and the finishes.
-	ops *Coalescer
+	// Coalescer is the group commit of Reserve and the finishes; it gives
+	// the store the Batcher methods.
+	*Coalescer
 	// alwaysBatch sends a lone op through keybrake_batch too (tests).
 	alwaysBatch bool
 	// fallbacks counts batches whose transaction failed and whose ops
@@ -90,7 +91,7 @@ func openPostgres(ctx context.Context, dsn string, logger *zap.Logger) (Store, e
 		listenConfig: cfg.ConnConfig.Copy(),
 		watchPing:    30 * time.Second,
 	}
-	s.ops = NewCoalescer(s.runBatch, 0)
+	s.Coalescer = NewCoalescer(s.runBatch, 0)
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		pool.Close()
@@ -112,7 +113,7 @@ func (s *postgresStore) Ping(ctx context.Context) error {
 // its own context, not by Close.
 func (s *postgresStore) Close() error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), postgresCloseDrain)
-	_ = s.ops.Close(drainCtx)
+	_ = s.Coalescer.Close(drainCtx)
 	cancel()
 	s.closed.Store(true)
 	s.pool.Close()

@@ -24,32 +24,16 @@ var _ Batcher = (*postgresStore)(nil)
 // runBatch) and returns once that batch has committed: the reservation and
 // the call record are durable before the vendor is called.
 func (s *postgresStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
-	return s.ops.Do(ctx, Op{Reserve: &r})
+	return s.Coalescer.Do(ctx, Op{Reserve: &r})
 }
 
 // finish queues a settlement, release or unknown for the next batch and
 // waits for it.
 func (s *postgresStore) finish(ctx context.Context, _, callID, mode, state string, st Settlement) error {
 	st.CostState = state
-	_, err := s.ops.Do(ctx, Op{Finish: &Finish{CallID: callID, Mode: mode, Settlement: st}})
+	_, err := s.Coalescer.Do(ctx, Op{Finish: &Finish{CallID: callID, Mode: mode, Settlement: st}})
 	return err
 }
-
-// FinishLater queues a finish; see Batcher.
-func (s *postgresStore) FinishLater(ctx context.Context, f Finish, then func(error)) {
-	s.ops.FinishLater(ctx, f, then)
-}
-
-// Settled waits for the writes queued so far.
-func (s *postgresStore) Settled(ctx context.Context) error { return s.ops.Wait(ctx) }
-
-// WriteBatch writes ops in one transaction; see Batcher.
-func (s *postgresStore) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
-	return s.runBatch(ctx, ops)
-}
-
-// BatchStats reports the group commit's counts.
-func (s *postgresStore) BatchStats() BatchStats { return s.ops.Stats() }
 
 // checkFinish refuses a settlement the ledger cannot record.
 func checkFinish(mode, state string, st Settlement) error {

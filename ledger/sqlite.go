@@ -32,9 +32,11 @@ const sqliteBusyTimeoutMS = 5000
 // process that opens the same file. Reads use their own pool: in WAL mode
 // they run beside the writer and see every committed transaction.
 type sqliteStore struct {
-	write  *sql.DB
-	stmts  *sqliteStmts
-	ops    *Coalescer // the group commit of Reserve and the finishes
+	write *sql.DB
+	stmts *sqliteStmts
+	// Coalescer is the group commit of Reserve and the finishes; it gives
+	// the store the Batcher methods.
+	*Coalescer
 	read   *sql.DB
 	logger *zap.Logger
 	closed atomic.Bool
@@ -58,7 +60,7 @@ func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (Store, err
 	}
 
 	s := &sqliteStore{logger: logger, stmts: newSQLiteStmts()}
-	s.ops = NewCoalescer(s.runBatch, 0)
+	s.Coalescer = NewCoalescer(s.runBatch, 0)
 	s.write, err = sql.Open("sqlite", sqliteDSN(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ErrUnavailable, err)
@@ -127,7 +129,7 @@ func (s *sqliteStore) Close() error {
 		return nil
 	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), sqliteCloseDrain)
-	_ = s.ops.Close(drainCtx)
+	_ = s.Coalescer.Close(drainCtx)
 	cancel()
 	if s.closed.Swap(true) {
 		return nil

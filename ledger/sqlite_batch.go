@@ -52,19 +52,3 @@ func (s *sqliteStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult, 
 	}
 	return results, errs
 }
-
-// FinishLater queues a finish; see Batcher.
-func (s *sqliteStore) FinishLater(ctx context.Context, f Finish, then func(error)) {
-	s.ops.FinishLater(ctx, f, then)
-}
-
-// Settled waits for the writes queued so far.
-func (s *sqliteStore) Settled(ctx context.Context) error { return s.ops.Wait(ctx) }
-
-// WriteBatch writes ops in one transaction; see Batcher.
-func (s *sqliteStore) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
-	return s.runBatch(ctx, ops)
-}
-
-// BatchStats reports the group commit's counts.
-func (s *sqliteStore) BatchStats() BatchStats { return s.ops.Stats() }

@@ -35,7 +35,7 @@ type sqliteBudget struct {
 // sqlite_batch.go): the key's counters cannot change between the cap check
 // and the reservation, so no interleaving of callers can exceed a cap.
 func (s *sqliteStore) Reserve(ctx context.Context, r ReserveRequest) (ReserveResult, error) {
-	return s.ops.Do(ctx, Op{Reserve: &r})
+	return s.Coalescer.Do(ctx, Op{Reserve: &r})
 }
 
 // sqliteReserveOp is one reservation inside a write transaction.

@@ -44,7 +44,7 @@ func (s *sqliteStore) MarkUnknown(ctx context.Context, callID string, st Settlem
 // the other writes queued meanwhile). A call in any other state is left
 // alone so a repeated or late settlement counts once.
 func (s *sqliteStore) finish(ctx context.Context, callID string, st Settlement, how sqliteFinish) error {
-	_, err := s.ops.Do(ctx, Op{Finish: &Finish{CallID: callID, Mode: how.mode(), Settlement: st}})
+	_, err := s.Coalescer.Do(ctx, Op{Finish: &Finish{CallID: callID, Mode: how.mode(), Settlement: st}})
 	return err
 }
 
