@@ -88,9 +88,13 @@ func NewCoalescer(run BatchRunner, max int) *Coalescer {
 
 // Do queues op and waits until its batch has committed (or failed). It
 // waits whatever ctx says, so an op is never reported failed while it may
-// still commit; ctx's deadline bounds the batch it goes in.
+// still commit; ctx's deadline bounds the batch it goes in. A caller that
+// finds no batch in flight writes its own batch itself, in its goroutine.
 func (c *Coalescer) Do(ctx context.Context, op Op) (ReserveResult, error) {
-	p := c.enqueue(ctx, op, nil)
+	p, lead := c.enqueue(ctx, op, nil)
+	if lead {
+		c.lead(p)
+	}
 	<-p.done
 	return p.res, p.err
 }
@@ -99,10 +103,14 @@ func (c *Coalescer) Do(ctx context.Context, op Op) (ReserveResult, error) {
 // result once its batch has committed or failed. Ops queued by Go before a
 // Do are in the same batch or an earlier one.
 func (c *Coalescer) Go(ctx context.Context, op Op, then func(ReserveResult, error)) {
-	c.enqueue(ctx, op, then)
+	if _, lead := c.enqueue(ctx, op, then); lead {
+		go c.loop()
+	}
 }
 
-func (c *Coalescer) enqueue(ctx context.Context, op Op, then func(ReserveResult, error)) *pendingOp {
+// enqueue queues op; it reports whether no batch was in flight, in which
+// case the caller must write the queue (lead or loop).
+func (c *Coalescer) enqueue(ctx context.Context, op Op, then func(ReserveResult, error)) (*pendingOp, bool) {
 	p := &pendingOp{op: op, done: make(chan struct{}), then: then}
 	if d, ok := ctx.Deadline(); ok {
 		p.deadline = d
@@ -112,37 +120,61 @@ func (c *Coalescer) enqueue(ctx context.Context, op Op, then func(ReserveResult,
 		c.mu.Unlock()
 		p.err = ErrClosed
 		c.finish(p)
-		return p
+		return p, false
 	}
 	c.queue = append(c.queue, p)
 	c.last = p
-	start := !c.running
+	lead := !c.running
 	c.running = true
 	c.mu.Unlock()
-	if start {
-		go c.loop()
+	return p, lead
+}
+
+// lead writes batches in the caller's goroutine until p's is written, then
+// hands whatever has queued meanwhile to a goroutine of its own.
+func (c *Coalescer) lead(p *pendingOp) {
+	for c.next() {
+		select {
+		case <-p.done:
+			c.mu.Lock()
+			idle := len(c.queue) == 0
+			if idle {
+				c.running = false
+			}
+			c.mu.Unlock()
+			if !idle {
+				go c.loop()
+			}
+			return
+		default:
+		}
 	}
-	return p
 }
 
 // loop writes batches until the queue is empty.
 func (c *Coalescer) loop() {
-	for {
-		c.mu.Lock()
-		n := min(len(c.queue), c.max)
-		if n == 0 {
-			c.running = false
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
-		if len(c.queue) == 0 {
-			c.queue = nil
-		}
-		c.mu.Unlock()
-		c.write(batch)
+	for c.next() {
 	}
+}
+
+// next writes the next batch; false when the queue is empty (the
+// Coalescer is then idle).
+func (c *Coalescer) next() bool {
+	c.mu.Lock()
+	n := min(len(c.queue), c.max)
+	if n == 0 {
+		c.running = false
+		c.mu.Unlock()
+		return false
+	}
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	c.write(batch)
+	return true
 }
 
 func (c *Coalescer) write(batch []*pendingOp) {

@@ -22,6 +22,11 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 	if object == "" {
 		return 0, nil
 	}
+	// The object's calls may have settlements queued on this node (the
+	// gate settles after answering): they count as written.
+	if err := s.Coalescer.Wait(ctx); err != nil {
+		return 0, fmt.Errorf("summing object exposure: %w", err)
+	}
 	var sum int64
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(SUM(CASE
 			WHEN cost_state IN ('reserved', 'unknown') THEN reserved

@@ -18,6 +18,21 @@ var _ Batcher = (*sqliteStore)(nil)
 // fails (an unknown key, a bad argument) is rolled back alone and the
 // others commit.
 func (s *sqliteStore) runBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
+	if len(ops) == 1 {
+		// A lone op needs no savepoint: its failure rolls the
+		// transaction back.
+		var res ReserveResult
+		err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
+			var err error
+			if op := ops[0]; op.Finish != nil {
+				err = sqliteFinishOp(ctx, tx, *op.Finish)
+			} else {
+				res, err = sqliteReserveOp(ctx, tx, *op.Reserve)
+			}
+			return err
+		})
+		return []ReserveResult{res}, []error{err}
+	}
 	results := make([]ReserveResult, len(ops))
 	errs := make([]error, len(ops))
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
