@@ -15,8 +15,10 @@ XCADDY_WITH    ?=
 # "not found" for an unpublished module stops the build. An empty local
 # file proxy in front answers "no versions" so the local replacement is used.
 LOCAL_PROXY := $(CURDIR)/bin/goproxy
-# bin/caddy is rebuilt only when a Go source, go.mod or go.sum is newer.
+# bin/caddy is rebuilt only when a Go source, an embedded file (the UI, the
+# ledger's migrations), go.mod or go.sum is newer.
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) \
+	$(shell find . -name '*.sql' -path '*migrations*' -not -path './bin/*' 2>/dev/null) \
 	$(wildcard keyapi/ui/*) go.mod go.sum
 build: bin/caddy
 bin/caddy: $(GO_SOURCES)

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/keybrake/keybrake/gate"
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -55,7 +56,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.vendor = rt
 	var observe gate.Observer
-	if reg := ctx.GetMetricsRegistry(); reg != nil {
+	reg := ctx.GetMetricsRegistry()
+	if reg != nil {
 		m, err := newMetrics(reg)
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
@@ -78,8 +80,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Observe:        observe,
 			DialFailed:     dialFailed,
 			Alerts:         app.alerts,
+			// The client's answer goes before its settlement, which
+			// commits in the ledger's next batch.
+			SettleAfterResponse: true,
 		})
 		h.gate = g
+		if b, ok := l.store.(ledger.Batcher); ok && reg != nil && err == nil {
+			err = registerBatchMetrics(reg, b)
+		}
 		return err
 	})
 	return nil

@@ -5,6 +5,7 @@
 package gate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,10 +29,21 @@ type UnknownCostPolicy struct {
 	Amount  money.Micros
 }
 
+// Ledger is what the gate needs of a ledger.Store: reserve, finish and
+// record calls, and read what a key has counted for a vendor object.
+type Ledger interface {
+	Reserve(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error)
+	Settle(ctx context.Context, callID string, s ledger.Settlement) error
+	Release(ctx context.Context, callID string, s ledger.Settlement) error
+	MarkUnknown(ctx context.Context, callID string, s ledger.Settlement) error
+	RecordRefusal(ctx context.Context, c ledger.Call) error
+	ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error)
+}
+
 // Config configures a Gate.
 type Config struct {
 	Vendor vendors.Vendor
-	Store  ledger.Store
+	Store  Ledger
 	Keys   *ledger.KeyCache
 	// UnknownCost defaults to deny.
 	UnknownCost UnknownCostPolicy
@@ -45,8 +57,16 @@ type Config struct {
 	// MaxResponseCapture bounds how much of the response body is kept to
 	// read the transaction id and amount. Default 256 KiB.
 	MaxResponseCapture int
-	// SettleTimeout bounds the ledger write after the response. Default 10s.
+	// SettleTimeout bounds each ledger write the gate makes (the
+	// reservation, the settlement, a refusal's record). Default 10s.
 	SettleTimeout time.Duration
+	// SettleAfterResponse, when the Store is a ledger.Batcher, queues each
+	// settlement for the ledger's next batch and lets the handler return
+	// at once, so the client has its answer before the settlement commits
+	// (a crash in between leaves the call reserved, never released, for
+	// the reconciler). Logs, metrics and alerts follow the commit. Default
+	// false: the settlement commits before the handler returns.
+	SettleAfterResponse bool
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now    func() time.Time
 	Logger *zap.Logger

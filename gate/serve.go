@@ -59,7 +59,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	// The reservation runs on a context the client cannot cancel: a
 	// reservation that commits while the gate has stopped listening would
 	// otherwise be held with no one to settle it.
-	reserveCtx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
+	reserveCtx, cancel := g.ledgerContext(r)
 	defer cancel()
 	res, err := g.cfg.Store.Reserve(reserveCtx, ledger.ReserveRequest{
 		CallID:         c.id,
@@ -339,7 +339,7 @@ func authorizeRefusal(err error) *refusal {
 // before anything was forwarded, recording the refusal's status and
 // outcome on the call (Reserve has written the call record already).
 func (g *Gate) release(r *http.Request, c *call, f *refusal) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
+	ctx, cancel := g.ledgerContext(r)
 	defer cancel()
 	err := g.cfg.Store.Release(ctx, c.id, ledger.Settlement{StatusCode: f.status, Outcome: f.outcome, Now: g.cfg.Now()})
 	if err != nil {
@@ -350,10 +350,10 @@ func (g *Gate) release(r *http.Request, c *call, f *refusal) {
 
 // settle turns the vendor's answer into a ledger settlement. It runs after
 // the client has its response, on a context that outlives the request, so a
-// client hanging up cannot leave the ledger unsettled.
+// client hanging up cannot leave the ledger unsettled. With
+// SettleAfterResponse the settlement is queued for the ledger's next batch
+// and what follows its commit (log, metrics, alerts) runs then.
 func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error, nothingSent bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
-	defer cancel()
 	now := g.cfg.Now()
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
@@ -378,23 +378,49 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		result = g.cfg.Vendor.Settle(r, status, cw.Header(), cw.body, c.estimate)
 	}
 	s.VendorTxnID, s.VendorAmount, s.VendorCurrency = result.TxnID, result.Amount, result.Currency
-	var err error
+	mode := ledger.FinishUnknown
 	switch {
 	case res.Outcome == ledger.OutcomeIdempotentReplay:
 		// A replay reserved nothing and costs nothing, and its row is
 		// final as Reserve wrote it; the original settles itself (an
 		// original whose outcome was ambiguous is never replayed).
+		mode = ""
 	case result.Decision == vendors.DecisionSettle:
-		s.Cost, s.CostState = result.Cost, ledger.CostSettled
-		err = g.cfg.Store.Settle(ctx, c.id, s)
+		s.Cost, s.CostState, mode = result.Cost, ledger.CostSettled, ledger.FinishSettle
 	case result.Decision == vendors.DecisionUnpriced:
-		s.Cost, s.CostState = c.estimate.Cost, ledger.CostUnpriced
-		err = g.cfg.Store.Settle(ctx, c.id, s)
+		s.Cost, s.CostState, mode = c.estimate.Cost, ledger.CostUnpriced, ledger.FinishSettle
 	case result.Decision == vendors.DecisionRelease:
+		mode = ledger.FinishRelease
+	}
+	settled := func(err error) { g.settled(r, c, res, status, result, s, upstreamErr, err) }
+	ctx, cancel := g.ledgerContext(r)
+	if b, ok := g.cfg.Store.(ledger.Batcher); ok && g.cfg.SettleAfterResponse && mode != "" {
+		b.FinishLater(ctx, ledger.Finish{CallID: c.id, Mode: mode, Settlement: s}, func(err error) {
+			cancel()
+			// Off the ledger's batch loop: alerts may read and write
+			// the ledger.
+			go settled(err)
+		})
+		return
+	}
+	defer cancel()
+	var err error
+	switch mode {
+	case ledger.FinishSettle:
+		err = g.cfg.Store.Settle(ctx, c.id, s)
+	case ledger.FinishRelease:
 		err = g.cfg.Store.Release(ctx, c.id, s)
-	default:
+	case ledger.FinishUnknown:
 		err = g.cfg.Store.MarkUnknown(ctx, c.id, s)
 	}
+	settled(err)
+}
+
+// settled logs and observes a call once its settlement is written (or
+// failed), then tells the alerter.
+func (g *Gate) settled(r *http.Request, c *call, res ledger.ReserveResult, status int, result vendors.Result, s ledger.Settlement,
+	upstreamErr, err error) {
+	now := s.Now
 	fields := []zap.Field{
 		zap.String("call_id", c.id),
 		zap.String("key_id", c.key.ID),
@@ -423,7 +449,20 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		return
 	}
 	g.log.Info("vendor call", fields...)
+	if g.cfg.Alerts == nil {
+		return
+	}
+	ctx, cancel := g.ledgerContext(r)
+	defer cancel()
 	g.alert(ctx, r, c, res, result.Decision, s)
+}
+
+// ledgerContext is the context of a ledger write made for r: it outlives
+// the client (a write that commits while the gate has stopped listening
+// would otherwise be held with no one to settle it) and is bounded by
+// SettleTimeout.
+func (g *Gate) ledgerContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), g.cfg.SettleTimeout)
 }
 
 // alert tells the alerter what a settled call may have raised: a cap's
@@ -488,7 +527,9 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 		return
 	}
 	path := c.pathForRecord(r)
-	err := g.cfg.Store.RecordRefusal(context.WithoutCancel(r.Context()), ledger.Call{
+	ctx, cancel := g.ledgerContext(r)
+	defer cancel()
+	err := g.cfg.Store.RecordRefusal(ctx, ledger.Call{
 		CallID:     c.id,
 		KeyID:      c.key.ID,
 		RunLabel:   c.key.RunLabel,

@@ -184,6 +184,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = withPrincipal(r, p)
+	if b, ok := h.store.(ledger.Batcher); ok {
+		// The gate settles after answering, in the ledger's batches: what
+		// this node has queued is written before the API reads, so a
+		// caller that has all its answers sees them counted.
+		_ = b.Settled(r.Context())
+	}
 	if err := h.route(w, r); err != nil {
 		h.writeError(w, r, err)
 	}

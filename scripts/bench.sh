@@ -4,8 +4,8 @@
 #
 #   plain       Caddy reverse_proxy to the fake Stripe (bench/upstream)
 #   zero-cost   Keybrake, GET /v1/customers/cus_x (allowed, costs $0), on the
-#               embedded SQLite ledger and on Postgres (Postgres also with one
-#               key per worker: a zero-cost call still locks its key's row)
+#               embedded SQLite ledger and on Postgres, with one key shared
+#               by every worker and one key per worker
 #   spend       Keybrake, POST /v1/payment_intents amount=100 currency=usd, on
 #               Postgres and SQLite, with one key shared by every worker
 #               (reservations serialise on the key) and one key per worker
@@ -17,6 +17,11 @@
 # ratios and added p50 use their mean. The benchmark Caddy logs at WARN to a
 # file (so Keybrake's one INFO line per call is not written); two scenarios
 # repeat zero-cost and spend on a Caddy logging at INFO to a file.
+#
+# A third table shows the ledger's group commit in each measured window, from
+# the Keybrake Caddy's metrics (keybrake_ledger_batch*, on its admin
+# endpoint): transactions written, ops (reservations and settlements) per
+# transaction, and commits per call.
 #
 # A second table shows where the CPU went in each measured window (Caddy,
 # Postgres, the fake upstream and the load generator, in CPU ms per request,
@@ -312,6 +317,18 @@ cpu_delta() {
 	}' >>"$cpu_file"
 }
 
+# batch_counts NAME: "batches reserves finishes" so far in that Caddy's
+# group commit (0 0 0 for a Caddy without it).
+batch_file="$work/batch.tsv"
+: >"$batch_file"
+batch_counts() {
+	curl -s --max-time 5 "http://127.0.0.1:${admin_port[$1]}/metrics" 2>/dev/null | awk '
+		$1 == "keybrake_ledger_batches_total" { b = $2 }
+		$1 == "keybrake_ledger_batch_reserves_total" { r = $2 }
+		$1 == "keybrake_ledger_batch_finishes_total" { f = $2 }
+		END { printf "%d %d %d\n", b, r, f }' || echo "0 0 0"
+}
+
 # scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each) [CONNS]
 scenario() {
 	local name="$1" target="$2" kind="$3" keys="$4" conns="${5:-$CONNS}"
@@ -344,14 +361,22 @@ scenario() {
 				"http://127.0.0.1:${admin_port[$target]}/debug/pprof/profile?seconds=$((duration_s > 1 ? duration_s - 1 : 1))") &
 		prof_pid=$!
 	fi
-	# CPU snapshots at the start and the end of the measured window.
-	(sleep "$warmup_s" && snapshot "$cpid" >"$work/cpu.before") &
+	# CPU and batch snapshots at the start and the end of the measured window.
+	local counted="$target"
+	[[ "$target" == plain ]] && counted=""
+	(sleep "$warmup_s" && snapshot "$cpid" >"$work/cpu.before" &&
+		if [[ -n "$counted" ]]; then batch_counts "$counted"; else echo "0 0 0"; fi >"$work/batch.before") &
 	local snap_pid=$!
 	"$work/load" -name "$name" -c "$conns" -d "$DURATION" -warmup "$WARMUP" -out "$results" "${args[@]}"
-	local after
+	local after batch_after="0 0 0"
 	after="$(snapshot "$cpid")"
+	[[ -n "$counted" ]] && batch_after="$(batch_counts "$counted")"
 	wait "$snap_pid" || true
 	cpu_delta "$name" "$(cat "$work/cpu.before")" "$after"
+	awk -v name="$name" -v a="$(cat "$work/batch.before")" -v b="$batch_after" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		printf "%s\t%d\t%d\t%d\n", name, y[1] - x[1], y[2] - x[2], y[3] - x[3]
+	}' >>"$batch_file"
 	if [[ -n "$prof_pid" ]]; then
 		wait "$prof_pid" || true
 	fi
@@ -370,6 +395,7 @@ echo "==> throughput: ${CONNS} connections, ${WARMUP} warm-up + ${DURATION} meas
 scenario plain-get plain get none
 scenario plain-post plain post none
 scenario zero-cost-sqlite-1key sqlite get one
+scenario zero-cost-sqlite-key/worker sqlite get each
 scenario zero-cost-pg-1key pg get one
 scenario zero-cost-pg-key/worker pg get each
 scenario spend-pg-1key pg post one
@@ -434,6 +460,20 @@ paste "$results" "$cpu_file" | awk -F'\t' -v ncpu="$(nproc)" '
 		n = ($2 > 0) ? $2 : 1
 		ours = 100 * ($10 + $12 + $13 + $14) / ($4 * ncpu)
 		printf "%-30s %8.3f %8.3f %8.3f %8.3f %7d %7.0f %7d %7d\n", $1, 1000*$12/n, 1000*$14/n, 1000*$13/n, 1000*$10/n, $15, $15 - ours, $16, $17
+	}'
+echo
+echo "The ledger's group commit in each measured window: transactions (batches), reservations and"
+echo "settlements written, ops per transaction, and commits per call answered"
+echo
+paste "$results" "$batch_file" | awk -F'\t' '
+	BEGIN {
+		printf "%-30s %9s %9s %9s %9s %12s\n", "scenario", "batches", "reserves", "finishes", "ops/batch", "commits/call"
+		printf "%-30s %9s %9s %9s %9s %12s\n", "--------", "-------", "--------", "--------", "---------", "------------"
+	}
+	$1 !~ /^plain-/ {
+		n = ($2 > 0) ? $2 : 1
+		per = ($12 > 0) ? sprintf("%.1f", ($13 + $14) / $12) : "-"
+		printf "%-30s %9d %9d %9d %9s %12.3f\n", $1, $12, $13, $14, per, $12 / n
 	}'
 echo
 echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; added p50 of a spend call < 1 ms."

@@ -74,6 +74,12 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Outbox/Failed", testOutboxFailed},
 		{"Outbox/ConcurrentClaims", testOutboxConcurrentClaims},
 
+		{"Batch/MixedKeys", testBatchMixedKeys},
+		{"Batch/HotKey", testBatchHotKey},
+		{"Batch/BadOp", testBatchBadOp},
+		{"Batch/FinishesFirst", testBatchFinishesFirst},
+		{"Batch/Queued", testBatchQueued},
+
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

@@ -23,12 +23,17 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 	if object == "" {
 		return 0, nil
 	}
+	// The object's calls may have settlements queued on this node (the
+	// gate settles after answering): they count as written.
+	if err := s.Coalescer.Wait(ctx); err != nil {
+		return 0, fmt.Errorf("summing object exposure: %w", err)
+	}
 	var sum int64
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(SUM(CASE
 			WHEN cost_state IN ('reserved', 'unknown') THEN reserved
 			WHEN cost_state IN ('settled', 'unpriced') THEN cost
 			ELSE 0 END), 0)::bigint
-		FROM calls WHERE key_id = $1 AND vendor_txn_id = $2 AND vendor = $3`, keyID, object, vendor).Scan(&sum)
+		FROM calls WHERE vendor_txn_id = $2 AND vendor_txn_id <> '' AND key_id = $1 AND vendor = $3`, keyID, object, vendor).Scan(&sum)
 	if err != nil {
 		return 0, s.wrapErr("summing object exposure", err)
 	}

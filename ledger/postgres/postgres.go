@@ -50,6 +50,15 @@ type postgresStore struct {
 	// checks that its connection is still alive.
 	watchPing time.Duration
 
+	// Coalescer is the group commit of Reserve and the finishes; it gives
+	// the store the Batcher methods.
+	*ledger.Coalescer
+	// alwaysBatch sends a lone op through keybrake_batch too (tests).
+	alwaysBatch bool
+	// fallbacks counts batches whose transaction failed and whose ops
+	// were written one by one.
+	fallbacks atomic.Uint64
+
 	// closed makes every later failure ErrUnavailable (see wrapErr).
 	closed atomic.Bool
 }
@@ -91,6 +100,7 @@ func openPostgres(ctx context.Context, dsn string, logger *zap.Logger) (ledger.S
 		listenConfig: cfg.ConnConfig.Copy(),
 		watchPing:    30 * time.Second,
 	}
+	s.Coalescer = ledger.NewCoalescer(s.runBatch, 0)
 	applied, err := s.migrate(ctx)
 	if err != nil {
 		pool.Close()
@@ -111,6 +121,9 @@ func (s *postgresStore) Ping(ctx context.Context) error {
 // Close closes every pooled connection. A running WatchKeys is stopped by
 // its own context, not by Close.
 func (s *postgresStore) Close() error {
+	drainCtx, cancel := context.WithTimeout(context.Background(), postgresCloseDrain)
+	_ = s.Coalescer.Close(drainCtx)
+	cancel()
 	s.closed.Store(true)
 	s.pool.Close()
 	return nil

@@ -18,7 +18,7 @@ import (
 	"github.com/keybrake/keybrake/internal/tcprelay"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/ledger/ledgertest"
-	_ "github.com/keybrake/keybrake/ledger/postgres"
+	"github.com/keybrake/keybrake/ledger/postgres"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -114,6 +114,25 @@ func newPostgresStore(t *testing.T) ledger.Store {
 func TestPostgresContract(t *testing.T) {
 	pgTestDSN(t)
 	ledgertest.Run(t, newPostgresStore)
+}
+
+// TestPostgresContractBatched runs the contract with every op, even a lone
+// one, written through keybrake_batch (a busy node's path). A batch that
+// fails and falls back to writing its ops one by one would pass the
+// contract all the same, so it fails the test, except where an op is meant
+// to fail (Batch/BadOp).
+func TestPostgresContractBatched(t *testing.T) {
+	pgTestDSN(t)
+	ledgertest.Run(t, func(t *testing.T) ledger.Store {
+		s := newPostgresStore(t)
+		postgres.AlwaysBatch(s)
+		t.Cleanup(func() {
+			if n := postgres.BatchFallbacks(s); n > 0 && !strings.HasSuffix(t.Name(), "/Batch/BadOp") {
+				t.Errorf("%d batches failed and were written op by op", n)
+			}
+		})
+		return s
+	})
 }
 
 var pgTestT0 = time.Date(2031, time.May, 17, 9, 30, 0, 0, time.UTC)

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keybrake/keybrake/ledger"
+
 	"go.uber.org/zap"
 
-	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
 
-// Reserve runs keybrake_reserve: one round trip that locks the key row,
-// checks vendor, revocation, expiry, idempotent replay and both caps, holds
-// the estimate and writes the call record, committed before it returns.
-func (s *postgresStore) Reserve(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
+// reserveAlone runs keybrake_reserve in a transaction of its own: one round
+// trip that locks the key row, checks vendor, revocation, expiry,
+// idempotent replay and both caps, holds the estimate and writes the call
+// record, committed before it returns. Reserve batches it (postgres_batch.go).
+func (s *postgresStore) reserveAlone(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	if r.CallID == "" {
 		return ledger.ReserveResult{}, errors.New("reserving cost: empty call id")
 	}
@@ -47,12 +49,6 @@ func (s *postgresStore) Settle(ctx context.Context, callID string, st ledger.Set
 	if state == "" {
 		state = ledger.CostSettled
 	}
-	if state != ledger.CostSettled && state != ledger.CostUnpriced {
-		return fmt.Errorf("settling call: cost state %q is neither %s nor %s", state, ledger.CostSettled, ledger.CostUnpriced)
-	}
-	if st.Cost < 0 {
-		return fmt.Errorf("settling call: negative cost %s", st.Cost)
-	}
 	return s.finish(ctx, "settling call", callID, "settle", state, st)
 }
 
@@ -66,8 +62,9 @@ func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st ledge
 	return s.finish(ctx, "marking call cost unknown", callID, "unknown", ledger.CostUnknown, st)
 }
 
-// finish runs keybrake_finish, which moves the counters and updates the call
-// in one statement, and does nothing to a call that is no longer open.
+// finishAlone runs keybrake_finish in a transaction of its own; it moves the
+// counters and updates the call in one statement, and does nothing to a call
+// that is no longer open. finish batches it (postgres_batch.go).
 //
 // Its commit does not wait for the WAL flush (synchronous_commit off for
 // this transaction only). That is safe for the cap: a settlement lost in a
@@ -75,7 +72,10 @@ func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st ledge
 // the reconciler finds it; the reservation itself, written before the
 // vendor is called, is always a durable commit. It halves the fsyncs a
 // spend call costs.
-func (s *postgresStore) finish(ctx context.Context, op, callID, mode, state string, st ledger.Settlement) error {
+func (s *postgresStore) finishAlone(ctx context.Context, op, callID, mode, state string, st ledger.Settlement) error {
+	if err := checkFinish(mode, state, st); err != nil {
+		return err
+	}
 	var newState string
 	err := s.pool.QueryRow(ctx,
 		`SELECT keybrake_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)

@@ -38,6 +38,11 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 	if object == "" {
 		return 0, nil
 	}
+	// The object's calls may have settlements queued on this node (the
+	// gate settles after answering): they count as written.
+	if err := s.Coalescer.Wait(ctx); err != nil {
+		return 0, fmt.Errorf("summing object exposure: %w", err)
+	}
 	var sum int64
 	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE
 			WHEN cost_state IN (?, ?) THEN reserved

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/keybrake/keybrake/ledger"
+
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -31,19 +32,20 @@ type sqliteBudget struct {
 	daySpent, dayReserved int64
 }
 
-// Reserve runs in one BEGIN IMMEDIATE transaction on the single write
-// connection: the key's counters cannot change between the cap check and
-// the reservation, so no interleaving of callers can exceed a cap.
+// Reserve runs in a BEGIN IMMEDIATE transaction on the single write
+// connection, with whatever other writes were queued meanwhile (see
+// sqlite_batch.go): the key's counters cannot change between the cap check
+// and the reservation, so no interleaving of callers can exceed a cap.
 func (s *sqliteStore) Reserve(ctx context.Context, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
+	return s.Coalescer.Do(ctx, ledger.Op{Reserve: &r})
+}
+
+// sqliteReserveOp is one reservation inside a write transaction.
+func sqliteReserveOp(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (ledger.ReserveResult, error) {
 	if r.Estimate < 0 || r.Minimum < 0 {
 		return ledger.ReserveResult{}, fmt.Errorf("reserving cost for call %s: negative estimate %d or minimum %d", r.CallID, r.Estimate, r.Minimum)
 	}
-	var res ledger.ReserveResult
-	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		var err error
-		res, err = sqliteReserveTx(ctx, tx, r)
-		return err
-	})
+	res, err := sqliteReserveTx(ctx, tx, r)
 	if err != nil {
 		return ledger.ReserveResult{}, fmt.Errorf("reserving cost for call %s: %w", r.CallID, err)
 	}

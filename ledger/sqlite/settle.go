@@ -42,9 +42,35 @@ func (s *sqliteStore) MarkUnknown(ctx context.Context, callID string, st ledger.
 }
 
 // finish moves a call out of reserved/unknown/unpriced and the key's
-// counters with it, as store.go describes, in one transaction. A call in any
-// other state is left alone so a repeated or late settlement counts once.
+// counters with it, as store.go describes, in one transaction (shared with
+// the other writes queued meanwhile). A call in any other state is left
+// alone so a repeated or late settlement counts once.
 func (s *sqliteStore) finish(ctx context.Context, callID string, st ledger.Settlement, how sqliteFinish) error {
+	_, err := s.Coalescer.Do(ctx, ledger.Op{Finish: &ledger.Finish{CallID: callID, Mode: how.mode(), Settlement: st}})
+	return err
+}
+
+// mode is the Finish mode of how.
+func (f sqliteFinish) mode() string {
+	switch f {
+	case sqliteSettle:
+		return ledger.FinishSettle
+	case sqliteRelease:
+		return ledger.FinishRelease
+	default:
+		return ledger.FinishUnknown
+	}
+}
+
+// sqliteFinishOp is one finish inside a write transaction.
+func sqliteFinishOp(ctx context.Context, tx *sqliteTx, f ledger.Finish) error {
+	how, st, callID := sqliteMarkUnknown, f.Settlement, f.CallID
+	switch f.Mode {
+	case ledger.FinishSettle:
+		how = sqliteSettle
+	case ledger.FinishRelease:
+		how = sqliteRelease
+	}
 	newState := ledger.CostReleased
 	switch how {
 	case sqliteSettle:
@@ -61,11 +87,7 @@ func (s *sqliteStore) finish(ctx context.Context, callID string, st ledger.Settl
 	case sqliteMarkUnknown:
 		newState = ledger.CostUnknown
 	}
-
-	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
-		return sqliteFinishTx(ctx, tx, callID, st, how, newState)
-	})
-	if err != nil {
+	if err := sqliteFinishTx(ctx, tx, callID, st, how, newState); err != nil {
 		return fmt.Errorf("%s call %s: %w", how, callID, err)
 	}
 	return nil

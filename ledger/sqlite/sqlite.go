@@ -36,8 +36,11 @@ const sqliteBusyTimeoutMS = 5000
 // process that opens the same file. Reads use their own pool: in WAL mode
 // they run beside the writer and see every committed transaction.
 type sqliteStore struct {
-	write  *sql.DB
-	stmts  *sqliteStmts
+	write *sql.DB
+	stmts *sqliteStmts
+	// Coalescer is the group commit of Reserve and the finishes; it gives
+	// the store the Batcher methods.
+	*ledger.Coalescer
 	read   *sql.DB
 	logger *zap.Logger
 	closed atomic.Bool
@@ -61,6 +64,7 @@ func openSQLite(ctx context.Context, dsn string, logger *zap.Logger) (ledger.Sto
 	}
 
 	s := &sqliteStore{logger: logger, stmts: newSQLiteStmts()}
+	s.Coalescer = ledger.NewCoalescer(s.runBatch, 0)
 	s.write, err = sql.Open("sqlite", sqliteDSN(abs, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite ledger %q: %w: %v", path, ledger.ErrUnavailable, err)
@@ -125,6 +129,12 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 }
 
 func (s *sqliteStore) Close() error {
+	if s.closed.Load() {
+		return nil
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), sqliteCloseDrain)
+	_ = s.Coalescer.Close(drainCtx)
+	cancel()
 	if s.closed.Swap(true) {
 		return nil
 	}
