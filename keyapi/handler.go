@@ -168,10 +168,6 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// settledWait bounds how long a request waits for this node's queued
-// settlements before reading the ledger.
-const settledWait = 2 * time.Second
-
 // ServeHTTP authenticates the request, routes it and writes any error as
 // JSON.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -192,11 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The gate settles after answering, in the ledger's batches: what
 		// this node has queued is written before the API reads, so a
 		// caller that has all its answers sees them counted.
-		// Bounded: a settlement waiting for the ledger to come back
-		// must not hold the API's answer for its whole retry window.
-		ctx, cancel := context.WithTimeout(r.Context(), settledWait)
-		_ = b.Settled(ctx)
-		cancel()
+		_ = b.Settled(r.Context())
 	}
 	if err := h.route(w, r); err != nil {
 		h.writeError(w, r, err)

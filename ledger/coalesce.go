@@ -65,7 +65,7 @@ type Coalescer struct {
 	running bool
 	closed  bool
 
-	batches, ops, reserves, finishes, retries atomic.Uint64
+	batches, ops, reserves, finishes atomic.Uint64
 }
 
 type pendingOp struct {
@@ -75,20 +75,7 @@ type pendingOp struct {
 	res      ReserveResult
 	err      error
 	then     func(ReserveResult, error)
-	// attempts counts the writes of a finish queued with Go that found
-	// the store unavailable and were queued again (see retryLater).
-	attempts int
 }
-
-// Retrying a finish nobody waits for: a settlement queued after the
-// client's answer that meets a ledger outage is written again once the
-// ledger is back, rather than left reserved until the stale sweeper and
-// the reconciler get to it. First after finishRetryFirst, doubling up to
-// finishRetryMax, while the op's deadline allows.
-const (
-	finishRetryFirst = 50 * time.Millisecond
-	finishRetryMax   = 2 * time.Second
-)
 
 // NewCoalescer returns a Coalescer that writes batches of at most max ops
 // (DefaultBatchMax when max <= 0) with run.
@@ -218,45 +205,8 @@ func (c *Coalescer) write(batch []*pendingOp) {
 		} else {
 			p.err = errors.New("batch returned no result for this op")
 		}
-		if c.retryLater(p) {
-			continue
-		}
 		c.finish(p)
 	}
-}
-
-// retryLater queues p again after a backoff when it is a finish nobody
-// waits for (queued with Go) that failed because the store could not be
-// reached, and its deadline leaves room for another try. A reservation is
-// never retried here: its caller is waiting and answers 503 at once.
-func (c *Coalescer) retryLater(p *pendingOp) bool {
-	if p.then == nil || p.op.Finish == nil || !errors.Is(p.err, ErrUnavailable) || errors.Is(p.err, ErrClosed) {
-		return false
-	}
-	wait := min(finishRetryFirst<<min(p.attempts, 8), finishRetryMax)
-	if p.deadline.IsZero() || !time.Now().Add(wait).Before(p.deadline) {
-		return false
-	}
-	p.attempts++
-	c.retries.Add(1)
-	time.AfterFunc(wait, func() {
-		p.err, p.res = nil, ReserveResult{}
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			p.err = ErrClosed
-			c.finish(p)
-			return
-		}
-		c.queue = append(c.queue, p)
-		lead := !c.running
-		c.running = true
-		c.mu.Unlock()
-		if lead {
-			go c.loop()
-		}
-	})
-	return true
 }
 
 func (c *Coalescer) finish(p *pendingOp) {
@@ -309,7 +259,6 @@ type BatchStats struct {
 	Ops      uint64 // ops in them
 	Reserves uint64 // of Ops, reservations
 	Finishes uint64 // of Ops, settlements, releases and unknowns
-	Retries  uint64 // finishes queued again after the store could not be reached
 }
 
 // Settled waits for the writes queued so far (Wait, for Batcher).
@@ -322,7 +271,7 @@ func (c *Coalescer) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, 
 
 // BatchStats returns the counts so far.
 func (c *Coalescer) BatchStats() BatchStats {
-	return BatchStats{Batches: c.batches.Load(), Ops: c.ops.Load(), Reserves: c.reserves.Load(), Finishes: c.finishes.Load(), Retries: c.retries.Load()}
+	return BatchStats{Batches: c.batches.Load(), Ops: c.ops.Load(), Reserves: c.reserves.Load(), Finishes: c.finishes.Load()}
 }
 
 // Batcher is a Store whose writes go through a Coalescer (a backend embeds
