@@ -15,6 +15,16 @@ type captureWriter struct {
 	written int64
 	// writeErr is the first error writing to the client (client gone).
 	writeErr error
+	// onFirstWrite, when set, is called before anything reaches the
+	// client.
+	onFirstWrite func()
+}
+
+func (c *captureWriter) firstWrite() {
+	if f := c.onFirstWrite; f != nil {
+		c.onFirstWrite = nil
+		f()
+	}
 }
 
 func newCaptureWriter(w http.ResponseWriter, limit int) *captureWriter {
@@ -22,6 +32,7 @@ func newCaptureWriter(w http.ResponseWriter, limit int) *captureWriter {
 }
 
 func (c *captureWriter) WriteHeader(status int) {
+	c.firstWrite()
 	// 1xx responses are interim; the final status is the one that counts.
 	if status >= 200 && c.status == 0 {
 		c.status = status
@@ -30,6 +41,7 @@ func (c *captureWriter) WriteHeader(status int) {
 }
 
 func (c *captureWriter) Write(p []byte) (int, error) {
+	c.firstWrite()
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}

@@ -41,6 +41,9 @@ type call struct {
 	// fingerprint and replayWindow are set when the vendor honours idemKey.
 	fingerprint  string
 	replayWindow time.Duration
+	// settleQueued, when set, says the call's settlement is queued: its
+	// answer started to reach the client before (ledger.Batcher.Expect).
+	settleQueued func()
 }
 
 // ServeHTTP gates one vendor call. It answers refusals itself and returns
@@ -266,6 +269,12 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
 	}
 	cw := newCaptureWriter(w, g.cfg.MaxResponseCapture)
+	if b, ok := g.cfg.Store.(ledger.Batcher); ok && g.cfg.SettleAfterResponse {
+		// Once the answer starts to reach the client, this node's reads
+		// (the key API) wait for its settlement, which is queued only
+		// after the whole answer has gone through.
+		cw.onFirstWrite = func() { c.settleQueued = b.Expect() }
+	}
 	sent := &sendTrace{}
 	settled := false
 	defer func() {
@@ -354,6 +363,11 @@ func (g *Gate) release(r *http.Request, c *call, f *refusal) {
 // SettleAfterResponse the settlement is queued for the ledger's next batch
 // and what follows its commit (log, metrics, alerts) runs then.
 func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status int, cw *captureWriter, upstreamErr error, nothingSent bool) {
+	defer func() {
+		if c.settleQueued != nil {
+			c.settleQueued()
+		}
+	}()
 	now := g.cfg.Now()
 	s := ledger.Settlement{StatusCode: status, Now: now}
 	var result vendors.Result
@@ -395,8 +409,13 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 	settled := func(err error) { g.settled(r, c, res, status, result, s, upstreamErr, err) }
 	ctx, cancel := g.ledgerContext(r)
 	if b, ok := g.cfg.Store.(ledger.Batcher); ok && g.cfg.SettleAfterResponse && mode != "" {
-		b.FinishLater(ctx, ledger.Finish{CallID: c.id, Mode: mode, Settlement: s}, func(err error) {
+		queued := c.settleQueued
+		c.settleQueued = nil // held until the settlement is written
+		g.finishLater(ctx, b, ledger.Finish{CallID: c.id, Mode: mode, Settlement: s}, func(err error) {
 			cancel()
+			if queued != nil {
+				queued()
+			}
 			// Off the ledger's batch loop: alerts may read and write
 			// the ledger.
 			go settled(err)
@@ -414,6 +433,25 @@ func (g *Gate) settle(r *http.Request, c *call, res ledger.ReserveResult, status
 		err = g.cfg.Store.MarkUnknown(ctx, c.id, s)
 	}
 	settled(err)
+}
+
+// settleRetry is how soon a settlement the ledger could not take is queued
+// again.
+const settleRetry = 200 * time.Millisecond
+
+// finishLater queues a settlement for the ledger's next batch, and queues
+// it again while the ledger is unreachable, until ctx's deadline: a
+// settlement that follows the answer must not be lost to a short outage
+// (it would leave the call reserved for the reconciler). then gets the
+// last result.
+func (g *Gate) finishLater(ctx context.Context, b ledger.Batcher, f ledger.Finish, then func(error)) {
+	b.FinishLater(ctx, f, func(err error) {
+		if errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrClosed) && ctx.Err() == nil {
+			time.AfterFunc(settleRetry, func() { g.finishLater(ctx, b, f, then) })
+			return
+		}
+		then(err)
+	})
 }
 
 // settled logs and observes a call once its settlement is written (or

@@ -82,6 +82,10 @@ type Config struct {
 	AuthLimiter *authlimit.Limiter
 }
 
+// settledWait bounds how long a request waits for this node's queued
+// settlements before it reads.
+const settledWait = 2 * time.Second
+
 // Defaults of the failed-authentication limiter.
 const (
 	DefaultAuthBurst  = 10
@@ -186,9 +190,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = withPrincipal(r, p)
 	if b, ok := h.store.(ledger.Batcher); ok {
 		// The gate settles after answering, in the ledger's batches: what
-		// this node has queued is written before the API reads, so a
-		// caller that has all its answers sees them counted.
-		_ = b.Settled(r.Context())
+		// this node has queued (or is about to, its answer already on its
+		// way) is written before the API reads, so a caller that has all
+		// its answers sees them counted. Bounded: a response still
+		// streaming does not hold a read up for long.
+		ctx, cancel := context.WithTimeout(r.Context(), settledWait)
+		_ = b.Settled(ctx)
+		cancel()
 	}
 	if err := h.route(w, r); err != nil {
 		h.writeError(w, r, err)

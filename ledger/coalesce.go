@@ -64,6 +64,8 @@ type Coalescer struct {
 	last    *pendingOp // the op queued last, for Wait
 	running bool
 	closed  bool
+	// expected are ops announced by Expect and not queued yet.
+	expected map[*expectation]struct{}
 
 	batches, ops, reserves, finishes atomic.Uint64
 }
@@ -261,8 +263,50 @@ type BatchStats struct {
 	Finishes uint64 // of Ops, settlements, releases and unknowns
 }
 
-// Settled waits for the writes queued so far (Wait, for Batcher).
-func (c *Coalescer) Settled(ctx context.Context) error { return c.Wait(ctx) }
+// expectation is an op announced by Expect.
+type expectation struct{ queued chan struct{} }
+
+// Expect announces an op that will be queued shortly: the settlement of a
+// call whose answer is already reaching its client. Settled waits for it
+// as for an op already queued. The returned func is called once the op is
+// queued (or when it will not be); calling it again does nothing.
+func (c *Coalescer) Expect() (queued func()) {
+	e := &expectation{queued: make(chan struct{})}
+	c.mu.Lock()
+	if c.expected == nil {
+		c.expected = map[*expectation]struct{}{}
+	}
+	c.expected[e] = struct{}{}
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			delete(c.expected, e)
+			c.mu.Unlock()
+			close(e.queued)
+		})
+	}
+}
+
+// Settled waits until the ops announced by Expect before it are queued,
+// then until every op queued before then is written.
+func (c *Coalescer) Settled(ctx context.Context) error {
+	c.mu.Lock()
+	waits := make([]chan struct{}, 0, len(c.expected))
+	for e := range c.expected {
+		waits = append(waits, e.queued)
+	}
+	c.mu.Unlock()
+	for _, q := range waits {
+		select {
+		case <-q:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.Wait(ctx)
+}
 
 // WriteBatch writes ops in one transaction at once, outside the queue.
 func (c *Coalescer) WriteBatch(ctx context.Context, ops []Op) ([]ReserveResult, []error) {
@@ -282,7 +326,12 @@ type Batcher interface {
 	// once; then, when set, gets its result once written. A Reserve on
 	// this store that starts after FinishLater returns sees it.
 	FinishLater(ctx context.Context, f Finish, then func(error))
-	// Settled returns once every write queued before it is done.
+	// Expect announces a finish that FinishLater will queue shortly (its
+	// call's answer is on its way to the client); call the returned func
+	// once it is queued.
+	Expect() (queued func())
+	// Settled returns once every write queued or announced before it is
+	// done.
 	Settled(ctx context.Context) error
 	BatchStats() BatchStats
 	// WriteBatch writes ops in one transaction at once, outside the queue,
