@@ -1,0 +1,12 @@
+-- 0010: keybrake_batch never reads calls by a sequential scan. Its lookups
+-- of a batch's calls (call_id = ANY (array), to lock them and to find the
+-- keys whose counters a finish moves) are planned once per session and
+-- kept by PL/pgSQL. On a fresh ledger, before autovacuum's first ANALYZE
+-- of calls (it looks once a minute), the planner believes calls is empty
+-- and keeps a sequential scan: every batch then compared its call ids with
+-- every row of the growing table, and one busy node's zero-cost calls ran
+-- at a fifth of plain reverse_proxy (BENCHMARKS.md, run 6; perf showed
+-- texteq and ExecEvalScalarArrayOp). Every table the function reads has
+-- an index for each of its lookups, so planning without sequential scans
+-- is right whatever the statistics say.
+ALTER FUNCTION keybrake_batch SET enable_seqscan = off;
