@@ -45,9 +45,6 @@ type Pattern struct {
 // String is the entry, normalised.
 func (p Pattern) String() string { return p.entry }
 
-// Method is the entry's HTTP method.
-func (p Pattern) Method() string { return p.method }
-
 // ParsePattern parses one entry. Surrounding and repeated spaces are
 // allowed and dropped.
 func ParsePattern(entry string) (Pattern, error) {
@@ -59,7 +56,7 @@ func ParsePattern(entry string) (Pattern, error) {
 		return Pattern{}, errors.New(`must be "METHOD /path", e.g. "POST /v1/payment_intents"`)
 	}
 	method, path := fields[0], fields[1]
-	if err := checkMethod(method); err != nil {
+	if err := CheckMethod(method); err != nil {
 		return Pattern{}, err
 	}
 	segments, err := parsePath(path)
@@ -78,9 +75,6 @@ func Normalize(entry string) (string, error) {
 	return p.entry, nil
 }
 
-// CheckMethod checks that m is a method an entry may name.
-func CheckMethod(m string) error { return checkMethod(m) }
-
 // CheckPath checks that path is a valid pattern path ("*" segments
 // allowed).
 func CheckPath(path string) error {
@@ -88,7 +82,8 @@ func CheckPath(path string) error {
 	return err
 }
 
-func checkMethod(m string) error {
+// CheckMethod checks that m is a method an entry may name.
+func CheckMethod(m string) error {
 	if validMethod(m) {
 		return nil
 	}

@@ -84,18 +84,11 @@ func (l List) Covers(entry string) bool {
 	if err != nil {
 		return false
 	}
+	// entry's path read as a request path: its "*" segments are literal,
+	// so they match only a "*" of l.
+	rest := e.entry[len(e.method)+2:]
 	for _, p := range l {
-		if p.method != e.method || len(p.segments) != len(e.segments) {
-			continue
-		}
-		inside := true
-		for i, s := range p.segments {
-			if s != "*" && s != e.segments[i] {
-				inside = false
-				break
-			}
-		}
-		if inside {
+		if p.method == e.method && p.matchPath(rest) {
 			return true
 		}
 	}

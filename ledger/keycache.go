@@ -7,8 +7,9 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
-	"github.com/keybrake/keybrake/allowlist"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/keybrake/keybrake/allowlist"
 )
 
 // KeyCache puts a ristretto cache in front of Store.KeyByHash. It only
