@@ -156,9 +156,6 @@ func (p principal) id() string {
 	return p.TokenID
 }
 
-// caller is the principal of a request that authenticate accepted.
-func (h *Handler) caller(r *http.Request) principal { return principalOf(r) }
-
 // requireAdmin returns the caller when it is an admin, else a 403.
 func (h *Handler) requireAdmin(r *http.Request) (principal, error) {
 	return principalOf(r), requireRole(r, RoleAdmin)
