@@ -199,6 +199,10 @@ func parseAllow(field string, in map[string][]string) (map[string][]string, erro
 	return out, nil
 }
 
+// ValidSubjectName reports whether s is a subject name rules accept:
+// snake_case, as customer or to_country.
+func ValidSubjectName(s string) bool { return checkSubjectName("", s) == nil }
+
 // checkSubjectName accepts snake_case names: customer, to_country.
 func checkSubjectName(field, s string) error {
 	if s == "" || len(s) > 64 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // Estimate is what a request will cost, decided before it is forwarded.
@@ -51,6 +52,21 @@ type Estimate struct {
 	// before this call. Settle uses it to price the call from the vendor's
 	// answer.
 	Counted money.Micros
+
+	// Subjects are what the call names, read as the vendor reads the
+	// request (Stripe's customer and currency, Twilio's to and
+	// to_country, Resend's recipients): a key's allow and once_per rules
+	// are checked against them. A subject the vendor cannot read is
+	// absent, and a rule naming it refuses the call.
+	Subjects rules.Subjects
+}
+
+// MovesMoney reports whether the call is one the rules count: priced above
+// zero, or acting on an object that moves money (a confirm, a capture)
+// even when the key has paid for it already. Free calls (reads, deletes,
+// a customer's creation) are never refused by a rule.
+func (e Estimate) MovesMoney() bool {
+	return e.Cost > 0 || e.Minimum > 0 || e.Object != ""
 }
 
 // Idempotency says how a vendor honours an idempotency header. A true
@@ -122,6 +138,13 @@ type PathRecorder interface {
 // reconciles the call asks the right question. body is the client's.
 type ScopeRecorder interface {
 	RecordedScope(r *http.Request, body []byte) string
+}
+
+// SubjectNamer is implemented by a vendor whose calls carry subjects: the
+// names its Estimate fills in, so that the key API can refuse a rule naming
+// one the vendor never reads.
+type SubjectNamer interface {
+	SubjectNames() []string
 }
 
 // Settle decisions: what the response means for the reservation.

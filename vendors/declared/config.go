@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keybrake/keybrake/allowlist"
+	"github.com/keybrake/keybrake/rules"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -47,6 +48,13 @@ type Config struct {
 	// which alone lets a true replay through free. Default none: every
 	// replay is priced like a new call.
 	Idempotency *IdempotencyConfig `json:"idempotency,omitempty"`
+	// Subjects names what a call names, for a key's allow and once_per
+	// rules: subject name (snake_case, e.g. "model", "customer") to a
+	// path into the request's JSON or form body (the path syntax of
+	// Field; every scalar value found counts). Read only for calls that
+	// move money. Default none: a rule naming a subject refuses every
+	// money-moving call.
+	Subjects map[string]string `json:"subjects,omitempty"`
 }
 
 // Endpoint is the cost rule of one endpoint.
@@ -180,6 +188,14 @@ func compile(c Config) (*compiled, error) {
 	if c.Idempotency != nil {
 		if err := c.Idempotency.validate(c.Credential); err != nil {
 			return nil, wrap(err)
+		}
+	}
+	for name, p := range c.Subjects {
+		if !rules.ValidSubjectName(name) {
+			return nil, wrap(fmt.Errorf("subjects: %q: want a snake_case subject name", name))
+		}
+		if err := validatePath(p); err != nil {
+			return nil, wrap(fmt.Errorf("subjects: %s: %v", name, err))
 		}
 	}
 	out := &compiled{cfg: c, free: map[string]bool{}}

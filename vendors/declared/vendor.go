@@ -1,8 +1,11 @@
 package declared
 
 import (
+	"slices"
+
 	"bytes"
 	"fmt"
+	"github.com/keybrake/keybrake/rules"
 	"math/big"
 	"net/http"
 	"strings"
@@ -61,9 +64,36 @@ func (v *Vendor) Estimate(r *http.Request, raw []byte) (vendors.Estimate, error)
 	}
 	cost, reason := sumTerms(ep.estimate, b)
 	if reason != "" {
-		return vendors.Estimate{Reason: reason}, nil
+		return vendors.Estimate{Reason: reason, Subjects: v.subjects(b)}, nil
 	}
-	return vendors.Estimate{Cost: cost, Known: true}, nil
+	return vendors.Estimate{Cost: cost, Known: true, Subjects: v.subjects(b)}, nil
+}
+
+// subjects reads the subjects the vendor declares from a request body:
+// every scalar value at each subject's path, as text.
+func (v *Vendor) subjects(b *body) rules.Subjects {
+	if len(v.c.cfg.Subjects) == 0 {
+		return nil
+	}
+	out := rules.Subjects{}
+	for name, path := range v.c.cfg.Subjects {
+		for _, val := range b.lookup(path) {
+			if s, ok := scalarString(val); ok && s != "" {
+				out[name] = append(out[name], rules.Canonical(name, s))
+			}
+		}
+	}
+	return out
+}
+
+// SubjectNames are the subjects the vendor declares.
+func (v *Vendor) SubjectNames() []string {
+	names := make([]string, 0, len(v.c.cfg.Subjects))
+	for n := range v.c.cfg.Subjects {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Settle implements vendors.Vendor. A 2xx settles at the cost the

@@ -21,108 +21,109 @@ type errUncertain string
 
 func (e errUncertain) Error() string { return string(e) }
 
-// countSend counts the recipients of a POST /emails body.
-func countSend(raw []byte) (int64, error) {
+// countSend reads the recipients of a POST /emails body.
+func countSend(raw []byte) ([]string, error) {
 	v, err := decodeStrict(raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	email, ok := v.(map[string]any)
 	if !ok {
-		return 0, errUncertain("the email must be a JSON object")
+		return nil, errUncertain("the email must be a JSON object")
 	}
 	return countEmail(email, "")
 }
 
-// countBatch counts the recipients of every email of a POST /emails/batch
+// countBatch reads the recipients of every email of a POST /emails/batch
 // body (a JSON array of emails).
-func countBatch(raw []byte) (int64, error) {
+func countBatch(raw []byte) ([]string, error) {
 	v, err := decodeStrict(raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return 0, errUncertain("a batch must be a JSON array of emails")
+		return nil, errUncertain("a batch must be a JSON array of emails")
 	}
-	var n int64
+	var all []string
 	for i, el := range list {
 		email, ok := el.(map[string]any)
 		if !ok {
-			return 0, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
+			return nil, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
 		}
-		c, err := countEmail(email, fmt.Sprintf("email %d: ", i))
+		addrs, err := countEmail(email, fmt.Sprintf("email %d: ", i))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		n += c
+		all = append(all, addrs...)
 	}
-	return n, nil
+	return all, nil
 }
 
-// countEmail counts one email's to, cc and bcc addresses.
-func countEmail(email map[string]any, where string) (int64, error) {
-	var n int64
+// countEmail reads one email's to, cc and bcc addresses.
+func countEmail(email map[string]any, where string) ([]string, error) {
+	var all []string
 	for k, v := range email {
 		field := strings.ToLower(k)
 		if field != "to" && field != "cc" && field != "bcc" {
 			continue
 		}
 		if k != field {
-			return 0, errUncertain(where + "write the field " + field + " in lower case")
+			return nil, errUncertain(where + "write the field " + field + " in lower case")
 		}
-		c, err := countField(v)
+		addrs, err := countField(v)
 		if err != nil {
-			return 0, errUncertain(where + field + ": " + err.Error())
+			return nil, errUncertain(where + field + ": " + err.Error())
 		}
-		n += c
+		all = append(all, addrs...)
 	}
-	return n, nil
+	return all, nil
 }
 
-// countField counts the addresses of a to, cc or bcc value.
-func countField(v any) (int64, error) {
+// countField reads the addresses of a to, cc or bcc value.
+func countField(v any) ([]string, error) {
 	switch t := v.(type) {
 	case nil:
-		return 0, nil
+		return nil, nil
 	case string:
 		return countAddresses(t)
 	case []any:
-		var n int64
+		var all []string
 		for _, el := range t {
 			s, ok := el.(string)
 			if !ok {
-				return 0, errUncertain("every recipient must be a string")
+				return nil, errUncertain("every recipient must be a string")
 			}
-			c, err := countAddresses(s)
+			addrs, err := countAddresses(s)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
-			n += c
+			all = append(all, addrs...)
 		}
-		return n, nil
+		return all, nil
 	default:
-		return 0, errUncertain("want a string or an array of strings")
+		return nil, errUncertain("want a string or an array of strings")
 	}
 }
 
-// countAddresses counts the comma-separated addresses in one string.
-func countAddresses(s string) (int64, error) {
+// countAddresses reads the comma-separated addresses in one string, each
+// as its bare address ("Ann <ann@x.com>" is ann@x.com).
+func countAddresses(s string) ([]string, error) {
 	if strings.ContainsAny(s, "\"\\;()\r\n") {
-		return 0, errUncertain("Keybrake cannot count addresses with quotes, comments, semicolons or line breaks; send one plain address per array element")
+		return nil, errUncertain("Keybrake cannot count addresses with quotes, comments, semicolons or line breaks; send one plain address per array element")
 	}
-	var n int64
+	var all []string
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
 		if strings.Count(part, "@") != 1 {
-			return 0, errUncertain("Keybrake cannot tell how many addresses " + quote(part) + " holds")
+			return nil, errUncertain("Keybrake cannot tell how many addresses " + quote(part) + " holds")
 		}
-		n++
+		all = append(all, bareAddress(part))
 	}
-	return n, nil
+	return all, nil
 }
 
 func quote(s string) string {

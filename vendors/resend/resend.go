@@ -176,7 +176,7 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 		}
 		return unknownCost(r), nil
 	}
-	var count func([]byte) (int64, error)
+	var count func([]byte) ([]string, error)
 	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
 	case "/api-keys":
 		return vendors.Estimate{}, vendors.MintsCredential("Resend API keys (POST /api-keys)")
@@ -193,7 +193,8 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return vendors.Estimate{}, badRequest("Resend reads the email as JSON: send it with Content-Type: application/json.")
 	}
-	n, err := count(body)
+	addrs, err := count(body)
+	n := int64(len(addrs))
 	if err != nil {
 		return vendors.Estimate{}, badRequest("Keybrake cannot count this email's recipients: " + err.Error() + ".")
 	}
@@ -204,7 +205,7 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	if err != nil || cost > int64(money.MaxUSD*money.PerDollar) {
 		return vendors.Estimate{Reason: "too many recipients to price"}, nil
 	}
-	return vendors.Estimate{Cost: money.Micros(cost), Known: true}, nil
+	return vendors.Estimate{Cost: money.Micros(cost), Known: true, Subjects: recipientSubjects(addrs)}, nil
 }
 
 // unknownCost is the estimate of a call Keybrake cannot price: a marketing

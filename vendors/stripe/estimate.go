@@ -64,7 +64,7 @@ func (v *Vendor) estimateCreate(form url.Values) (vendors.Estimate, error) {
 	if err != nil {
 		return vendors.Estimate{}, err
 	}
-	return vendors.Estimate{Cost: cost, Known: true}, nil
+	return vendors.Estimate{Cost: cost, Known: true, Subjects: subjects(formCustomer(form), currency)}, nil
 }
 
 // estimateRefund prices a refund at its amount; without one Stripe refunds
@@ -96,7 +96,7 @@ func (v *Vendor) estimateRefund(r *http.Request, form url.Values) (vendors.Estim
 		if err != nil {
 			return vendors.Estimate{}, err
 		}
-		return vendors.Estimate{Cost: cost, Known: true}, nil
+		return vendors.Estimate{Cost: cost, Known: true, Subjects: subjects(formCustomer(form), currency)}, nil
 	}
 	// The charge's currency, never the request's: Stripe refunds a charge
 	// in its own currency.
@@ -115,7 +115,8 @@ func (v *Vendor) estimateRefund(r *http.Request, form url.Values) (vendors.Estim
 	if err != nil {
 		return vendors.Estimate{}, err
 	}
-	return vendors.Estimate{Cost: cost, Known: true}, nil
+	// The customer refunded is the charge's, whatever the request says.
+	return vendors.Estimate{Cost: cost, Known: true, Subjects: subjects(obj.customerID(), obj.Currency)}, nil
 }
 
 // estimateOnObject prices a call on a PaymentIntent or Charge that exists
@@ -183,7 +184,13 @@ func (v *Vendor) estimateOnObject(r *http.Request, kind pricing, form url.Values
 	if err != nil {
 		return vendors.Estimate{}, err
 	}
-	return vendors.Estimate{Known: true, Object: id, Exposure: usd}, nil
+	customer := obj.customerID()
+	if c := formCustomer(form); c != "" && kind == intentUpdate {
+		// An update may move the intent to another customer: the one it
+		// will charge is the request's.
+		customer = c
+	}
+	return vendors.Estimate{Known: true, Object: id, Exposure: usd, Subjects: subjects(customer, currency)}, nil
 }
 
 // amountAndCurrency reads an amount field (nil when absent) and the

@@ -23,6 +23,24 @@ type object struct {
 	AmountRefunded   int64  `json:"amount_refunded"`
 	Currency         string `json:"currency"`
 	Status           string `json:"status"`
+	// Customer is the customer's id, or the customer object when the
+	// lookup expanded it.
+	Customer json.RawMessage `json:"customer"`
+}
+
+// customerID is the id of the object's customer, "" when it has none.
+func (o object) customerID() string {
+	var id string
+	if json.Unmarshal(o.Customer, &id) == nil {
+		return id
+	}
+	var expanded struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(o.Customer, &expanded) == nil {
+		return expanded.ID
+	}
+	return ""
 }
 
 // lookupTimeout bounds one lookup at Stripe.

@@ -53,11 +53,14 @@ var (
 // out): TimeLimit in started minutes × the destination's per-minute rate.
 // Minimum is one minute; Fit lowers TimeLimit to what the reservation
 // covers, so the call cannot outspend it.
-func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]bool, extras []extra) (vendors.Estimate, error) {
+func (v *Vendor) estimateCall(r *http.Request, body []byte, multi map[string]bool, extras []extra) (est vendors.Estimate, err error) {
 	form, bad := readForm(r, body, multi)
 	if bad != nil {
 		return vendors.Estimate{}, bad
 	}
+	// Every estimate from here on carries the destination, priced or not
+	// (see estimateMessage).
+	defer func() { est.Subjects = toSubjects(form.Get("to")) }()
 	for _, x := range extras {
 		if !isOff(form, strings.ToLower(x.param), x.off...) {
 			return vendors.Estimate{Reason: "the call sets " + x.param + ", whose charges Keybrake cannot bound"}, nil

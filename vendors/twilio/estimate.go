@@ -55,7 +55,7 @@ const (
 	mmsLinkChars = 48
 )
 
-func (v *Vendor) estimateMessage(r *http.Request, body []byte) (vendors.Estimate, error) {
+func (v *Vendor) estimateMessage(r *http.Request, body []byte) (est vendors.Estimate, err error) {
 	form, bad := readForm(r, body, messageMulti)
 	if bad != nil {
 		return vendors.Estimate{}, bad
@@ -67,6 +67,9 @@ func (v *Vendor) estimateMessage(r *http.Request, body []byte) (vendors.Estimate
 	if to == "" {
 		return vendors.Estimate{Reason: "the message has no To"}, nil
 	}
+	// Every estimate from here on carries the destination, priced or not:
+	// a key's rules see it even when the unknown_cost policy reserves.
+	defer func() { est.Subjects = toSubjects(to) }()
 	media := len(form["mediaurl"])
 	if media > maxMedia {
 		return vendors.Estimate{}, badRequest("Twilio takes at most 10 MediaUrl per message.")

@@ -23,6 +23,7 @@ func (m *Module) CaddyfileOptions() []vendormodule.Option {
 		{Name: "errors", Parse: m.parseErrors},
 		{Name: "free_methods", Parse: m.parseFreeMethods},
 		{Name: "endpoint", Repeatable: true, Parse: m.parseEndpoint},
+		{Name: "subject", Repeatable: true, Parse: m.parseSubject},
 		{Name: "idempotency", Parse: func(d *caddyfile.Dispenser) (err error) {
 			m.Idempotency, err = parseIdempotency(d)
 			return err
@@ -49,6 +50,7 @@ func (m *Module) CaddyfileOptions() []vendormodule.Option {
 //			settle   <term>
 //			settle   txn_id <path>
 //		}]
+//		subject <name> <path>
 //		idempotency <header> {
 //			window       <duration>
 //			methods      <METHOD>...
@@ -64,11 +66,29 @@ func (m *Module) CaddyfileOptions() []vendormodule.Option {
 //	count <path> price <usd> [times <path>]
 //	chars <path> price <usd> [per <n>] [times <path>]
 //
-// endpoint may be given once per match. inject's username takes
+// subject may be given once per name: what a call names for keys' allow
+// and once_per rules, read at <path> in the request body (subject model
+// model). endpoint may be given once per match. inject's username takes
 // placeholders like the secret. A declared vendor gets free replays only
 // with an idempotency block (window required, methods default POST).
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return vendormodule.UnmarshalBlock(d, m)
+}
+
+// parseSubject reads subject <name> <path>.
+func (m *Module) parseSubject(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("subject needs a name and a path into the request body, e.g. 'subject customer customer_id'")
+	}
+	if _, dup := m.Subjects[args[0]]; dup {
+		return d.Errf("subject %s is given twice", args[0])
+	}
+	if m.Subjects == nil {
+		m.Subjects = map[string]string{}
+	}
+	m.Subjects[args[0]] = args[1]
+	return nil
 }
 
 // parseErrors reads errors json|stripe|twilio|resend.

@@ -56,6 +56,11 @@ type Module struct {
 	// priced.
 	Idempotency *declared.IdempotencyConfig `json:"idempotency,omitempty"`
 
+	// Subjects declares what the vendor's calls name, for keys' allow and
+	// once_per rules: subject name to a path into the request body.
+	// Default: none.
+	Subjects map[string]string `json:"subjects,omitempty"`
+
 	secret, username string
 }
 
@@ -96,6 +101,7 @@ func (m *Module) Vendor(name string) (vendors.Vendor, error) {
 		ErrorFormat: m.ErrorFormat,
 		Endpoints:   m.Endpoints,
 		Idempotency: m.Idempotency,
+		Subjects:    m.Subjects,
 	}
 	if m.Credential != nil {
 		cfg.Credential = *m.Credential
