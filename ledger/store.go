@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // Errors returned by a Store. Backends wrap their driver errors; callers test
@@ -72,6 +73,9 @@ const (
 	// reservation was released.
 	OutcomeUpstreamUnreachable = "upstream_unreachable"
 	OutcomeClientGone          = "client_gone" // the client left before the vendor's answer arrived
+	// OutcomeRuleDenied: one of the key's rules refused the call
+	// (Call.Rule names it): max_call_usd, allow, once_per, max_calls, rate.
+	OutcomeRuleDenied = "rule_denied"
 )
 
 // Cost states of a call.
@@ -109,6 +113,10 @@ type Key struct {
 	// issued with a configured (bootstrap) token. The token's budget, if
 	// any, bounds the key's spend together with its own caps.
 	TokenID string
+	// Rules are the key's rules beyond dollars; nil when it has none.
+	// Reserve decides the stateful ones (max_calls, rate, once_per) from
+	// the rules as stored.
+	Rules *rules.Rules
 }
 
 // Status tells whether the key is active, expired or revoked at now.
@@ -134,6 +142,9 @@ type KeyUsage struct {
 	DayReserved money.Micros
 	Calls       int64 // calls forwarded (including idempotent replays)
 	CapHits     int64
+	// RuleCalls are the money-moving calls counted against the key's
+	// max_calls: forwarded, not replays, not released.
+	RuleCalls int64
 }
 
 // ReserveRequest asks to reserve Estimate against a key and record the call.
@@ -172,7 +183,19 @@ type ReserveRequest struct {
 	// forwarding (a PaymentIntent being confirmed); it is recorded as the
 	// call's vendor transaction id, so ObjectExposure counts this call.
 	Object string
-	Now    time.Time
+	// MovesMoney says the call is one the key's stateful rules count (the
+	// vendor priced it as moving money). Reserve then checks, after the
+	// idempotent replay and before the caps, the key's rules as stored:
+	// once_per (OncePer must name the key's once_per subject and
+	// OnceValues hold at least one value, none claimed by an earlier
+	// call), max_calls, rate; a refusal is OutcomeRuleDenied with
+	// ReserveResult.Rule. A forwarded call claims its OnceValues, takes a
+	// rate slot and counts against max_calls. A true replay is never
+	// counted.
+	MovesMoney bool
+	OncePer    string
+	OnceValues []string
+	Now        time.Time
 }
 
 // ReserveResult is the outcome of Reserve.
@@ -192,6 +215,10 @@ type ReserveResult struct {
 	// Reserved is what was held for a forwarded call: the estimate, or
 	// less when a Minimum let it shrink to the headroom.
 	Reserved money.Micros
+	// Rule names the rule of an OutcomeRuleDenied; RetryAfter, for the
+	// rate rule, is when the oldest call of the window leaves it.
+	Rule       string
+	RetryAfter time.Duration
 }
 
 // Allowed reports whether the call may be forwarded.
@@ -232,8 +259,10 @@ type Call struct {
 	IdempotencyKey string
 	ReplayOf       string
 	CostState      string
-	StartedAt      time.Time
-	FinishedAt     *time.Time
+	// Rule is the rule that refused an OutcomeRuleDenied call.
+	Rule       string
+	StartedAt  time.Time
+	FinishedAt *time.Time
 	// ResolvedBy, ResolvedAt and ResolveReason record a Resolve: who (an
 	// API token id, or the reconciler), when and why. Empty and nil for a
 	// call the gate settled.
@@ -308,7 +337,10 @@ type SummaryRow struct {
 	Vendor   string
 	Endpoint string
 	Outcome  string
-	Calls    int64 // every recorded call, refused ones included
+	// Rule is the rule of rule_denied rows (refusals are counted by rule),
+	// "" for every other outcome.
+	Rule  string
+	Calls int64 // every recorded call, refused ones included
 	// Forwarded counts the calls let through to the vendor: those that held
 	// a reservation (whatever their outcome became) and idempotent replays.
 	Forwarded int64
@@ -417,7 +449,7 @@ type Store interface {
 	// Audit lists calls oldest first with a cursor for the next page.
 	Audit(ctx context.Context, f AuditFilter) ([]Call, string, error)
 	// Summary aggregates the calls f selects by run, vendor, endpoint and
-	// outcome, in that order.
+	// outcome (and rule, for rule_denied), in that order.
 	Summary(ctx context.Context, f SummaryFilter) ([]SummaryRow, error)
 	// PendingCalls lists calls of a vendor in a cost state (CostUnpriced for
 	// reconciliation of provisional prices, CostReserved for reservations
@@ -475,6 +507,9 @@ type KeyPatch struct {
 	TotalCap         *money.Micros
 	ExpiresAt        *time.Time
 	AllowedEndpoints []string
+	// Rules, when not nil, replace the key's rules (a zero Rules removes
+	// them).
+	Rules *rules.Rules
 }
 
 // Day returns the UTC day of t at midnight, the unit of daily caps.

@@ -17,6 +17,7 @@ type raceResult struct {
 	forwarded, capHits int
 	budgetHits         int
 	forwardedIDs       []string
+	ruleDenied         map[string]int // by rule
 	errs               []error
 	other              []string
 }
@@ -48,6 +49,11 @@ func (f *fixture) raceReserve(reqs []ledger.ReserveRequest) raceResult {
 				res.capHits++
 			case out.Outcome == ledger.OutcomeBudgetHit:
 				res.budgetHits++
+			case out.Outcome == ledger.OutcomeRuleDenied:
+				if res.ruleDenied == nil {
+					res.ruleDenied = map[string]int{}
+				}
+				res.ruleDenied[out.Rule]++
 			default:
 				res.other = append(res.other, out.Outcome)
 			}

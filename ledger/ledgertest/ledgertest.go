@@ -80,6 +80,13 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Batch/FinishesFirst", testBatchFinishesFirst},
 		{"Batch/Queued", testBatchQueued},
 
+		{"Rules/StoredAndPatched", testRulesStored},
+		{"Rules/MaxCalls", testRuleMaxCalls},
+		{"Rules/Rate", testRuleRate},
+		{"Rules/OncePer", testRuleOncePer},
+		{"Rules/Summary", testRuleSummary},
+		{"Concurrent/Rules", testConcurrentRules},
+
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {

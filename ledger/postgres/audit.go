@@ -16,7 +16,7 @@ import (
 const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
 	idempotency_key, replay_of, cost_state, started_at, finished_at,
-	resolved_by, resolved_at, resolve_reason, seq`
+	resolved_by, resolved_at, resolve_reason, rule, seq`
 
 // ObjectExposure sums what a key has counted for one vendor object.
 func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
@@ -108,7 +108,7 @@ func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]
 	if !f.Until.IsZero() {
 		where = append(where, "started_at < "+arg(f.Until))
 	}
-	rows, err := s.pool.Query(ctx, `SELECT run_label, vendor, endpoint, outcome,
+	rows, err := s.pool.Query(ctx, `SELECT run_label, vendor, endpoint, outcome, rule,
 			count(*),
 			count(*) FILTER (WHERE cost_state <> 'none' OR replay_of <> ''),
 			count(*) FILTER (WHERE replay_of <> ''),
@@ -117,15 +117,15 @@ func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]
 			coalesce(sum(cost), 0)::bigint,
 			coalesce(sum(reserved) FILTER (WHERE cost_state IN ('reserved', 'unknown')), 0)::bigint
 		FROM calls WHERE `+strings.Join(where, " AND ")+`
-		GROUP BY run_label, vendor, endpoint, outcome
-		ORDER BY run_label, vendor, endpoint, outcome`, args...)
+		GROUP BY run_label, vendor, endpoint, outcome, rule
+		ORDER BY run_label, vendor, endpoint, outcome, rule`, args...)
 	if err != nil {
 		return nil, s.wrapErr("summarising calls", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.SummaryRow, error) {
 		var row ledger.SummaryRow
 		var spent, reserved int64
-		err := r.Scan(&row.RunLabel, &row.Vendor, &row.Endpoint, &row.Outcome, &row.Calls,
+		err := r.Scan(&row.RunLabel, &row.Vendor, &row.Endpoint, &row.Outcome, &row.Rule, &row.Calls,
 			&row.Forwarded, &row.Replays, &row.CapHits, &row.Refused, &spent, &reserved)
 		row.Spent, row.Reserved = money.Micros(spent), money.Micros(reserved)
 		return row, err
@@ -174,7 +174,7 @@ func scanPostgresCall(row pgx.Row) (ledger.Call, int64, error) {
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
 		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
-		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &seq); err != nil {
+		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &c.Rule, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}
 	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)

@@ -87,7 +87,8 @@ func postgresText(ss ...string) bool {
 func batchable(op ledger.Op) bool {
 	if r := op.Reserve; r != nil {
 		return r.CallID != "" && r.Estimate >= 0 && r.Minimum >= 0 &&
-			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object)
+			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object, r.OncePer) &&
+			postgresText(r.OnceValues...)
 	}
 	f := op.Finish
 	_, state := finishArgs(*f)
@@ -109,6 +110,8 @@ type postgresBatchArgs struct {
 	rCallIDs, rKeyIDs, rVendors, rMethods, rPaths, rEndpoints, rIdems, rPrints, rObjects []string
 	rEstimates, rMinimums, rWindows                                                      []int64
 	rNows                                                                                []time.Time
+	rMoves                                                                               []bool
+	rOnces, rClaims                                                                      []string
 }
 
 func (a *postgresBatchArgs) add(i int, op ledger.Op) {
@@ -127,6 +130,9 @@ func (a *postgresBatchArgs) add(i int, op ledger.Op) {
 		a.rWindows = append(a.rWindows, r.ReplayWindow.Microseconds())
 		a.rObjects = append(a.rObjects, r.Object)
 		a.rNows = append(a.rNows, r.Now)
+		a.rMoves = append(a.rMoves, r.MovesMoney)
+		a.rOnces = append(a.rOnces, r.OncePer)
+		a.rClaims = append(a.rClaims, claimsJSON(r.OnceValues))
 		return
 	}
 	f := op.Finish
@@ -191,24 +197,26 @@ func (s *postgresStore) runBatch(ctx context.Context, ops []ledger.Op) ([]ledger
 
 // writeBatch runs keybrake_batch and fills results and errs for its ops.
 func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, results []ledger.ReserveResult, errs []error) error {
-	rows, err := s.pool.Query(ctx, `SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state
-		FROM keybrake_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+	rows, err := s.pool.Query(ctx, `SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state,
+			o_rule, o_retry_us
+		FROM keybrake_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+			$24, $25, $26)`,
 		nonNil(a.fCallIDs), nonNil(a.fModes), nonNil(a.fCosts), nonNil(a.fStates), nonNil(a.fStatuses), nonNil(a.fAmounts),
 		nonNil(a.fCurrencies), nonNil(a.fTxnIDs), nonNil(a.fOutcomes), nonNil(a.fNows),
 		nonNil(a.rCallIDs), nonNil(a.rKeyIDs), nonNil(a.rVendors), nonNil(a.rMethods), nonNil(a.rPaths), nonNil(a.rEndpoints),
 		nonNil(a.rEstimates), nonNil(a.rMinimums), nonNil(a.rIdems), nonNil(a.rPrints), nonNil(a.rWindows), nonNil(a.rObjects),
-		nonNil(a.rNows))
+		nonNil(a.rNows), nonNil(a.rMoves), nonNil(a.rOnces), nonNil(a.rClaims))
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			kind, outcome, replayOf, runLabel, state string
-			idx                                      int32
-			remaining, held                          int64
+			kind, outcome, replayOf, runLabel, state, rule string
+			idx                                            int32
+			remaining, held, retryUS                       int64
 		)
-		if err := rows.Scan(&kind, &idx, &outcome, &replayOf, &runLabel, &remaining, &held, &state); err != nil {
+		if err := rows.Scan(&kind, &idx, &outcome, &replayOf, &runLabel, &remaining, &held, &state, &rule, &retryUS); err != nil {
 			return err
 		}
 		if kind == "finish" {
@@ -229,7 +237,7 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 			continue
 		}
 		results[i] = ledger.ReserveResult{Outcome: outcome, ReplayOf: replayOf, RunLabel: runLabel,
-			Remaining: money.Micros(remaining), Reserved: money.Micros(held)}
+			Remaining: money.Micros(remaining), Reserved: money.Micros(held), Rule: rule, RetryAfter: ledger.RetryAfterUS(retryUS)}
 	}
 	return rows.Err()
 }

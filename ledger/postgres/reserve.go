@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,20 +28,31 @@ func (s *postgresStore) reserveAlone(ctx context.Context, r ledger.ReserveReques
 		return ledger.ReserveResult{}, fmt.Errorf("reserving cost: negative minimum %s", r.Minimum)
 	}
 	var res ledger.ReserveResult
-	var remaining, held int64
+	var remaining, held, retryUS int64
 	err := s.pool.QueryRow(ctx,
-		`SELECT outcome, replay_of, run_label, remaining, held
-		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		`SELECT outcome, replay_of, run_label, remaining, held, rule, retry_us
+		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
 		int64(r.Estimate), int64(r.Minimum), r.IdempotencyKey, r.Fingerprint, r.ReplayWindow.Microseconds(),
-		r.Object, r.Now,
-	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held)
+		r.Object, r.Now, r.MovesMoney, r.OncePer, claimsJSON(r.OnceValues),
+	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held, &res.Rule, &retryUS)
 	if err != nil {
 		return ledger.ReserveResult{}, s.wrapErr("reserving cost", err)
 	}
 	res.Remaining = money.Micros(remaining)
 	res.Reserved = money.Micros(held)
+	res.RetryAfter = ledger.RetryAfterUS(retryUS)
 	return res, nil
+}
+
+// claimsJSON is a call's once_per values as the ledger's functions take
+// them: a JSON array ("" for none).
+func claimsJSON(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(values) // strings always marshal
+	return string(b)
 }
 
 // Settle replaces a call's reservation with its real cost.
@@ -103,10 +115,10 @@ func (s *postgresStore) RecordRefusal(ctx context.Context, c ledger.Call) error 
 	_, err := s.pool.Exec(ctx, `INSERT INTO calls
 		(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
 		 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key,
-		 replay_of, cost_state, day, started_at, finished_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		 replay_of, cost_state, day, started_at, finished_at, rule)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		c.CallID, c.KeyID, c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint, c.StatusCode, c.Outcome,
 		c.VendorAmount, c.VendorCurrency, c.VendorTxnID, c.IdempotencyKey,
-		c.ReplayOf, ledger.CostNone, ledger.Day(c.StartedAt), c.StartedAt, c.FinishedAt)
+		c.ReplayOf, ledger.CostNone, ledger.Day(c.StartedAt), c.StartedAt, c.FinishedAt, c.Rule)
 	return s.wrapErr("recording refusal", err)
 }

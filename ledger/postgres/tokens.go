@@ -107,17 +107,25 @@ func (s *postgresStore) PatchKey(ctx context.Context, id string, p ledger.KeyPat
 	if p.AllowedEndpoints != nil {
 		endpoints = p.AllowedEndpoints
 	}
+	setRules := p.Rules != nil
+	rs := ledger.StoreRules(p.Rules)
 	row := s.pool.QueryRow(ctx, `WITH k AS (
 			UPDATE vault_keys SET
 				daily_cap = coalesce($2, daily_cap),
 				total_cap = coalesce($3, total_cap),
 				expires_at = coalesce($4, expires_at),
-				allowed_endpoints = coalesce($5::text[], allowed_endpoints)
+				allowed_endpoints = coalesce($5::text[], allowed_endpoints),
+				rules = CASE WHEN $6 THEN $7 ELSE rules END,
+				max_calls = CASE WHEN $6 THEN $8 ELSE max_calls END,
+				rate_calls = CASE WHEN $6 THEN $9 ELSE rate_calls END,
+				rate_window_us = CASE WHEN $6 THEN $10 ELSE rate_window_us END,
+				once_per = CASE WHEN $6 THEN $11 ELSE once_per END
 			WHERE id = $1
 			RETURNING *
 		)
 		SELECT `+postgresKeyColumns+` FROM k, pg_notify('`+postgresKeysChannel+`', k.id) AS n`,
-		id, microsPtr(p.DailyCap), microsPtr(p.TotalCap), p.ExpiresAt, endpoints)
+		id, microsPtr(p.DailyCap), microsPtr(p.TotalCap), p.ExpiresAt, endpoints,
+		setRules, rs.JSON, rs.MaxCalls, rs.RateCalls, rs.RateWindowUS, rs.OncePer)
 	k, err := scanPostgresKey(row)
 	return k, s.wrapErr("patching key", err)
 }

@@ -20,11 +20,11 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO calls
 			(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
 			 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key, replay_of,
-			 cost_state, day, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
+			 cost_state, day, started_at, finished_at, rule)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)`,
 			c.CallID, sqliteNullString(c.KeyID), c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint,
 			c.StatusCode, c.Outcome, sqliteNullInt64(c.VendorAmount), c.VendorCurrency, c.VendorTxnID,
-			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
+			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished, c.Rule)
 		return err
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]le
 		where = append(where, "started_at < ?")
 		args = append(args, sqliteTime(f.Until))
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, count(*),
+	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, rule, count(*),
 			sum(cost_state <> 'none' OR replay_of <> ''),
 			sum(replay_of <> ''),
 			sum(outcome IN ('cap_hit', 'budget_hit')),
@@ -128,8 +128,8 @@ func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]le
 			sum(cost),
 			sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
 		FROM calls WHERE `+strings.Join(where, " AND ")+`
-		GROUP BY run_label, vendor, endpoint, outcome
-		ORDER BY run_label, vendor, endpoint, outcome`, args...)
+		GROUP BY run_label, vendor, endpoint, outcome, rule
+		ORDER BY run_label, vendor, endpoint, outcome, rule`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 	}
@@ -138,7 +138,7 @@ func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]le
 	for rows.Next() {
 		var r ledger.SummaryRow
 		var spent, reserved int64
-		if err := rows.Scan(&r.RunLabel, &r.Vendor, &r.Endpoint, &r.Outcome, &r.Calls, &r.Forwarded,
+		if err := rows.Scan(&r.RunLabel, &r.Vendor, &r.Endpoint, &r.Outcome, &r.Rule, &r.Calls, &r.Forwarded,
 			&r.Replays, &r.CapHits, &r.Refused, &spent, &reserved); err != nil {
 			return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/keybrake/keybrake/ledger"
 
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // sqliteKeyState is what Reserve reads about a key inside its transaction.
@@ -21,6 +22,7 @@ type sqliteKeyState struct {
 	daySpent, dayReserved int64
 	tokenID               string
 	endpointAllowed       bool
+	rules                 sqliteKeyRules
 	// budget is the issuing token's budget, when it has one.
 	budget *sqliteBudget
 }
@@ -59,10 +61,12 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 	err := tx.QueryRowContext(ctx, `SELECT k.vendor, k.run_label, k.daily_cap, k.total_cap,
 			k.expires_at, k.revoked_at, k.spent, k.reserved,
 			COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id,
-			? = '' OR EXISTS (SELECT 1 FROM json_each(k.allowed_endpoints) e WHERE e.value = ?)
+			? = '' OR EXISTS (SELECT 1 FROM json_each(k.allowed_endpoints) e WHERE e.value = ?),
+			k.max_calls, k.rate_calls, k.rate_window_us, k.once_per, k.rule_calls
 		FROM `+sqliteKeyFrom+` WHERE k.id = ?`, r.Endpoint, r.Endpoint, day, r.KeyID).Scan(
 		&k.vendor, &k.runLabel, &k.dailyCap, &k.totalCap, &k.expiresAt, &revokedAt,
-		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed)
+		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed,
+		&k.rules.maxCalls, &k.rules.rateCalls, &k.rules.rateWindowUS, &k.rules.oncePer, &k.rules.ruleCalls)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ledger.ErrNotFound)
 	}
@@ -104,6 +108,14 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 			res.Outcome = ledger.OutcomeIdempotentReplay
 		}
 	}
+	if res.Outcome == "" && r.MovesMoney {
+		if res.Rule, res.RetryAfter, err = k.rules.denied(ctx, tx, r); err != nil {
+			return ledger.ReserveResult{}, err
+		}
+		if res.Rule != "" {
+			res.Outcome = ledger.OutcomeRuleDenied
+		}
+	}
 	held := int64(0)
 	if res.Outcome == "" {
 		if k.budget, err = sqliteReadBudget(ctx, tx, k.tokenID, day); err != nil {
@@ -127,13 +139,19 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 	}
 	res.Reserved = money.Micros(held)
 	res.Remaining = k.remaining(held)
+	counted := res.Outcome == ledger.OutcomeForwarded && r.MovesMoney && k.rules.counts()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO calls
 		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, status_code, reserved, cost,
-		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, day, started_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
-		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome), held,
-		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, day, sqliteTime(r.Now)); err != nil {
+		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, day, started_at, rule, rule_counted)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome, res.Rule), held,
+		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, day, sqliteTime(r.Now), res.Rule, counted); err != nil {
 		return ledger.ReserveResult{}, err
+	}
+	if counted {
+		if err := k.rules.take(ctx, tx, r); err != nil {
+			return ledger.ReserveResult{}, err
+		}
 	}
 	switch res.Outcome {
 	case ledger.OutcomeForwarded:
@@ -274,8 +292,13 @@ func sqliteReadBudget(ctx context.Context, tx *sqliteTx, tokenID string, day int
 // refusalStatus is the status the gate answers a refusal decided by Reserve
 // with, recorded on its call row; 0 for a call that goes ahead (its status
 // is the vendor's, recorded when it settles).
-func refusalStatus(outcome string) int {
+func refusalStatus(outcome, rule string) int {
 	switch outcome {
+	case ledger.OutcomeRuleDenied:
+		if rule == rules.RuleRate || rule == rules.RuleMaxCalls {
+			return 429
+		}
+		return 403
 	case ledger.OutcomeCapHit, ledger.OutcomeBudgetHit:
 		return 429
 	case ledger.OutcomeIdempotencyMismatch:

@@ -162,13 +162,22 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 	}
 	var ku ledger.KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
+		rs := ledger.StoreRules(p.Rules)
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET
 				daily_cap = COALESCE(?, daily_cap),
 				total_cap = COALESCE(?, total_cap),
 				expires_at = COALESCE(?, expires_at),
-				allowed_endpoints = COALESCE(?, allowed_endpoints)
+				allowed_endpoints = COALESCE(?, allowed_endpoints),
+				rules = CASE WHEN ? THEN ? ELSE rules END,
+				max_calls = CASE WHEN ? THEN ? ELSE max_calls END,
+				rate_calls = CASE WHEN ? THEN ? ELSE rate_calls END,
+				rate_window_us = CASE WHEN ? THEN ? ELSE rate_window_us END,
+				once_per = CASE WHEN ? THEN ? ELSE once_per END
 			WHERE id = ?`,
-			sqliteNullMicros(p.DailyCap), sqliteNullMicros(p.TotalCap), expires, endpoints, id)
+			sqliteNullMicros(p.DailyCap), sqliteNullMicros(p.TotalCap), expires, endpoints,
+			p.Rules != nil, rs.JSON, p.Rules != nil, sqliteNullInt64(rs.MaxCalls),
+			p.Rules != nil, sqliteNullInt64(rs.RateCalls), p.Rules != nil, sqliteNullInt64(rs.RateWindowUS),
+			p.Rules != nil, rs.OncePer, id)
 		if err != nil {
 			return err
 		}
