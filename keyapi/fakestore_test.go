@@ -255,3 +255,14 @@ func (s *fakeStore) RevokeKeys(context.Context, ledger.RevokeFilter, time.Time) 
 func (s *fakeStore) PatchKey(context.Context, string, ledger.KeyPatch) (ledger.Key, error) {
 	return ledger.Key{}, errNotInFake
 }
+
+func (s *fakeStore) KeyByHash(_ context.Context, h ledger.Hash) (ledger.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.keys {
+		if u.Hash == h {
+			return u.Key, nil
+		}
+	}
+	return ledger.Key{}, ledger.ErrNotFound
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keybrake/keybrake/internal/authlimit"
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // PathPrefix is the prefix of every path the Handler serves.
@@ -37,6 +38,7 @@ const (
 type Ledger interface {
 	CreateKey(ctx context.Context, k ledger.Key) error
 	GetKey(ctx context.Context, id string, now time.Time) (ledger.KeyUsage, error)
+	KeyByHash(ctx context.Context, h ledger.Hash) (ledger.Key, error)
 	ListKeys(ctx context.Context, f ledger.KeyFilter) ([]ledger.KeyUsage, string, error)
 	RevokeKey(ctx context.Context, id string, now time.Time) (ledger.Key, error)
 	RevokeKeys(ctx context.Context, f ledger.RevokeFilter, now time.Time) ([]string, error)
@@ -80,6 +82,17 @@ type Config struct {
 	// AuthLimiter slows down an address that keeps failing to
 	// authenticate. Default: 10 failures in a row, then one per second.
 	AuthLimiter *authlimit.Limiter
+	// Subjects are, per vendor, the subjects its calls carry: a key's
+	// allow or once_per naming another is refused. A vendor absent from
+	// the map is not checked. Default none.
+	Subjects map[string][]string
+	// DefaultRules are, per vendor, the rules of a key issued without
+	// any (a vendor block's default_rules). Default none.
+	DefaultRules map[string]*rules.Rules
+	// VaultKeyReaders read a vault key where a vendor's SDK sends it, for
+	// GET /vault/self: each is tried in turn. Default none (the endpoint
+	// then answers 401).
+	VaultKeyReaders []func(*http.Request) (string, bool)
 }
 
 // settledWait bounds how long a request waits for this node's queued
@@ -106,6 +119,9 @@ type Handler struct {
 	log        *zap.Logger
 	authLimit  *authlimit.Limiter
 	staleAfter time.Duration
+	subjects   map[string][]string
+	defaults   map[string]*rules.Rules
+	keyReaders []func(*http.Request) (string, bool)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -130,6 +146,9 @@ func New(cfg Config) (*Handler, error) {
 		onRevoke:   cfg.OnRevoke,
 		log:        cfg.Logger,
 		authLimit:  cfg.AuthLimiter,
+		subjects:   cfg.Subjects,
+		defaults:   cfg.DefaultRules,
+		keyReaders: cfg.VaultKeyReaders,
 	}
 	if h.authLimit == nil {
 		h.authLimit = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
@@ -180,6 +199,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if isUIPath(r.URL.Path) {
 		h.serveUI(w, r)
+		return
+	}
+	if r.URL.Path == PathPrefix+"self" {
+		// Authenticated with the vault key itself, not an API token.
+		if err := h.self(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
 		return
 	}
 	p, err := h.authenticate(w, r)

@@ -38,6 +38,9 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 		if err := p.Policy.checkKey(spec.vendor, spec.dailyCap, spec.totalCap, spec.ttl, spec.endpoints, spec.label); err != nil {
 			return err
 		}
+		if err := p.Policy.withinPolicy(spec.rules); err != nil {
+			return err
+		}
 	}
 	now := h.clock()
 	totalCap := perRunTotal(spec.dailyCap, spec.totalCap, now, now.Add(spec.ttl))
@@ -62,6 +65,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			CreatedAt:        now,
 			ExpiresAt:        now.Add(spec.ttl),
 			TokenID:          p.TokenID,
+			Rules:            spec.rules,
 		}
 		err = h.store.CreateKey(r.Context(), k)
 		if errors.Is(err, ledger.ErrConflict) {

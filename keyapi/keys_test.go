@@ -59,6 +59,8 @@ func TestCreateKey(t *testing.T) {
 		"daily_spent_usd":   `0`,
 		"calls":             `0`,
 		"cap_hits":          `0`,
+		"rules":             `null`,
+		"rule_calls":        `0`,
 	}
 	for field, w := range want {
 		if string(got[field]) != w {

@@ -19,6 +19,9 @@ type patchKeyRequest struct {
 	TotalUSDCap      json.RawMessage `json:"total_usd_cap"`
 	ExpiresIn        *string         `json:"expires_in"`
 	AllowedEndpoints []string        `json:"allowed_endpoints"`
+	// Rules replace the key's rules: narrower only, unless an admin
+	// widens them; {} (or null) removes them, which only an admin may.
+	Rules json.RawMessage `json:"rules"`
 }
 
 // patchKey serves PATCH /vault/keys/{key_id}: new caps, a new expiry (from
@@ -75,9 +78,14 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 		}
 		p.AllowedEndpoints = endpoints
 	}
-	if p.DailyCap == nil && p.TotalCap == nil && p.ExpiresAt == nil && p.AllowedEndpoints == nil {
+	if req.Rules != nil {
+		if p.Rules, err = h.patchRules(r, cur, req.Rules); err != nil {
+			return err
+		}
+	}
+	if p.DailyCap == nil && p.TotalCap == nil && p.ExpiresAt == nil && p.AllowedEndpoints == nil && p.Rules == nil {
 		return &apiError{Status: http.StatusBadRequest, Code: codeParameterMissing,
-			Message: "nothing to change: give daily_usd_cap, total_usd_cap, expires_in or allowed_endpoints"}
+			Message: "nothing to change: give daily_usd_cap, total_usd_cap, expires_in, allowed_endpoints or rules"}
 	}
 	daily, total := cur.DailyCap, cur.TotalCap
 	if p.DailyCap != nil {

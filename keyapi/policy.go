@@ -11,6 +11,7 @@ import (
 
 	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // policyRequest is a token's issuing policy as POST /vault/tokens takes it
@@ -24,6 +25,7 @@ type policyRequest struct {
 	RunLabelPrefix   string          `json:"run_label_prefix"`
 	DailyUSDCap      json.RawMessage `json:"daily_usd_cap"`
 	TotalUSDCap      json.RawMessage `json:"total_usd_cap"`
+	Rules            json.RawMessage `json:"rules"`
 }
 
 // policy is a validated policyRequest: the bounds on the keys an issuer
@@ -38,6 +40,7 @@ type policy struct {
 	prefix    string
 	dailyCap  *money.Micros // the budget
 	totalCap  *money.Micros
+	rules     *rules.Rules // a bound: keys' rules only narrower; nil none
 }
 
 // policyView is a policy as the API shows and the ledger stores it.
@@ -49,11 +52,12 @@ type policyView struct {
 	RunLabelPrefix   string        `json:"run_label_prefix"`
 	DailyUSDCap      *money.Micros `json:"daily_usd_cap"`
 	TotalUSDCap      *money.Micros `json:"total_usd_cap"`
+	Rules            *rules.Rules  `json:"rules,omitempty"`
 }
 
 func (p *policy) view() policyView {
 	v := policyView{Vendors: p.vendors, MaxKeyUSD: p.maxKey, AllowedEndpoints: p.endpoints,
-		RunLabelPrefix: p.prefix, DailyUSDCap: p.dailyCap, TotalUSDCap: p.totalCap}
+		RunLabelPrefix: p.prefix, DailyUSDCap: p.dailyCap, TotalUSDCap: p.totalCap, Rules: p.rules}
 	if p.maxTTLRaw != "" {
 		v.MaxTTL = &p.maxTTLRaw
 	}
@@ -111,6 +115,9 @@ func parsePolicy(req policyRequest, known map[string]bool) (*policy, error) {
 		return nil, err
 	}
 	if p.totalCap, err = parseCap("policy.total_usd_cap", req.TotalUSDCap); err != nil {
+		return nil, err
+	}
+	if p.rules, err = parseRules("policy.rules", req.Rules); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keybrake/keybrake/allowlist"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 const maxMetadataBytes = 8 << 10
@@ -27,6 +28,7 @@ type createKeyRequest struct {
 	ExpiresIn        *string         `json:"expires_in"`
 	AgentRunLabel    string          `json:"agent_run_label"`
 	Metadata         json.RawMessage `json:"metadata"`
+	Rules            json.RawMessage `json:"rules"`
 }
 
 // keySpec is a validated createKeyRequest.
@@ -38,6 +40,7 @@ type keySpec struct {
 	endpoints []string
 	label     string
 	metadata  json.RawMessage
+	rules     *rules.Rules
 }
 
 // validateCreate checks a request and reports the first bad field.
@@ -106,6 +109,15 @@ func (h *Handler) validateCreate(req *createKeyRequest) (keySpec, error) {
 	spec.label = req.AgentRunLabel
 
 	if spec.metadata, err = parseMetadata(req.Metadata); err != nil {
+		return spec, err
+	}
+	if spec.rules, err = parseRules("rules", req.Rules); err != nil {
+		return spec, err
+	}
+	if spec.rules == nil {
+		spec.rules = h.defaults[spec.vendor]
+	}
+	if err := h.checkSubjects(spec.vendor, spec.rules); err != nil {
 		return spec, err
 	}
 	return spec, nil

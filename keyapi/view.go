@@ -6,6 +6,7 @@ import (
 
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // keyView is a key as the API shows it. VaultKey is set only in the answer
@@ -29,6 +30,10 @@ type keyView struct {
 	DailySpentUSD    money.Micros    `json:"daily_spent_usd"`
 	Calls            int64           `json:"calls"`
 	CapHits          int64           `json:"cap_hits"`
+	// Rules are the key's rules beyond dollars, null when it has none;
+	// RuleCalls the money-moving calls counted against max_calls.
+	Rules     *rules.Rules `json:"rules"`
+	RuleCalls int64        `json:"rule_calls"`
 }
 
 // newKeyView renders a key with its usage at now.
@@ -59,6 +64,8 @@ func newKeyView(u ledger.KeyUsage, now time.Time) keyView {
 		DailySpentUSD:    u.DaySpent,
 		Calls:            u.Calls,
 		CapHits:          u.CapHits,
+		Rules:            u.Rules,
+		RuleCalls:        u.RuleCalls,
 	}
 }
 
