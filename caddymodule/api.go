@@ -45,12 +45,15 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 	// Built on the ledger when the app starts (never for `caddy validate`).
 	app.whenLedger(func(l *ledgerHandle) error {
 		api, err := keyapi.New(keyapi.Config{
-			Store:      l.store,
-			Tokens:     app.tokens,
-			Vendors:    app.vendorNames(),
-			MaxTTL:     time.Duration(app.MaxTTL),
-			DefaultTTL: time.Duration(app.DefaultTTL),
-			StaleAfter: time.Duration(app.StaleReservationAfter),
+			Store:           l.store,
+			Tokens:          app.tokens,
+			Vendors:         app.vendorNames(),
+			MaxTTL:          time.Duration(app.MaxTTL),
+			DefaultTTL:      time.Duration(app.DefaultTTL),
+			StaleAfter:      time.Duration(app.StaleReservationAfter),
+			Subjects:        app.vendorSubjects(),
+			DefaultRules:    app.defaultRules(),
+			VaultKeyReaders: app.vaultKeyReaders(),
 			OnRevoke: func(keyID string) {
 				l.keys.Invalidate(keyID)
 				// Written before the key API answers: revoked means the

@@ -156,6 +156,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("vendor %s: %w", name, err)
 		}
+		if err := checkDefaultRules(name, rt); err != nil {
+			return fmt.Errorf("vendor %s: %w", name, err)
+		}
 		if rt.notConfigured != "" {
 			missing, _ := rt.module.VendorBase().Missing()
 			a.logger.Warn("vendor has no secret: its calls are refused with 503 until it is set",

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/keybrake/keybrake/ledger"
@@ -33,26 +32,12 @@ func parseRules(field string, raw json.RawMessage) (*rules.Rules, error) {
 // never carry: such a key would be refused every money-moving call.
 func (h *Handler) checkSubjects(vendor string, r *rules.Rules) error {
 	names, ok := h.subjects[vendor]
-	if !ok || r == nil {
+	if !ok {
 		return nil
 	}
-	check := func(field, subject string) error {
-		if slices.Contains(names, subject) {
-			return nil
-		}
-		known := "none"
-		if len(names) > 0 {
-			known = strings.Join(names, ", ")
-		}
-		return invalidField(field, fmt.Sprintf("%s: %s calls carry no subject %q (they carry: %s)", field, vendor, subject, known))
-	}
-	for subject := range r.Allow {
-		if err := check("rules.allow."+subject, subject); err != nil {
-			return err
-		}
-	}
-	if r.OncePer != "" {
-		return check("rules.once_per", r.OncePer)
+	if rule, subject := r.UnknownSubject(names); rule != "" {
+		field := "rules." + rule
+		return invalidField(field, fmt.Sprintf("%s: %s calls carry no subject %q (they carry: %s)", field, vendor, subject, strings.Join(names, ", ")))
 	}
 	return nil
 }

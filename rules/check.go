@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/keybrake/keybrake/money"
@@ -79,4 +80,23 @@ func (r *Rules) OnceValues(subjects Subjects) []string {
 		}
 	}
 	return out
+}
+
+// UnknownSubject returns the first rule of r naming a subject not in known
+// ("allow.to_country" or "once_per") and that subject; "" when every
+// subject r names is known. A key whose rule names a subject its vendor's
+// calls never carry would be refused every money-moving call.
+func (r *Rules) UnknownSubject(known []string) (rule, subject string) {
+	if r == nil {
+		return "", ""
+	}
+	for _, s := range sortedKeys(r.Allow) {
+		if !slices.Contains(known, s) {
+			return RuleAllow + "." + s, s
+		}
+	}
+	if r.OncePer != "" && !slices.Contains(known, r.OncePer) {
+		return RuleOncePer, r.OncePer
+	}
+	return "", ""
 }

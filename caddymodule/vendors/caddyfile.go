@@ -1,13 +1,16 @@
 package vendormodule
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // Option is one option of a vendor block in the Caddyfile.
@@ -36,9 +39,20 @@ func KindOf(m caddy.Module) string {
 //
 // The options every kind takes:
 //
-//	kind         <kind>
-//	upstream     <url>
-//	unknown_cost deny|reserve <usd>
+//	kind          <kind>
+//	upstream      <url>
+//	unknown_cost  deny|reserve <usd>
+//	default_rules {
+//		max_call_usd <usd>
+//		max_calls    <n>
+//		rate         <n>/<window>
+//		allow        <subject> <value>...
+//		once_per     <subject>
+//		<subject>    <value>...
+//	}
+//
+// In default_rules a line naming a subject is short for allow: to_country
+// US CA.
 func UnmarshalBlock(d *caddyfile.Dispenser, m Module) error {
 	d.Next() // "vendor"
 	if !d.NextArg() {
@@ -72,6 +86,8 @@ func UnmarshalBlock(d *caddyfile.Dispenser, m Module) error {
 			m.VendorBase().Upstream, err = OneArg(d)
 		case opt == "unknown_cost":
 			err = m.VendorBase().unmarshalUnknownCost(d)
+		case opt == "default_rules":
+			m.VendorBase().DefaultRules, err = unmarshalRules(d)
 		case ok:
 			err = o.Parse(d)
 		case len(kindsTaking(opt)) > 0:
@@ -215,4 +231,55 @@ func USDOption(name string, dst *money.Micros) Option {
 		*dst, err = USDArg(d, true)
 		return err
 	}}
+}
+
+// unmarshalRules reads a default_rules block into rules, validated as the
+// key API validates a key's.
+func unmarshalRules(d *caddyfile.Dispenser) (*rules.Rules, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	w := map[string]any{}
+	allow := map[string][]string{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		args := d.RemainingArgs()
+		switch name {
+		case rules.RuleMaxCallUSD, rules.RuleMaxCalls:
+			if len(args) != 1 {
+				return nil, d.ArgErr()
+			}
+			w[name] = json.RawMessage(strconv.Quote(args[0]))
+			if name == rules.RuleMaxCalls {
+				w[name] = json.RawMessage(args[0])
+			}
+		case rules.RuleRate, rules.RuleOncePer:
+			if len(args) != 1 {
+				return nil, d.ArgErr()
+			}
+			w[name] = args[0]
+		case rules.RuleAllow:
+			if len(args) < 2 {
+				return nil, d.Errf("allow needs a subject and at least one value, e.g. 'allow to_country US CA'")
+			}
+			allow[args[0]] = append(allow[args[0]], args[1:]...)
+		default:
+			if len(args) == 0 {
+				return nil, d.Errf("default_rules: '%s' takes at least one value (a subject's allow list)", name)
+			}
+			allow[name] = append(allow[name], args...)
+		}
+	}
+	if len(allow) > 0 {
+		w[rules.RuleAllow] = allow
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, d.Errf("default_rules: %v", err)
+	}
+	r, err := rules.Parse("default_rules", b)
+	if err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return r, nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/reconcile"
+	"github.com/keybrake/keybrake/rules"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -105,6 +106,12 @@ type Base struct {
 	// UnknownCostUSD is the amount reserved for such a call when
 	// UnknownCost is reserve. Required then.
 	UnknownCostUSD money.Micros `json:"unknown_cost_usd,omitempty"`
+
+	// DefaultRules are the rules of every key of this vendor issued
+	// without rules of its own (docs/rules.md), e.g. Twilio's
+	// {"allow":{"to_country":["US","CA"]}} against SMS pumping. Default
+	// none.
+	DefaultRules *rules.Rules `json:"default_rules,omitempty"`
 
 	repl       *caddy.Replacer
 	upstream   string
