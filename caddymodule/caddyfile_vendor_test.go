@@ -266,7 +266,7 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"account_sid on stripe", "vendor stripe {\naccount_sid AC1\n}", "'account_sid' is not an option of a stripe vendor"},
 		{"rate on resend", "vendor resend {\nrate jpy 0.0067\n}", "'rate' is not an option of a resend vendor"},
 		{"per_email on a declared vendor", "vendor llm {\nper_email 0.01\n}", "'per_email' is not an option of a declared vendor"},
-		{"twilio option on a misspelt name", "vendor twillio {\naccount_sid AC1\n}", "'account_sid' is not an option of a declared vendor (it takes secret_key, credential, inject, errors, free_methods, endpoint, idempotency; for a twilio vendor, name it twilio or add 'kind twilio'), at Caddyfile:4"},
+		{"twilio option on a misspelt name", "vendor twillio {\naccount_sid AC1\n}", "'account_sid' is not an option of a declared vendor (it takes secret_key, credential, inject, errors, free_methods, endpoint, subject, idempotency; for a twilio vendor, name it twilio or add 'kind twilio'), at Caddyfile:4"},
 		{"endpoint on twilio, kind given last", "vendor sms {\nendpoint POST /x\nkind twilio\n}", "'endpoint' is not an option of a twilio vendor"},
 		// Twilio.
 		{"call_max not an amount", "vendor twilio {\ncall_max lots\n}", "call_max: invalid amount 'lots'"},
