@@ -151,6 +151,10 @@ type refusal struct {
 	retryable bool
 	// nothingSent: the call provably never reached the vendor.
 	nothingSent bool
+	// rule names the rule that refused the call (X-Keybrake-Rule, and the
+	// call's record); retryAfter, for rate, is the Retry-After.
+	rule       string
+	retryAfter time.Duration
 	// record says the refusal is written to the ledger (it is, whenever a
 	// key is known; refusals of unknown credentials are only logged, so
 	// that a flood of garbage cannot fill the ledger).
@@ -159,7 +163,7 @@ type refusal struct {
 
 func (f *refusal) vendorError() *vendors.Error {
 	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, Type: f.errType, CapHit: f.capHit, Retryable: f.retryable,
-		NothingSent: f.nothingSent}
+		NothingSent: f.nothingSent, RetryAfter: f.retryAfter}
 }
 
 func unavailable() *refusal {

@@ -41,6 +41,11 @@ type call struct {
 	// fingerprint and replayWindow are set when the vendor honours idemKey.
 	fingerprint  string
 	replayWindow time.Duration
+	// movesMoney, oncePer and onceValues are what the rules stage tells
+	// the ledger (checkRules).
+	movesMoney bool
+	oncePer    string
+	onceValues []string
 	// settleQueued, when set, says the call's settlement is queued: its
 	// answer started to reach the client before (ledger.Batcher.Expect).
 	settleQueued func()
@@ -77,6 +82,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		Fingerprint:    c.fingerprint,
 		ReplayWindow:   c.replayWindow,
 		Object:         c.estimate.Object,
+		MovesMoney:     c.movesMoney,
+		OncePer:        c.oncePer,
+		OnceValues:     c.onceValues,
 		Now:            c.started,
 	})
 	switch {
@@ -102,6 +110,9 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		return nil
 	case ledger.OutcomeBudgetHit:
 		g.refuse(w, r, c, budgetHitRefusal(res.Remaining)) // recorded by Reserve
+		return nil
+	case ledger.OutcomeRuleDenied:
+		g.refuse(w, r, c, ledgerRuleRefusal(res)) // recorded by Reserve
 		return nil
 	case ledger.OutcomeIdempotencyMismatch, ledger.OutcomeIdempotencyInFlight:
 		g.refuse(w, r, c, g.idempotencyRefusal(res.Outcome)) // recorded by Reserve
@@ -214,7 +225,10 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if f := g.idempotency(r, c, body); f != nil {
 		return f
 	}
-	return g.price(r, c, body)
+	if f := g.price(r, c, body); f != nil {
+		return f
+	}
+	return g.checkRules(c)
 }
 
 // readBody reads the request body for pricing and puts it back for the
@@ -546,6 +560,12 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	if f.budget != "" {
 		h.Set(HeaderBudget, f.budget)
 	}
+	if f.rule != "" {
+		h.Set(HeaderRule, f.rule)
+	}
+	if f.retryAfter > 0 {
+		h.Set("Retry-After", retryAfterSeconds(f.retryAfter))
+	}
 	g.cfg.Vendor.WriteError(w, f.vendorError())
 	fields := []zap.Field{
 		zap.String("call_id", c.id),
@@ -554,6 +574,9 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 		zap.String("path", c.pathForRecord(r)),
 		zap.Int("status", f.status),
 		zap.String("outcome", f.outcome),
+	}
+	if f.rule != "" {
+		fields = append(fields, zap.String("rule", f.rule))
 	}
 	if c.key != nil {
 		fields = append(fields, zap.String("key_id", c.key.ID), zap.String("agent_run_label", c.key.RunLabel))
@@ -577,6 +600,7 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 		Endpoint:   c.endpoint,
 		StatusCode: f.status,
 		Outcome:    f.outcome,
+		Rule:       f.rule,
 		CostState:  ledger.CostNone,
 		StartedAt:  c.started,
 		FinishedAt: ptr(g.cfg.Now()),

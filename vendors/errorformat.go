@@ -58,7 +58,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // WriteJSONError writes {"error":{"code","message"}}.
 func WriteJSONError(w http.ResponseWriter, e *Error) {
 	switch {
-	case e.NothingSent:
+	case e.NothingSent, e.RetryAfter > 0:
 		w.Header().Set("X-Should-Retry", "true")
 	case !e.Retryable:
 		w.Header().Set("X-Should-Retry", "false")
@@ -77,7 +77,7 @@ func WriteStripeError(w http.ResponseWriter, e *Error) {
 		typ = "api_error"
 	}
 	switch {
-	case e.NothingSent:
+	case e.NothingSent, e.RetryAfter > 0:
 		w.Header().Set("Stripe-Should-Retry", "true")
 	case !e.Retryable:
 		w.Header().Set("Stripe-Should-Retry", "false")

@@ -190,6 +190,11 @@ type Error struct {
 	// its method: vendors with an explicit retry signal send it
 	// (Stripe-Should-Retry: true, x-should-retry: true).
 	NothingSent bool
+	// RetryAfter, when set, says the same request may go through after
+	// that long (a key's rate rule): nothing was sent or reserved, so
+	// vendors with an explicit retry signal send it, as for NothingSent.
+	// The gate sets the Retry-After header.
+	RetryAfter time.Duration
 }
 
 // OutcomeCredentialDenied is the outcome of a call to an endpoint that mints
