@@ -79,9 +79,14 @@ func invalidKey() *refusal {
 		message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 }
 
+// malformed refuses a request Keybrake will not read or forward as it is:
+// a 400, recorded as bad_request.
+func malformed(code, message string) *refusal {
+	return &refusal{status: http.StatusBadRequest, code: code, message: message, outcome: ledger.OutcomeBadRequest}
+}
+
 func badPath(err error) *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_path",
-		message: "Keybrake refuses this path: " + err.Error() + ".", outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_bad_path", "Keybrake refuses this path: "+err.Error()+".")
 }
 
 func endpointDenied(method, path string) *refusal {
@@ -90,8 +95,7 @@ func endpointDenied(method, path string) *refusal {
 }
 
 func bodyUnreadable() *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_body_unreadable",
-		message: "The request body could not be read.", outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_body_unreadable", "The request body could not be read.")
 }
 
 func bodyTooLarge() *refusal {
@@ -100,32 +104,27 @@ func bodyTooLarge() *refusal {
 }
 
 func keyInURL() *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_key_in_url",
-		message: "The vault key must not appear in the URL.", outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_key_in_url", "The vault key must not appear in the URL.")
 }
 
 func keyInBody() *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_key_in_body",
-		message: "The vault key must not appear in the request body.", outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_key_in_body", "The vault key must not appear in the request body.")
 }
 
 func manyIdempotencyKeys() *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
-		message: "Send one Idempotency-Key header at most.", outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_bad_idempotency_key", "Send one Idempotency-Key header at most.")
 }
 
 func badIdempotencyKey() *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
-		message: "The Idempotency-Key must be at most 255 characters of valid UTF-8 with no control characters.",
-		outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_bad_idempotency_key",
+		"The Idempotency-Key must be at most 255 characters of valid UTF-8 with no control characters.")
 }
 
 // estimateRefusal is the refusal of a call the vendor could not price
 // (Vendor.Estimate failed): the vendor's own *vendors.Error, with its
 // outcome, when it is one, else a 400.
 func estimateRefusal(err error) *refusal {
-	f := &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
-		outcome: ledger.OutcomeBadRequest}
+	f := badRequest(err)
 	var ve *vendors.Error
 	if errors.As(err, &ve) {
 		f.status, f.code, f.message, f.errType = ve.Status, ve.Code, ve.Message, ve.Type
@@ -150,8 +149,7 @@ func unknownCost(reason string) *refusal {
 // badRequest refuses a request the gate could not bound or rewrite as the
 // reservation requires (estimate.Fit failed).
 func badRequest(err error) *refusal {
-	return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
-		outcome: ledger.OutcomeBadRequest}
+	return malformed("keybrake_bad_request", err.Error())
 }
 
 func unavailable() *refusal {
