@@ -29,6 +29,8 @@ type callView struct {
 	StartedAt      string       `json:"started_at"`
 	FinishedAt     *string      `json:"finished_at"`
 	CostState      string       `json:"cost_state"`
+	// Rule is the key's rule that refused a rule_denied call, else null.
+	Rule *string `json:"rule"`
 	// ResolvedBy, ResolvedAt and ResolveReason are set on a call an
 	// operator (token id) or the reconciler resolved.
 	ResolvedBy    *string `json:"resolved_by"`
@@ -57,6 +59,7 @@ func newCallView(c ledger.Call) callView {
 		StartedAt:      formatTime(c.StartedAt),
 		FinishedAt:     formatTimePtr(c.FinishedAt),
 		CostState:      c.CostState,
+		Rule:           optional(c.Rule),
 		ResolvedBy:     optional(c.ResolvedBy),
 		ResolvedAt:     formatTimePtr(c.ResolvedAt),
 		ResolveReason:  optional(c.ResolveReason),

@@ -24,14 +24,17 @@ const maxRunKeys = 1000
 // moved no money. Refused excludes cap hits; Refusals has every refusal,
 // cap hits included, by outcome.
 type summaryCounts struct {
-	Calls       int64            `json:"calls"`
-	Forwarded   int64            `json:"forwarded"`
-	Replays     int64            `json:"replays"`
-	CapHits     int64            `json:"cap_hits"`
-	Refused     int64            `json:"refused"`
-	Refusals    map[string]int64 `json:"refusals"`
-	SpentUSD    money.Micros     `json:"spent_usd"`
-	ReservedUSD money.Micros     `json:"reserved_usd"`
+	Calls     int64            `json:"calls"`
+	Forwarded int64            `json:"forwarded"`
+	Replays   int64            `json:"replays"`
+	CapHits   int64            `json:"cap_hits"`
+	Refused   int64            `json:"refused"`
+	Refusals  map[string]int64 `json:"refusals"`
+	// RefusalsByRule counts the rule_denied refusals by the key's rule
+	// that refused them (once_per, rate...); absent when there are none.
+	RefusalsByRule map[string]int64 `json:"refusals_by_rule,omitempty"`
+	SpentUSD       money.Micros     `json:"spent_usd"`
+	ReservedUSD    money.Micros     `json:"reserved_usd"`
 }
 
 func (c *summaryCounts) add(r ledger.SummaryRow) {
@@ -45,6 +48,12 @@ func (c *summaryCounts) add(r ledger.SummaryRow) {
 	c.Refused += r.Refused
 	if n := r.CapHits + r.Refused; n > 0 {
 		c.Refusals[r.Outcome] += n
+	}
+	if r.Rule != "" {
+		if c.RefusalsByRule == nil {
+			c.RefusalsByRule = map[string]int64{}
+		}
+		c.RefusalsByRule[r.Rule] += r.Calls
 	}
 	c.SpentUSD += r.Spent
 	c.ReservedUSD += r.Reserved
