@@ -27,6 +27,9 @@ func (g *Gate) price(r *http.Request, c *call) *refusal {
 	}
 	if !est.Known {
 		if !g.cfg.UnknownCost.Reserve {
+			if f := subjectRefusal(c, est); f != nil {
+				return f // the rule says more than the unknown cost
+			}
 			return unknownCost(est.Reason)
 		}
 		est.Cost, est.Known = g.cfg.UnknownCost.Amount, true

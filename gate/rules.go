@@ -1,6 +1,10 @@
 package gate
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/keybrake/keybrake/vendors"
+)
 
 // rules is the rules stage, between pricing and the reservation. A
 // call the vendor priced as moving money is checked against the key's
@@ -24,6 +28,17 @@ func (g *Gate) rules(_ *http.Request, c *call) *refusal {
 	}
 	if rs != nil && rs.OncePer != "" {
 		c.oncePer, c.onceValues = rs.OncePer, rs.OnceValues(c.estimate.Subjects)
+	}
+	return nil
+}
+
+// subjectRefusal is the refusal by the key's allow or once_per rules of a
+// call whose cost is unknown, refused anyway: a call to a destination the
+// key may not reach (+882…) is told so, rather than that its price is
+// unknown.
+func subjectRefusal(c *call, est vendors.Estimate) *refusal {
+	if d := c.key.Rules.Check(est.Subjects, 0); d != nil {
+		return ruleRefusal(d.Rule, d.Message, 0)
 	}
 	return nil
 }
