@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -37,19 +38,17 @@ func TestRulesSeedStoryOncePerCustomer(t *testing.T) {
 		"allowed_endpoints": []string{"POST /v1/payment_intents"},
 		"rules":             map[string]any{"allow": map[string]any{"customer": customers}, "once_per": "customer"},
 	})
-	// 500 ids: every customer at least once, some up to 20 times.
-	ids := append([]string{}, customers...)
-	for i := 0; len(ids) < 500; i++ {
-		c := customers[(i*i+3*i)%50]
-		times := 0
-		for _, id := range ids {
-			if id == c {
-				times++
-			}
-		}
-		if times < 20 {
+	// 500 ids: every customer at least once, half of them 19 times, in a
+	// shuffled order.
+	var ids []string
+	for i, c := range customers {
+		for range 1 + 18*(i%2) {
 			ids = append(ids, c)
 		}
+	}
+	rand.New(rand.NewPCG(18, 500)).Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	if len(ids) != 500 {
+		t.Fatalf("%d ids", len(ids))
 	}
 	tr := &sdkTransport{}
 	retries := int64(2)
@@ -129,7 +128,7 @@ func TestRulesSeedStoryOncePerCustomer(t *testing.T) {
 		KeyID     string         `json:"key_id"`
 		Rules     map[string]any `json:"rules"`
 		RuleCalls int64          `json:"rule_calls"`
-		Remaining string         `json:"remaining_usd"`
+		Remaining json.Number    `json:"remaining_usd"`
 	}
 	req, _ := http.NewRequest("GET", n.url+"/vault/self", nil)
 	req.Header.Set("Authorization", "Bearer "+key.VaultKey)
