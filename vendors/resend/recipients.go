@@ -35,29 +35,29 @@ func countSend(raw []byte) (int64, error) {
 }
 
 // countBatch counts the recipients of every email of a POST /emails/batch
-// body (a JSON array of emails).
-func countBatch(raw []byte) (int64, error) {
+// body (a JSON array of emails): one count per email, in order.
+func countBatch(raw []byte) ([]int64, error) {
 	v, err := decodeStrict(raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return 0, errUncertain("a batch must be a JSON array of emails")
+		return nil, errUncertain("a batch must be a JSON array of emails")
 	}
-	var n int64
+	counts := make([]int64, 0, len(list))
 	for i, el := range list {
 		email, ok := el.(map[string]any)
 		if !ok {
-			return 0, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
+			return nil, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
 		}
 		c, err := countEmail(email, fmt.Sprintf("email %d: ", i))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		n += c
+		counts = append(counts, c)
 	}
-	return n, nil
+	return counts, nil
 }
 
 // countEmail counts one email's to, cc and bcc addresses.
