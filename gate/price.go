@@ -61,16 +61,25 @@ func (g *Gate) price(r *http.Request, c *call, body []byte) *refusal {
 	return nil
 }
 
-// fit bounds the request to what the ledger reserved, when that is less
-// than the estimate (a Twilio call's TimeLimit).
+// fit bounds the request to what the ledger reserved (a Twilio call's
+// TimeLimit, a declared rule's max_tokens), whether that is the whole
+// estimate or less: every reservation bounds the call's cost.
 func (g *Gate) fit(r *http.Request, c *call, reserved money.Micros) *refusal {
-	if c.estimate.Minimum == 0 {
+	if c.estimate.Fit == nil {
 		return nil
 	}
 	body, err := c.estimate.Fit(reserved)
 	if err != nil {
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
+		f := &refusal{status: http.StatusBadRequest, code: "keybrake_bad_request", message: err.Error(),
 			outcome: ledger.OutcomeBadRequest}
+		var ve *vendors.Error
+		if errors.As(err, &ve) {
+			f.status, f.code, f.message, f.capHit = ve.Status, ve.Code, ve.Message, ve.CapHit
+			if ve.CapHit {
+				f.outcome = ledger.OutcomeCapHit
+			}
+		}
+		return f
 	}
 	c.estimate.Cost = reserved
 	setBody(r, body)

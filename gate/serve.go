@@ -176,6 +176,9 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	if st := key.Status(c.started); st != ledger.StatusActive {
 		return keyStatusRefusal(st)
 	}
+	if e := vendors.CheckMethodOverride(r); e != nil { // one reading: one method
+		return &refusal{status: e.Status, code: e.Code, message: e.Message, outcome: ledger.OutcomeBadRequest, record: true}
+	}
 	path, err := vendors.CanonicalPath(r)
 	if err != nil {
 		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_path",

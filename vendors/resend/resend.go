@@ -54,7 +54,6 @@ package resend
 import (
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"path"
 	"slices"
@@ -100,6 +99,10 @@ var freePOSTs = []string{
 	"POST /topics",
 	"POST /webhooks",
 }
+
+// recipientFields are the fields a send is priced from, which the query
+// string must not also name.
+var recipientFields = []string{"to", "cc", "bcc"}
 
 // freeMethods move no money on Resend: reads, updates and deletes.
 var freeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete}
@@ -193,8 +196,11 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 		}
 		return unknownCost(r), nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+	if vendors.MediaType(r) != "application/json" {
 		return vendors.Estimate{}, badRequest("Resend reads the email as JSON: send it with Content-Type: application/json.")
+	}
+	if bad := vendors.CheckQuery(r, recipientFields); bad != nil {
+		return vendors.Estimate{}, bad
 	}
 	var counts []int64
 	var err error

@@ -218,9 +218,10 @@ func (v *Vendor) toUSD(amount int64, currency string) (money.Micros, error) {
 	return cost, nil
 }
 
-// parseForm reads Stripe's form-encoded parameters from the body (POST) and
-// the query string. A parameter given twice in different places is refused:
-// Keybrake must price exactly what Stripe will read.
+// parseForm reads Stripe's form-encoded parameters from the body (POST) or
+// the query string (GET). One reading only (vendors/reading.go): a JSON
+// body, a write with a query string, and a parameter given twice (single)
+// are refused: Keybrake must price exactly what Stripe will read.
 func parseForm(r *http.Request, body []byte) (url.Values, error) {
 	form := url.Values{}
 	if len(body) > 0 {
@@ -228,11 +229,20 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 		if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
 			return nil, badParam("keybrake_unsupported_content_type", "Keybrake prices Stripe v1 requests sent as application/x-www-form-urlencoded only.")
 		}
+		if vendors.LooksLikeJSON(body) {
+			return nil, vendors.Ambiguous("Stripe v1 reads form encoding; this body is JSON. Send it as application/x-www-form-urlencoded.")
+		}
 		var err error
 		form, err = url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badParam("keybrake_malformed_body", "The request body is not valid form encoding.")
 		}
+	}
+	if r.Method == http.MethodPost && r.URL.RawQuery != "" {
+		// The SDKs send a write's parameters in its body; one in the query
+		// string could be read there by Stripe and not here, or the
+		// other way round.
+		return nil, vendors.Ambiguous("Keybrake reads the parameters of a Stripe " + r.Method + " from its form body only; move them out of the query string.")
 	}
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
