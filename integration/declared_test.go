@@ -23,7 +23,7 @@ const openaiVendor = `
 			errors json
 			unknown_cost deny
 			endpoint POST /v1/chat/completions {
-				estimate field max_completion_tokens|max_tokens price 0.0000006 default 4096 times n
+				estimate field max_completion_tokens|max_tokens price 0.0000006 default 4096 times n bound
 				estimate chars messages.*.content price 0.00000015 per 4
 				estimate chars tools price 0.00000015 per 4
 				settle txn_id id
