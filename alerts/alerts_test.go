@@ -377,3 +377,27 @@ func fmtList[T any](v []T) string {
 	s := strings.NewReplacer(`"`, "", ",", " ").Replace(string(b))
 	return s
 }
+
+// TestSlackTextEscaped (issue 17): a run label, path or endpoint written
+// by a client cannot mention a channel or hide a link in a Slack alert.
+func TestSlackTextEscaped(t *testing.T) {
+	payload := `{"id":"ev1","data":{"agent_run_label":"<!channel> run & co","key_id":"vk1","vendor":"stripe",` +
+		`"call_id":"c1","method":"POST","path":"/v1/<http://evil.example|ok>","reserved_usd":"9","endpoint":"@everyone"}}`
+	for _, typ := range []string{EventCallUnknown, EventKeyCapHit} {
+		b, err := slackBody(typ, []byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		text := m["text"]
+		if strings.ContainsAny(text, "<>") || strings.Contains(text, "@everyone") || !strings.Contains(text, "&lt;!channel&gt; run &amp; co") {
+			t.Errorf("%s: %q", typ, text)
+		}
+	}
+	if text := Text(EventCallUnknown, map[string]any{"path": "/v1/<http://evil.example|ok>"}); !strings.Contains(text, "/v1/&lt;http://evil.example|ok&gt;") {
+		t.Errorf("path not escaped: %s", text)
+	}
+}
