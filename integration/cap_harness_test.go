@@ -257,8 +257,9 @@ func (c capNode) counted(t testing.TB, k capKey) money.Micros {
 }
 
 // startCapNode runs a Caddy node whose vendors are the simulator's, on the
-// given ledger.
-func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string) capNode {
+// given ledger. more, when given, is added to the keybrake global option
+// (more[0]) and to the site's routes (more[1]).
+func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string, more ...string) capNode {
 	t.Helper()
 	stripeSrv := httptest.NewServer(sim.Stripe())
 	twilioSrv := httptest.NewServer(sim.Twilio())
@@ -291,6 +292,9 @@ func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string) capNode {
 		keybrake resend
 		reverse_proxy %s
 	}`, stripeSrv.URL, twilioSrv.URL, resendSrv.URL)
+	if len(more) == 2 {
+		vendorBlocks, routes = vendorBlocks+"\n"+more[0], routes+"\n"+more[1]
+	}
 	n := startNode(t, nodeConfig{caddyfile: writeCaddyfile(t, vendorBlocks, routes), ledger: ledgerDSN})
 	return capNode{n: n}
 }
