@@ -47,6 +47,7 @@ type fakeLLM struct {
 
 	mu     sync.Mutex
 	honour bool
+	answer int64 // completion tokens it writes unbounded; 0: llmAnswerTokens
 	nanos  int64 // billed, in nano-dollars
 	bodies []string
 }
@@ -71,6 +72,7 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		MaxCompletion *int64 `json:"max_completion_tokens"`
 		Max           *int64 `json:"max_tokens"`
+		N             *int64 `json:"n"`
 		Messages      []struct {
 			Content string `json:"content"`
 		} `json:"messages"`
@@ -83,11 +85,18 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bodies = append(f.bodies, string(b))
-	completion := int64(llmAnswerTokens)
+	completion := f.answer
+	if completion == 0 {
+		completion = llmAnswerTokens
+	}
 	if f.honour {
+		n := int64(1)
+		if req.N != nil {
+			n = *req.N
+		}
 		for _, bound := range []*int64{req.MaxCompletion, req.Max} {
 			if bound != nil {
-				completion = min(completion, *bound)
+				completion = min(completion, *bound*n)
 				break
 			}
 		}
@@ -105,7 +114,14 @@ func (f *fakeLLM) serve(w http.ResponseWriter, r *http.Request) {
 func (f *fakeLLM) reset(honour bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.honour, f.nanos, f.bodies = honour, 0, nil
+	f.honour, f.answer, f.nanos, f.bodies = honour, 0, 0, nil
+}
+
+// behave sets how the next answers are written.
+func (f *fakeLLM) behave(honour bool, answer int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.honour, f.answer = honour, answer
 }
 
 // billed is what the fake billed, rounded up to micro-dollars.
