@@ -175,11 +175,6 @@ var openaiAll = []string{"POST /v1/chat/completions", "GET /v1/models"}
 func TestCapFindingsIssue17(t *testing.T) {
 	for _, ledgerKind := range []string{"sqlite", "postgres"} {
 		t.Run(ledgerKind, func(t *testing.T) {
-			need(t, ledgerKind == "postgres")
-			dsn := sqliteLedger(t)
-			if ledgerKind == "postgres" {
-				dsn = freshDatabase(t)
-			}
 			e := issue17Env{sim: newSim(), llm: newFakeLLM(t), hooks: newSlackHooks(t)}
 			globals := issue17OpenAI + fmt.Sprintf(`
 		webhook slackops {
@@ -197,7 +192,7 @@ func TestCapFindingsIssue17(t *testing.T) {
 		keybrake openai
 		reverse_proxy %s
 	}`, e.llm.srv.URL)
-			e.c = startCapNode(t, e.sim, dsn, globals, routes)
+			e.c = startCapNode(t, e.sim, ledgerOfKind(t, ledgerKind), globals, routes)
 			for _, cc := range issue17Cases {
 				t.Run(cc.name, func(t *testing.T) {
 					e.sim.Reset()
@@ -417,6 +412,16 @@ var issue17Cases = []struct {
 			}
 		}
 	}},
+}
+
+// ledgerOfKind is a fresh ledger: "sqlite", or "postgres" (skipped, or
+// failed under KEYBRAKE_REQUIRE_E2E, without one).
+func ledgerOfKind(t *testing.T, kind string) string {
+	need(t, kind == "postgres")
+	if kind == "postgres" {
+		return freshDatabase(t)
+	}
+	return sqliteLedger(t)
 }
 
 // wantRefusedJSON checks a 400 in the "json" error format with the

@@ -70,11 +70,8 @@ func runBatchModel(t *testing.T, dsn string, seed uint64, count int, bound time.
 	})
 	deadline := time.Now().Add(bound)
 	ran, calls := 0, 0
-	for i := range count {
-		if time.Now().After(deadline) {
-			break
-		}
-		s := seed + uint64(i)
+	for ; ran < count && time.Now().Before(deadline); ran++ {
+		s := seed + uint64(ran)
 		m.sim.Reset()
 		m.llm.reset(true)
 		seq := &batchSeq{t: t, m: m, rng: rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15))}
@@ -84,7 +81,6 @@ func runBatchModel(t *testing.T, dsn string, seed uint64, count int, bound time.
 			seq.llmCalls()
 		}
 		calls += seq.calls
-		ran++
 		if t.Failed() {
 			t.Fatalf("sequence with seed %d failed; replay it with KEYBRAKE_CAP_SEED=%d KEYBRAKE_CAP_SEQUENCES=10\n%s", s, s, strings.Join(seq.log, "\n"))
 		}
