@@ -12,6 +12,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -124,14 +125,6 @@ func (rc *Reconciler) log() *zap.Logger {
 	return zap.NewNop()
 }
 
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // Result counts what one run did.
 type Result struct {
 	Settled, Released, Undecided int
@@ -158,8 +151,8 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 		defer release()
 	}
 	now := rc.now()
-	staleBefore := now.Add(-or(rc.StaleAfter, ledger.DefaultStaleAfter))
-	batch := or(rc.Batch, DefaultBatch)
+	staleBefore := now.Add(-cmp.Or(rc.StaleAfter, ledger.DefaultStaleAfter))
+	batch := cmp.Or(rc.Batch, DefaultBatch)
 	var errs []error
 	asked := 0
 	for vendor, f := range rc.Finders {
@@ -200,7 +193,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 
 // pause waits Pace, false when ctx ends first.
 func (rc *Reconciler) pause(ctx context.Context) bool {
-	t := time.NewTimer(or(rc.Pace, DefaultPace))
+	t := time.NewTimer(cmp.Or(rc.Pace, DefaultPace))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -235,7 +228,7 @@ func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, no
 			r.Reason += fmt.Sprintf("; %s already counted by another call", counted)
 		}
 	case Absent:
-		if now.Sub(c.StartedAt) < or(rc.NotFoundAfter, DefaultNotFoundAfter) {
+		if now.Sub(c.StartedAt) < cmp.Or(rc.NotFoundAfter, DefaultNotFoundAfter) {
 			return Undecided, nil
 		}
 		r.Release = true
@@ -283,7 +276,7 @@ func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Find
 func (rc *Reconciler) Run(ctx context.Context) error {
 	ticks := rc.Ticks
 	if ticks == nil {
-		t := time.NewTicker(or(rc.Interval, DefaultInterval))
+		t := time.NewTicker(cmp.Or(rc.Interval, DefaultInterval))
 		defer t.Stop()
 		ticks = t.C
 	}

@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,13 +98,6 @@ func (rc *Reconciler) vendor() string {
 	return Name
 }
 
-func orDuration(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 // RunOnce reconciles up to Batch unpriced calls older than MinAge, oldest
 // first, and returns how many it settled (at their real price, or at their
 // provisional cost when giving up). Errors fetching one call do not stop the
@@ -117,7 +111,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (reconciled int, err error) {
 	if batch <= 0 {
 		batch = DefaultReconcileBatch
 	}
-	calls, err := rc.Store.PendingCalls(ctx, rc.vendor(), ledger.CostUnpriced, now.Add(-orDuration(rc.MinAge, DefaultReconcileMinAge)), batch)
+	calls, err := rc.Store.PendingCalls(ctx, rc.vendor(), ledger.CostUnpriced, now.Add(-cmp.Or(max(rc.MinAge, 0), DefaultReconcileMinAge)), batch)
 	if err != nil {
 		return 0, fmt.Errorf("twilio reconcile: listing unpriced calls: %w", err)
 	}
@@ -147,7 +141,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (reconciled int, err error) {
 func (rc *Reconciler) Run(ctx context.Context) error {
 	ticks := rc.Ticks
 	if ticks == nil {
-		t := time.NewTicker(orDuration(rc.Interval, DefaultReconcileInterval))
+		t := time.NewTicker(cmp.Or(max(rc.Interval, 0), DefaultReconcileInterval))
 		defer t.Stop()
 		ticks = t.C
 	}
@@ -230,7 +224,7 @@ func (rc *Reconciler) reconcile(ctx context.Context, c ledger.Call, now time.Tim
 	}
 	cost, ok := res.price()
 	if !ok {
-		if now.Sub(c.StartedAt) >= orDuration(rc.GiveUpAfter, DefaultReconcileGiveUpAfter) {
+		if now.Sub(c.StartedAt) >= cmp.Or(max(rc.GiveUpAfter, 0), DefaultReconcileGiveUpAfter) {
 			return rc.giveUp(ctx, c, now, "Twilio has not priced it in time")
 		}
 		return false, nil
