@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/periodic"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -274,28 +275,14 @@ func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Find
 // Run runs RunOnce every Interval (or on every value of Ticks) until ctx is
 // done. It returns ctx's error, or nil when Ticks is closed.
 func (rc *Reconciler) Run(ctx context.Context) error {
-	ticks := rc.Ticks
-	if ticks == nil {
-		t := time.NewTicker(cmp.Or(rc.Interval, DefaultInterval))
-		defer t.Stop()
-		ticks = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case _, ok := <-ticks:
-			if !ok {
-				return nil
-			}
-			res, err := rc.RunOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
-			case res.Settled+res.Released > 0:
-				rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
-					zap.Int("undecided", res.Undecided))
-			}
+	return periodic.Run(ctx, rc.Ticks, cmp.Or(rc.Interval, DefaultInterval), func(ctx context.Context) {
+		res, err := rc.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
+		case res.Settled+res.Released > 0:
+			rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
+				zap.Int("undecided", res.Undecided))
 		}
-	}
+	})
 }
