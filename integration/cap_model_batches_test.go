@@ -12,6 +12,7 @@ import (
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors/declared"
 )
@@ -103,7 +104,7 @@ type batchSeq struct {
 func (s *batchSeq) do(k capKey, req capRequest) capResponse {
 	s.calls++
 	r := s.m.local.do(s.t, k, req)
-	s.log = append(s.log, fmt.Sprintf("%s %s %s -> %s", req.method, req.path, truncateString(req.body, 160), truncateString(r.String(), 160)))
+	s.log = append(s.log, fmt.Sprintf("%s %s %s -> %s", req.method, req.path, text.Truncate(req.body, 160), text.Truncate(r.String(), 160)))
 	return r
 }
 
