@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/keybrake/keybrake/internal/text"
 )
 
 // One reading of a request, the vendor's (DESIGN, "The money model"): the
@@ -195,9 +197,4 @@ func sortedKeys(v url.Values) []string {
 }
 
 // quoteName shows a client-chosen name in a refusal, bounded.
-func quoteName(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		s = string(r[:40]) + "…"
-	}
-	return fmt.Sprintf("%q", s)
-}
+func quoteName(s string) string { return fmt.Sprintf("%q", text.Truncate(s, 60)) }
