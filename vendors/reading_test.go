@@ -1,8 +1,11 @@
 package vendors
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 )
 
@@ -66,4 +69,28 @@ func TestDecodeJSON(t *testing.T) {
 			t.Errorf("%s: %v; want ok %v", body, err, ok)
 		}
 	}
+}
+
+// FuzzDecodeJSON: whatever body a client sends, DecodeJSON accepts only
+// valid JSON with no key given twice in an object, so the value it returns
+// is the one any parser reads, first key or last.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `[{"to":"x"},{"to":"y","cc":[1,{"b":2,"b":3}]}]`, `{"a":{"b":1}} `, `{"a":"\u0061","\u0061":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		v, err := DecodeJSON(raw)
+		if err != nil {
+			return
+		}
+		if !json.Valid(raw) {
+			t.Fatalf("accepted invalid JSON %q", raw)
+		}
+		var first any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&first); err != nil || !reflect.DeepEqual(first, v) {
+			t.Fatalf("%q read as %v and %v", raw, v, first)
+		}
+	})
 }
