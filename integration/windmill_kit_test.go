@@ -2,8 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stripe/stripe-go/v82"
 	"gopkg.in/yaml.v3"
 )
 
@@ -124,24 +125,30 @@ print("\nRESULT " + json.dumps(step.main(**json.loads(os.environ["WM_ARGS"]))))`
 	return v, nil
 }
 
-// TestWindmillKitParallelLoop runs charge_batch__flow as Windmill runs a
-// parallel for-each whose flow has an error handler: issue_key (on an issuer
-// token, as docs/tokens.md advises) in the root job; each iteration its own
-// subflow job with its own WM_FLOW_JOB_ID, charging with the official Stripe
-// SDK through a real Caddy in front of stripe-mock; the iteration that hits
-// the cap runs its copy of the error handler (on_failure), with the inputs
-// the flow file gives it. That copy must revoke the run, although its
-// WM_FLOW_JOB_ID labels no key, and read the run's summary on the issuer
-// token; the iterations still to run are then refused with 401.
-func TestWindmillKitParallelLoop(t *testing.T) {
-	need(t, false)
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("KEYBRAKE_REQUIRE_E2E") == "1" {
-			t.Fatal("python3 is required to run the Windmill kit's steps")
-		}
-		t.Skip("no python3")
-	}
-	raw, err := os.ReadFile("../examples/windmill/charge_batch__flow/flow.yaml")
+// wmLoopRun is one run of a kit flow whose parallel for-each is driven the
+// way Windmill drives it.
+type wmLoopRun struct {
+	flowFile string // under examples/windmill/
+	loopID   string
+	// token is the API token in the keybrake resource (an issuer's).
+	token     string
+	flowInput map[string]any
+	items     []any
+	// step runs one iteration's loop step with its job's inputs.
+	step func(job wmJob, m wmModule) error
+	// capHit and revoked tell the errors of a step apart.
+	capHit, revoked func(error) bool
+}
+
+// run executes the flow file as Windmill runs a parallel for-each whose
+// flow has an error handler: issue_key in the root job; every iteration its
+// own job (its own WM_FLOW_JOB_ID), the first four at once (parallelism 4);
+// the iteration that hits the cap runs its copy of the error handler with
+// the flow file's inputs; then the iterations still to run. It returns the
+// issue_key result and the error handler's.
+func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
+	t.Helper()
+	raw, err := os.ReadFile("../examples/windmill/" + lr.flowFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,26 +160,14 @@ func TestWindmillKitParallelLoop(t *testing.T) {
 	for _, m := range flow.Value.Modules {
 		mods[m.ID] = m
 	}
-	loop := mods["charge_each"]
+	loop := mods[lr.loopID]
 	if !loop.Value.Parallel || len(loop.Value.Modules) != 1 || flow.Value.FailureModule.Value.Path != "f/keybrake/on_failure" {
-		t.Fatalf("charge_batch is no longer a parallel loop with an error handler: %+v", loop.Value)
+		t.Fatalf("%s is no longer a parallel loop with an error handler: %+v", lr.flowFile, loop.Value)
 	}
-
-	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
-	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
-		"max_ttl": "6h", "run_label_prefix": "windmill/"})
-	items := []any{}
-	for i := range 6 {
-		items = append(items, map[string]any{"id": fmt.Sprintf("order-%d", 1001+i), "amount_cents": 1999})
-	}
-	// 1999*3/100*1.1 = 65.967 in decimal, 65.96700000000001 in floats: three
-	// $19.99 charges fit, the fourth is a cap hit.
-	root := wmJob{id: "0193a1b2-root", resource: map[string]string{"url": n.url, "api_token": token},
-		flowInput: map[string]any{"cap_usd": 1999 * 3 / 100.0 * 1.1, "items": items}, results: map[string]any{}}
-
+	root := wmJob{id: "0193a1b2-root", resource: map[string]string{"url": n.url, "api_token": lr.token},
+		flowInput: lr.flowInput, results: map[string]any{}}
 	issue := mods["issue_key"]
-	key, err := runPyStep(t, root, issue.Value.Path, root.inputs(t, issue))
-	if err != nil {
+	if key, err = runPyStep(t, root, issue.Value.Path, root.inputs(t, issue)); err != nil {
 		t.Fatal(err)
 	}
 	if key["agent_run_label"] != "windmill/0193a1b2-root" {
@@ -180,41 +175,33 @@ func TestWindmillKitParallelLoop(t *testing.T) {
 	}
 	root.results["issue_key"] = key
 
-	// The iterations: each its own job. The first four run at once
-	// (parallelism 4); the iteration that hits the cap runs its copy of the
-	// error handler.
-	charge := loop.Value.Modules[0]
 	iteration := func(i int) wmJob {
 		j := root
 		j.id = fmt.Sprintf("0193a1b2-iter-%d", i)
-		j.flowInput = map[string]any{"cap_usd": root.flowInput["cap_usd"], "items": items,
-			"iter": map[string]any{"index": i, "value": items[i]}}
+		j.flowInput = map[string]any{"iter": map[string]any{"index": i, "value": lr.items[i]}}
+		for k, v := range lr.flowInput {
+			j.flowInput[k] = v
+		}
 		return j
-	}
-	chargeOne := func(i int) error {
-		in := iteration(i).inputs(t, charge)
-		item := in["item"].(map[string]any)
-		c := stripeClient(n, in["vault_key"].(string), "")
-		_, err := createPI(c, int64(item["amount_cents"].(int)), fmt.Sprintf("%s:%s", in["run_label"], item["id"]))
-		return err
 	}
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
 	for i := range errs {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = chargeOne(i) }()
+		go func() { defer wg.Done(); errs[i] = lr.step(iteration(i), loop.Value.Modules[0]) }()
 	}
 	wg.Wait()
 	failed := -1
 	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		if failed >= 0 {
+		switch {
+		case err == nil:
+		case failed >= 0:
 			t.Fatalf("iterations %d and %d both failed: %v / %v", failed, i, errs[failed], err)
+		case !lr.capHit(err):
+			t.Fatalf("iteration %d failed other than by the cap: %v", i, err)
+		default:
+			failed = i
 		}
-		stripeErr(t, err, http.StatusTooManyRequests, "keybrake_cap_hit")
-		failed = i
 	}
 	if failed < 0 {
 		t.Fatal("no iteration hit the cap")
@@ -222,35 +209,118 @@ func TestWindmillKitParallelLoop(t *testing.T) {
 
 	// The failing iteration's copy of the error handler: its WM_FLOW_JOB_ID
 	// is the iteration's; its inputs are the flow file's.
-	handlerJob := iteration(failed)
-	handlerJob.previousResult = map[string]any{"error": map[string]any{"name": "Error",
-		"message": "Keybrake cap hit on item " + items[failed].(map[string]any)["id"].(string), "step_id": "charge"}}
+	hj := iteration(failed)
+	hj.previousResult = map[string]any{"error": map[string]any{"name": "Error", "message": errs[failed].Error(),
+		"step_id": loop.Value.Modules[0].ID}}
 	handler := flow.Value.FailureModule
-	res, err := runPyStep(t, handlerJob, handler.Value.Path, handlerJob.inputs(t, handler))
-	if err != nil {
+	if handled, err = runPyStep(t, hj, handler.Value.Path, hj.inputs(t, handler)); err != nil {
 		t.Fatal(err)
 	}
-	if revoked, _ := res["revoked"].([]any); len(revoked) != 1 || revoked[0] != key["key_id"] {
-		t.Errorf("the iteration's error handler revoked %v; want the run's key %s", res["revoked"], key["key_id"])
+	if revoked, _ := handled["revoked"].([]any); len(revoked) != 1 || revoked[0] != key["key_id"] {
+		t.Errorf("the iteration's error handler revoked %v; want the run's key %s", handled["revoked"], key["key_id"])
 	}
+	// The iterations not yet run, and a retry of the failed one: refused.
+	for _, i := range []int{4, 5, failed} {
+		if err := lr.step(iteration(i), loop.Value.Modules[0]); err == nil || !lr.revoked(err) {
+			t.Errorf("iteration %d after the error handler: %v; want the revoked key refused", i, err)
+		}
+	}
+	return key, handled
+}
+
+// TestWindmillKitParallelLoop runs charge_batch__flow as Windmill runs it,
+// against a real Caddy in front of stripe-mock, on an issuer token (as
+// docs/tokens.md advises): the iterations charge with the official Stripe
+// SDK with the inputs the flow file gives them; the one that hits the cap
+// runs its copy of on_failure, which must revoke the run although its
+// WM_FLOW_JOB_ID labels no key, and read the run's summary on the issuer
+// token; the iterations still to run then get 401.
+func TestWindmillKitParallelLoop(t *testing.T) {
+	needPython(t)
+	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
+	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
+		"max_ttl": "6h", "run_label_prefix": "windmill/"})
+	items := []any{}
+	for i := range 6 {
+		items = append(items, map[string]any{"id": fmt.Sprintf("order-%d", 1001+i), "amount_cents": 1999})
+	}
+	stripeCode := func(code string) func(error) bool {
+		return func(err error) bool {
+			var se *stripe.Error
+			return errors.As(err, &se) && string(se.Code) == code
+		}
+	}
+	// 1999*3/100*1.1 = 65.967 in decimal, 65.96700000000001 in floats: three
+	// $19.99 charges fit, the fourth is a cap hit.
+	_, res := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
+		flowInput: map[string]any{"cap_usd": 1999 * 3 / 100.0 * 1.1, "items": items}, items: items,
+		step: func(job wmJob, m wmModule) error {
+			in := job.inputs(t, m)
+			item := in["item"].(map[string]any)
+			_, err := createPI(stripeClient(n, in["vault_key"].(string), ""), int64(item["amount_cents"].(int)),
+				fmt.Sprintf("%s:%s", in["run_label"], item["id"]))
+			return err
+		},
+		capHit: stripeCode("keybrake_cap_hit"), revoked: stripeCode("keybrake_key_revoked"),
+	}.run(t, n)
 	summary, _ := res["summary"].(map[string]any)
 	if summary["agent_run_label"] != "windmill/0193a1b2-root" || summary["cap_hits"] != 1.0 || summary["spent_usd"] != 59.97 {
 		t.Errorf("error handler summary %v; want the run's on the issuer token: 1 cap hit, $59.97 spent", summary)
 	}
+}
 
-	// The iterations not yet run, and a retry of the failed one: 401.
-	for _, i := range []int{4, 5, failed} {
-		stripeErr(t, chargeOne(i), http.StatusUnauthorized, "keybrake_key_revoked")
+// TestWindmillKitSMSFanout runs sms_fanout__flow the same way, each
+// iteration running the kit's own send_sms.py through Keybrake's Twilio
+// route to a stand-in Twilio: three one-segment US SMS at $0.0083 fit in
+// $0.03, the fourth is a cap hit, its iteration's error handler revokes the
+// run, and the later sends are refused with 401.
+func TestWindmillKitSMSFanout(t *testing.T) {
+	needPython(t)
+	fake := newFakeTwilio(t)
+	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{
+		"TWILIO_ACCOUNT_SID": twilioRealSID, "TWILIO_AUTH_TOKEN": twilioRealToken, "TWILIO_API_BASE": fake.URL}})
+	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"twilio"}, "max_key_usd": 5,
+		"max_ttl": "6h", "run_label_prefix": "windmill/"})
+	msgs := []any{}
+	for i := range 6 {
+		msgs = append(msgs, map[string]any{"id": fmt.Sprintf("m-%d", i), "to": fmt.Sprintf("+1415555010%d", i),
+			"body": "Your order shipped."})
+	}
+	said := func(what string) func(error) bool {
+		return func(err error) bool { return strings.Contains(err.Error(), what) }
+	}
+	_, res := wmLoopRun{flowFile: "sms_fanout__flow/flow.yaml", loopID: "send_each", token: token,
+		flowInput: map[string]any{"cap_usd": 0.03, "from_number": "+15005550006", "messages": msgs}, items: msgs,
+		step: func(job wmJob, m wmModule) error {
+			_, err := runPyStep(t, job, m.Value.Path, job.inputs(t, m))
+			return err
+		},
+		capHit: said("Keybrake cap hit on message"), revoked: said("refused: 401"),
+	}.run(t, n)
+	summary, _ := res["summary"].(map[string]any)
+	if summary["cap_hits"] != 1.0 || summary["spent_usd"] != 0.0249 {
+		t.Errorf("error handler summary %v; want 1 cap hit, $0.0249 spent", summary)
+	}
+	if got := fake.count("POST", "/2010-04-01/Accounts/"+twilioRealSID+"/Messages.json"); got != 3 {
+		t.Errorf("Twilio got %d messages; want 3", got)
+	}
+}
+
+func needPython(t *testing.T) {
+	t.Helper()
+	need(t, false)
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("KEYBRAKE_REQUIRE_E2E") == "1" {
+			t.Fatal("python3 is required to run the Windmill kit's steps")
+		}
+		t.Skip("no python3")
 	}
 }
 
 // TestWindmillKitIssueKeyRoundsCap: a cap computed in floating point is sent
 // rounded to micro-dollars, and outside a flow the run label is the input.
 func TestWindmillKitIssueKeyRoundsCap(t *testing.T) {
-	need(t, false)
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
+	needPython(t)
 	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
 	job := wmJob{resource: map[string]string{"url": n.url, "api_token": apiToken}}
 	key, err := runPyStep(t, job, "f/keybrake/issue_key", map[string]any{"keybrake": job.resource, "vendor": "stripe",
