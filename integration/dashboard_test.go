@@ -113,6 +113,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitNotPresent(chromedp.CSS(css(`#runs li[data-run=%q]`, run))), chromedp.WaitVisible(chromedp.CSS("#runs-empty")))
 	b.do(t, "search for this run", chromedp.SendKeys(chromedp.CSS("#run-search"), strings.Repeat(kb.Backspace, len("no-such-run"))+"ui-e"),
 		chromedp.WaitVisible(chromedp.CSS(css(`#runs li[data-run=%q]`, run))))
+	b.screenshot(t, "dashboard-recent-runs")
 	b.do(t, "back to the run", chromedp.Navigate(n.url+"/vault/ui#/run/"+run), chromedp.WaitVisible(chromedp.CSS(keyBar)))
 
 	// The next proxied call with the key is refused.
