@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,16 +242,9 @@ func TestDeployRecipeStarts(t *testing.T) {
 // option as shown, is accepted by bin/caddy.
 func TestDocsAlertsExampleAdapts(t *testing.T) {
 	need(t, false)
-	doc, err := os.ReadFile("../docs/alerts.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindSubmatch(doc)
-	if block == nil || !strings.Contains(string(block[1]), "webhook_delivery {") {
-		t.Fatal("docs/alerts.md has no caddyfile block with webhook_delivery")
-	}
+	block := docBlock(t, "../docs/alerts.md", "caddyfile", "webhook_delivery {")
 	path := filepath.Join(t.TempDir(), "Caddyfile")
-	os.WriteFile(path, append(block[1], []byte("\nhttp://127.0.0.1:9 {\n\tkeybrake_api\n}\n")...), 0o600)
+	os.WriteFile(path, []byte(block+"\nhttp://127.0.0.1:9 {\n\tkeybrake_api\n}\n"), 0o600)
 	out, err := exec.Command(env.caddyBin, "adapt", "--config", path, "--adapter", "caddyfile").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docs/alerts.md's example does not adapt: %v\n%s", err, out)

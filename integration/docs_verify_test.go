@@ -22,14 +22,7 @@ func TestDocsNodeVerify(t *testing.T) {
 		}
 		t.Skip("no node")
 	}
-	doc, err := os.ReadFile("../docs/alerts.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile("(?s)```js\n(.*?)```").FindSubmatch(doc)
-	if m == nil || !strings.Contains(string(m[1]), "function verify(") {
-		t.Fatal("docs/alerts.md has no js verify()")
-	}
+	snippet := docBlock(t, "../docs/alerts.md", "js", "function verify(")
 	const secret, body = "whsec_docs", `{"id":"evt1","type":"key.revoked"}`
 	good := alerts.Sign(secret, time.Now(), []byte(body))
 	stale := alerts.Sign(secret, time.Now().Add(-time.Hour), []byte(body))
@@ -47,7 +40,7 @@ func TestDocsNodeVerify(t *testing.T) {
 		{"", "false"},
 	}
 	var script strings.Builder
-	script.Write(m[1])
+	script.WriteString(snippet)
 	for _, c := range cases {
 		script.WriteString("try { console.log(String(verify(" + jsString(secret) + ", " + jsString(c.header) + ", " +
 			jsString(body) + "))) } catch (e) { console.log(\"threw: \" + e.message) }\n")
@@ -67,6 +60,23 @@ func TestDocsNodeVerify(t *testing.T) {
 			t.Errorf("verify(%q) = %s; want %s", c.header, got[i], c.want)
 		}
 	}
+}
+
+// docBlock returns the first fenced block of lang in a doc that contains
+// want, as printed.
+func docBlock(t *testing.T, path, lang, want string) string {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllSubmatch(doc, -1) {
+		if strings.Contains(string(m[1]), want) {
+			return string(m[1])
+		}
+	}
+	t.Fatalf("%s has no %s block with %q", path, lang, want)
+	return ""
 }
 
 func jsString(s string) string {
