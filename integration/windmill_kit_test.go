@@ -98,19 +98,17 @@ func (j wmJob) eval(t *testing.T, what string, tr wmTransform) any {
 	return cur
 }
 
-// runPyStep runs the kit's Python script for a Windmill script path
-// (f/keybrake/<name>) as a Windmill worker would: main(**inputs) in a process
-// whose environment is the job's. It returns main's result, or the error
-// it raised.
-func runPyStep(t *testing.T, job wmJob, scriptPath string, inputs map[string]any) (map[string]any, error) {
+// wmRunner runs one kit script for a Windmill script path
+// (f/keybrake/<name>) as a Windmill worker would: main() with the job's
+// inputs by name, in a process whose environment is the job's. It returns
+// main's result, or the error it raised.
+type wmRunner func(t *testing.T, job wmJob, scriptPath string, inputs map[string]any) (map[string]any, error)
+
+// runStep runs cmd as job's worker process and reads the "RESULT <json>"
+// line it prints.
+func runStep(t *testing.T, job wmJob, scriptPath string, inputs map[string]any, cmd *exec.Cmd) (map[string]any, error) {
 	t.Helper()
-	root, _ := filepath.Abs("..")
 	args, _ := json.Marshal(inputs)
-	name := strings.TrimPrefix(scriptPath, "f/keybrake/")
-	cmd := exec.Command("python3", "-c", `import json, os, sys
-from examples.windmill import `+name+` as step
-print("\nRESULT " + json.dumps(step.main(**json.loads(os.environ["WM_ARGS"]))))`)
-	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "WM_FLOW_JOB_ID="+job.id, "WM_WORKSPACE=keybrake-test",
 		"WM_FLOW_PATH=f/keybrake/charge_batch", "WM_ARGS="+string(args), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()
@@ -125,13 +123,56 @@ print("\nRESULT " + json.dumps(step.main(**json.loads(os.environ["WM_ARGS"]))))`
 	return v, nil
 }
 
+// runPyStep runs the kit's Python script: main(**inputs).
+func runPyStep(t *testing.T, job wmJob, scriptPath string, inputs map[string]any) (map[string]any, error) {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	cmd := exec.Command("python3", "-c", `import json, os, sys
+from examples.windmill import `+strings.TrimPrefix(scriptPath, "f/keybrake/")+` as step
+print("\nRESULT " + json.dumps(step.main(**json.loads(os.environ["WM_ARGS"]))))`)
+	cmd.Dir = root
+	return runStep(t, job, scriptPath, inputs, cmd)
+}
+
+// denoRunner builds the kit's Deno scripts for Node
+// (examples/windmill/testdata/deno_steps.mjs, with the npm packages of
+// check.sh's cache: stripe@17 for charge.deno.ts) and runs them from there.
+func denoRunner(t *testing.T) wmRunner {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("KEYBRAKE_REQUIRE_E2E") == "1" {
+			t.Fatal("node is required to run the Windmill kit's Deno scripts")
+		}
+		t.Skip("no node")
+	}
+	out, err := exec.Command("bash", "../examples/windmill/check.sh", "--install-only").Output()
+	if err != nil {
+		t.Fatalf("installing the kit's npm packages: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	modules, dir := lines[len(lines)-1], t.TempDir()
+	steps, _ := filepath.Abs("../examples/windmill/testdata/deno_steps.mjs")
+	if b, err := exec.Command(node, steps, "build", "../examples/windmill", modules, dir).CombinedOutput(); err != nil {
+		t.Fatalf("building the Deno scripts: %v\n%s", err, b)
+	}
+	return func(t *testing.T, job wmJob, scriptPath string, inputs map[string]any) (map[string]any, error) {
+		t.Helper()
+		args, _ := json.Marshal(inputs)
+		name := strings.TrimPrefix(scriptPath, "f/keybrake/")
+		return runStep(t, job, scriptPath, inputs, exec.Command(node, steps, "run", dir, name, string(args)))
+	}
+}
+
 // wmLoopRun is one run of a kit flow whose parallel for-each is driven the
 // way Windmill drives it.
 type wmLoopRun struct {
 	flowFile string // under examples/windmill/
 	loopID   string
 	// token is the API token in the keybrake resource (an issuer's).
-	token     string
+	token string
+	// runner runs the kit's scripts: one language set.
+	runner    wmRunner
 	flowInput map[string]any
 	items     []any
 	// step runs one iteration's loop step with its job's inputs.
@@ -167,7 +208,7 @@ func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
 	root := wmJob{id: "0193a1b2-root", resource: map[string]string{"url": n.url, "api_token": lr.token},
 		flowInput: lr.flowInput, results: map[string]any{}}
 	issue := mods["issue_key"]
-	if key, err = runPyStep(t, root, issue.Value.Path, root.inputs(t, issue)); err != nil {
+	if key, err = lr.runner(t, root, issue.Value.Path, root.inputs(t, issue)); err != nil {
 		t.Fatal(err)
 	}
 	if key["agent_run_label"] != "windmill/0193a1b2-root" {
@@ -213,7 +254,7 @@ func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
 	hj.previousResult = map[string]any{"error": map[string]any{"name": "Error", "message": errs[failed].Error(),
 		"step_id": loop.Value.Modules[0].ID}}
 	handler := flow.Value.FailureModule
-	if handled, err = runPyStep(t, hj, handler.Value.Path, hj.inputs(t, handler)); err != nil {
+	if handled, err = lr.runner(t, hj, handler.Value.Path, hj.inputs(t, handler)); err != nil {
 		t.Fatal(err)
 	}
 	if revoked, _ := handled["revoked"].([]any); len(revoked) != 1 || revoked[0] != key["key_id"] {
@@ -230,16 +271,15 @@ func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
 
 // TestWindmillKitParallelLoop runs charge_batch__flow as Windmill runs it,
 // against a real Caddy in front of stripe-mock, on an issuer token (as
-// docs/tokens.md advises): the iterations charge with the official Stripe
-// SDK with the inputs the flow file gives them; the one that hits the cap
-// runs its copy of on_failure, which must revoke the run although its
-// WM_FLOW_JOB_ID labels no key, and read the run's summary on the issuer
-// token; the iterations still to run then get 401.
+// docs/tokens.md advises), with each language set: the iterations charge
+// with the inputs the flow file gives them (the Deno set runs
+// charge.deno.ts with stripe-node; stripe-python cannot be installed here,
+// so the Python set's iterations charge with stripe-go); the one that hits
+// the cap runs its copy of on_failure, which must revoke the run although
+// its WM_FLOW_JOB_ID labels no key, and read the run's summary on the
+// issuer token; the iterations still to run then get 401.
 func TestWindmillKitParallelLoop(t *testing.T) {
 	needPython(t)
-	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
-	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
-		"max_ttl": "6h", "run_label_prefix": "windmill/"})
 	items := []any{}
 	for i := range 6 {
 		items = append(items, map[string]any{"id": fmt.Sprintf("order-%d", 1001+i), "amount_cents": 1999})
@@ -250,60 +290,88 @@ func TestWindmillKitParallelLoop(t *testing.T) {
 			return errors.As(err, &se) && string(se.Code) == code
 		}
 	}
-	// 1999*3/100*1.1 = 65.967 in decimal, 65.96700000000001 in floats: three
-	// $19.99 charges fit, the fourth is a cap hit.
-	_, res := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
-		flowInput: map[string]any{"cap_usd": 1999 * 3 / 100.0 * 1.1, "items": items}, items: items,
-		step: func(job wmJob, m wmModule) error {
-			in := job.inputs(t, m)
-			item := in["item"].(map[string]any)
-			_, err := createPI(stripeClient(n, in["vault_key"].(string), ""), int64(item["amount_cents"].(int)),
-				fmt.Sprintf("%s:%s", in["run_label"], item["id"]))
-			return err
-		},
-		capHit: stripeCode("keybrake_cap_hit"), revoked: stripeCode("keybrake_key_revoked"),
-	}.run(t, n)
-	summary, _ := res["summary"].(map[string]any)
-	if summary["agent_run_label"] != "windmill/0193a1b2-root" || summary["cap_hits"] != 1.0 || summary["spent_usd"] != 59.97 {
-		t.Errorf("error handler summary %v; want the run's on the issuer token: 1 cap hit, $59.97 spent", summary)
+	for _, lang := range []string{"python", "deno"} {
+		t.Run(lang, func(t *testing.T) {
+			n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
+			_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
+				"max_ttl": "6h", "run_label_prefix": "windmill/"})
+			// 1999*3/100*1.1 = 65.967 in decimal, 65.96700000000001 in
+			// floats: three $19.99 charges fit, the fourth is a cap hit.
+			lr := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
+				flowInput: map[string]any{"cap_usd": 1999 * 3 / 100.0 * 1.1, "items": items}, items: items}
+			if lang == "python" {
+				lr.runner = runPyStep
+				lr.step = func(job wmJob, m wmModule) error {
+					in := job.inputs(t, m)
+					item := in["item"].(map[string]any)
+					_, err := createPI(stripeClient(n, in["vault_key"].(string), ""), int64(item["amount_cents"].(int)),
+						fmt.Sprintf("%s:%s", in["run_label"], item["id"]))
+					return err
+				}
+				lr.capHit, lr.revoked = stripeCode("keybrake_cap_hit"), stripeCode("keybrake_key_revoked")
+			} else {
+				lr.runner = denoRunner(t)
+				lr.step = lr.scriptStep(t)
+				lr.capHit, lr.revoked = said("Keybrake cap hit on item"), said("ERROR 401 ")
+			}
+			_, res := lr.run(t, n)
+			summary, _ := res["summary"].(map[string]any)
+			if summary["agent_run_label"] != "windmill/0193a1b2-root" || summary["cap_hits"] != 1.0 || summary["spent_usd"] != 59.97 {
+				t.Errorf("error handler summary %v; want the run's on the issuer token: 1 cap hit, $59.97 spent", summary)
+			}
+		})
 	}
 }
 
 // TestWindmillKitSMSFanout runs sms_fanout__flow the same way, each
-// iteration running the kit's own send_sms.py through Keybrake's Twilio
-// route to a stand-in Twilio: three one-segment US SMS at $0.0083 fit in
-// $0.03, the fourth is a cap hit, its iteration's error handler revokes the
-// run, and the later sends are refused with 401.
+// iteration running the kit's own send_sms (.py, then .deno.ts) through
+// Keybrake's Twilio route to a stand-in Twilio: three one-segment US SMS at
+// $0.0083 fit in $0.03, the fourth is a cap hit, its iteration's error
+// handler revokes the run, and the later sends are refused with 401.
 func TestWindmillKitSMSFanout(t *testing.T) {
 	needPython(t)
-	fake := newFakeTwilio(t)
-	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{
-		"TWILIO_ACCOUNT_SID": twilioRealSID, "TWILIO_AUTH_TOKEN": twilioRealToken, "TWILIO_API_BASE": fake.URL}})
-	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"twilio"}, "max_key_usd": 5,
-		"max_ttl": "6h", "run_label_prefix": "windmill/"})
 	msgs := []any{}
 	for i := range 6 {
 		msgs = append(msgs, map[string]any{"id": fmt.Sprintf("m-%d", i), "to": fmt.Sprintf("+1415555010%d", i),
 			"body": "Your order shipped."})
 	}
-	said := func(what string) func(error) bool {
-		return func(err error) bool { return strings.Contains(err.Error(), what) }
+	for _, lang := range []string{"python", "deno"} {
+		t.Run(lang, func(t *testing.T) {
+			fake := newFakeTwilio(t)
+			n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{
+				"TWILIO_ACCOUNT_SID": twilioRealSID, "TWILIO_AUTH_TOKEN": twilioRealToken, "TWILIO_API_BASE": fake.URL}})
+			_, token := issuerToken(t, n, map[string]any{"vendors": []string{"twilio"}, "max_key_usd": 5,
+				"max_ttl": "6h", "run_label_prefix": "windmill/"})
+			lr := wmLoopRun{flowFile: "sms_fanout__flow/flow.yaml", loopID: "send_each", token: token, runner: runPyStep,
+				flowInput: map[string]any{"cap_usd": 0.03, "from_number": "+15005550006", "messages": msgs}, items: msgs,
+				capHit: said("Keybrake cap hit on message"), revoked: said("refused: 401")}
+			if lang == "deno" {
+				lr.runner = denoRunner(t)
+			}
+			lr.step = lr.scriptStep(t)
+			_, res := lr.run(t, n)
+			summary, _ := res["summary"].(map[string]any)
+			if summary["cap_hits"] != 1.0 || summary["spent_usd"] != 0.0249 {
+				t.Errorf("error handler summary %v; want 1 cap hit, $0.0249 spent", summary)
+			}
+			if got := fake.count("POST", "/2010-04-01/Accounts/"+twilioRealSID+"/Messages.json"); got != 3 {
+				t.Errorf("Twilio got %d messages; want 3", got)
+			}
+		})
 	}
-	_, res := wmLoopRun{flowFile: "sms_fanout__flow/flow.yaml", loopID: "send_each", token: token,
-		flowInput: map[string]any{"cap_usd": 0.03, "from_number": "+15005550006", "messages": msgs}, items: msgs,
-		step: func(job wmJob, m wmModule) error {
-			_, err := runPyStep(t, job, m.Value.Path, job.inputs(t, m))
-			return err
-		},
-		capHit: said("Keybrake cap hit on message"), revoked: said("refused: 401"),
-	}.run(t, n)
-	summary, _ := res["summary"].(map[string]any)
-	if summary["cap_hits"] != 1.0 || summary["spent_usd"] != 0.0249 {
-		t.Errorf("error handler summary %v; want 1 cap hit, $0.0249 spent", summary)
+}
+
+// scriptStep runs a loop step as the kit's own script, with lr's runner.
+func (lr wmLoopRun) scriptStep(t *testing.T) func(job wmJob, m wmModule) error {
+	return func(job wmJob, m wmModule) error {
+		_, err := lr.runner(t, job, m.Value.Path, job.inputs(t, m))
+		return err
 	}
-	if got := fake.count("POST", "/2010-04-01/Accounts/"+twilioRealSID+"/Messages.json"); got != 3 {
-		t.Errorf("Twilio got %d messages; want 3", got)
-	}
+}
+
+// said tells an error by what it says.
+func said(what string) func(error) bool {
+	return func(err error) bool { return strings.Contains(err.Error(), what) }
 }
 
 func needPython(t *testing.T) {

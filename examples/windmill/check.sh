@@ -29,14 +29,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Pinned: the OpenFlow schema in testdata/ is the one windmill-cli@WMILL carries.
 WMILL=1.819.0
-pkgs="windmill-cli@$WMILL typescript@5.9.3 yaml@2.8.1 ajv@8.17.1"
+# stripe@17: what charge.deno.ts imports (npm:stripe@17), for the
+# integration tests that run the Deno scripts under Node (testdata/deno_steps.mjs).
+pkgs="windmill-cli@$WMILL typescript@5.9.3 yaml@2.8.1 ajv@8.17.1 stripe@17.7.0"
 
-echo "== python: py_compile"
-for f in "$here"/*.py; do
-  PYTHONPYCACHEPREFIX="$tmp/pycache" python3 -m py_compile "$f"
-  echo "ok   $(basename "$f")"
-done
-
+# --install-only: just make the cache (the integration tests' first step).
 if [[ "$(cat "$cache/.installed" 2>/dev/null)" != "$pkgs" ]]; then
   echo "== npm: installing $pkgs into $cache"
   rm -rf "$cache" && mkdir -p "$cache"
@@ -45,6 +42,16 @@ if [[ "$(cat "$cache/.installed" 2>/dev/null)" != "$pkgs" ]]; then
     --prefix "$cache" $pkgs >/dev/null
   echo "$pkgs" >"$cache/.installed"
 fi
+if [[ "${1:-}" == "--install-only" ]]; then
+  echo "$cache/node_modules"
+  exit 0
+fi
+
+echo "== python: py_compile"
+for f in "$here"/*.py; do
+  PYTHONPYCACHEPREFIX="$tmp/pycache" python3 -m py_compile "$f"
+  echo "ok   $(basename "$f")"
+done
 
 echo "== windmill parsers, OpenFlow schema, TypeScript syntax"
 node "$here/check.mjs" "$here" "$cache/node_modules"
