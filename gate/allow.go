@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -18,7 +19,7 @@ func (g *Gate) allow(r *http.Request, c *call) *refusal {
 	}
 	c.path, c.recorded = path, path
 	if pr, ok := g.cfg.Vendor.(vendors.PathRecorder); ok {
-		c.recorded = truncate(pr.RecordedPath(path), 512)
+		c.recorded = text.Truncate(pr.RecordedPath(path), 512)
 	}
 	endpoint, ok := c.cached.Allowlist.Match(r.Method, path)
 	if !ok {
