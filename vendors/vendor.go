@@ -53,6 +53,12 @@ type Estimate struct {
 	// answer.
 	Counted money.Micros
 
+	// Items, for a batch the vendor answers item by item (Resend's
+	// /emails/batch in permissive mode), is the cost of each item in the
+	// request's order; Cost is their sum. Settle charges the items the
+	// vendor reports sent, each at its own cost, never an average.
+	Items []money.Micros
+
 	// Subjects are what the call names, read as the vendor reads the
 	// request (Stripe's customer and currency, Twilio's to and
 	// to_country, Resend's recipients): a key's allow and once_per rules
