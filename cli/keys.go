@@ -10,11 +10,13 @@ import (
 
 func init() {
 	register(command{name: "issue", run: runIssue, short: "issue a vault key for a run",
-		usage: "issue --vendor NAME (--total-usd-cap N | --daily-usd-cap N) --endpoint 'METHOD /path' [--endpoint …] [--run LABEL] [--expires-in 2h] [--metadata JSON]"})
+		usage: "issue --vendor NAME (--total-usd-cap N | --daily-usd-cap N) --endpoint 'METHOD /path' [--endpoint …] [--run LABEL] [--expires-in 2h] [--metadata JSON] " +
+			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT]"})
 	register(command{name: "keys", run: runKeys, short: "list vault keys with their spend",
 		usage: "keys [--run LABEL] [--status active|expired|revoked] [--vendor NAME] [--limit N]"})
-	register(command{name: "patch", run: runPatch, short: "change a key's caps, expiry or allowlist",
-		usage: "patch KEY_ID [--total-usd-cap N] [--daily-usd-cap N] [--expires-in D] [--endpoint 'METHOD /path' …]"})
+	register(command{name: "patch", run: runPatch, short: "change a key's caps, expiry, allowlist or rules",
+		usage: "patch KEY_ID [--total-usd-cap N] [--daily-usd-cap N] [--expires-in D] [--endpoint 'METHOD /path' …] " +
+			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT]"})
 	register(command{name: "revoke", run: runRevoke, short: "revoke a key, or every key of a run",
 		usage: "revoke (KEY_ID | --run LABEL)"})
 }
@@ -29,6 +31,7 @@ func runIssue(c *ctx, args []string) error {
 	run := f.String("run", "", "agent_run_label of the key")
 	expires := f.String("expires-in", "", "time to live, e.g. 2h (default: the server's)")
 	meta := f.String("metadata", "", "a JSON object kept with the key")
+	rf := addRuleFlags(f)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -57,6 +60,13 @@ func runIssue(c *ctx, args []string) error {
 			return &usageError{msg: "--metadata is not valid JSON", usage: c.usage}
 		}
 		body["metadata"] = json.RawMessage(*meta)
+	}
+	if rf.any(f) {
+		rules := map[string]any{}
+		if err := rf.apply(rules); err != nil {
+			return err
+		}
+		body["rules"] = rules
 	}
 	var k keyView
 	if printed, err := c.callJSON("POST", "/vault/keys", body, &k); err != nil || printed {
@@ -128,6 +138,7 @@ func runPatch(c *ctx, args []string) error {
 	expires := f.String("expires-in", "", "new time to live from now, e.g. 30m")
 	var endpoints listFlag
 	f.Var(&endpoints, "endpoint", "the narrowed allowlist, one entry per flag (repeatable)")
+	rf := addRuleFlags(f)
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -145,8 +156,15 @@ func runPatch(c *ctx, args []string) error {
 	if f.set("endpoint") {
 		body["allowed_endpoints"] = []string(endpoints)
 	}
+	if rf.any(f) {
+		rules, err := patchedRules(c, pos[0], rf)
+		if err != nil {
+			return err
+		}
+		body["rules"] = rules
+	}
 	if len(body) == 0 {
-		return &usageError{msg: "nothing to change: give a cap, --expires-in or --endpoint", usage: c.usage}
+		return &usageError{msg: "nothing to change: give a cap, --expires-in, --endpoint or a rule", usage: c.usage}
 	}
 	var k keyView
 	if printed, err := c.callJSON("PATCH", "/vault/keys/"+url.PathEscape(pos[0]), body, &k); err != nil || printed {
