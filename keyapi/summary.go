@@ -8,6 +8,7 @@ import (
 
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // BucketRefusedBeforeMatching names the endpoint bucket of calls refused
@@ -87,6 +88,8 @@ type summaryKey struct {
 	ReservedUSD  money.Micros  `json:"reserved_usd"`
 	RemainingUSD money.Micros  `json:"remaining_usd"`
 	ExpiresAt    string        `json:"expires_at"`
+	// Rules are the key's rules, omitted when it has none.
+	Rules *rules.Rules `json:"rules,omitempty"`
 }
 
 // summaryView is the answer to GET /vault/summary. AgentRunLabel and Day
@@ -233,7 +236,7 @@ func (h *Handler) runKeys(r *http.Request, label string) ([]summaryKey, error) {
 				KeyID: u.ID, Vendor: u.Vendor, Status: u.Status(now),
 				DailyUSDCap: u.DailyCap, TotalUSDCap: u.TotalCap,
 				SpentUSD: u.Spent, ReservedUSD: u.Reserved, RemainingUSD: remaining(u),
-				ExpiresAt: formatTime(u.ExpiresAt),
+				ExpiresAt: formatTime(u.ExpiresAt), Rules: u.Rules,
 			})
 		}
 		if next == "" {

@@ -27,7 +27,25 @@
     unauthenticated: "Unknown or missing vault key", idempotency_mismatch: "Idempotency key reused for another request",
     idempotency_in_flight: "Same idempotency key still in flight", upstream_error: "Vendor answered with an error",
     upstream_unreachable: "Vendor unreachable", client_gone: "Client left before the answer",
+    rule_denied: "Refused by a rule of the key",
   };
+  const RULE_WORDS = {
+    max_call_usd: "over the per-call maximum", max_calls: "out of calls", rate: "over the rate",
+    allow: "not on the allow list", once_per: "already done once",
+  };
+  function ruleWords(rule) { return rule + (RULE_WORDS[rule] ? " (" + RULE_WORDS[rule] + ")" : ""); }
+  // rulesText is a key's rules in one line: "max_calls 60 · rate 30/1m ·
+  // allow customer: cus_A, cus_B · once_per customer".
+  function rulesText(r) {
+    if (!r) return "";
+    const parts = [];
+    if (r.max_call_usd !== undefined) parts.push("max_call_usd " + fmtUSD(micros(r.max_call_usd)));
+    if (r.max_calls !== undefined) parts.push("max_calls " + r.max_calls);
+    if (r.rate) parts.push("rate " + r.rate);
+    for (const [subject, values] of Object.entries(r.allow || {})) parts.push("allow " + subject + ": " + values.join(", "));
+    if (r.once_per) parts.push("once_per " + r.once_per);
+    return parts.join(" · ");
+  }
   function outcomeWords(code) { return OUTCOME_WORDS[code] || code; }
 
   // ---- money: the API sends dollars with at most 6 decimals; sums are
@@ -242,8 +260,10 @@
     ]);
     renderKeys(sum.keys || []);
     const reasons = Object.entries(sum.refusals || {});
+    const byRule = Object.entries(sum.refusals_by_rule || {}).map(([k, n]) =>
+      el("li", { "data-rule": k, text: "Rule " + ruleWords(k) + ": " + n }));
     $("run-refusals").replaceChildren(...(reasons.length ? reasons.map(([k, n]) =>
-      el("li", { "data-outcome": k, text: outcomeWords(k) + ": " + n })) : [el("li", { text: "none" })]));
+      el("li", { "data-outcome": k, text: outcomeWords(k) + ": " + n })) : [el("li", { text: "none" })]), ...byRule);
     renderCalls(audit.data, label);
     $("calls-note").textContent = audit.next_cursor
       ? "Showing the first " + AUDIT_LIMIT + " calls; the CSV has them all." : "";
@@ -268,6 +288,7 @@
           el("span", { class: "figures", text: k.vendor + " · spent " + fmtUSD(micros(k.spent_usd)) + " + reserved " +
             fmtUSD(micros(k.reserved_usd)) + " of " + caps.join(", ") + " · remaining " + fmtUSD(micros(k.remaining_usd)) })),
         bar("Spend of key " + k.key_id + " against its cap", used, cap),
+        k.rules ? el("div", { class: "rules", "data-rules": "", text: "Rules: " + rulesText(k.rules) }) : null,
         actions);
     }));
   }
@@ -316,7 +337,8 @@
         "data-resolving": resolveAvailable && openID === c.call_id },
         el("td", { text: c.started_at.replace("T", " ").replace(/\.\d+Z$|Z$/, "") }),
         el("td", { class: "mono", text: c.method + " " + c.path }),
-        el("td", { title: c.outcome, "data-outcome": c.outcome, text: outcomeWords(c.outcome) }),
+        el("td", { title: c.outcome, "data-outcome": c.outcome,
+          text: outcomeWords(c.outcome) + (c.rule ? ": " + ruleWords(c.rule) : "") }),
         el("td", { text: String(c.status_code || "") }),
         el("td", { class: "num", text: fmtUSD(micros(c.reserved_usd)) }),
         el("td", { class: "num", text: fmtUSD(micros(c.cost_usd)) }),
