@@ -12,8 +12,9 @@
 --   once_per   one such call per value of a subject (key_claims, unique
 --              per key and value).
 --
--- Only calls the gate says move money (p_moves) are counted, and never a
--- true replay. A call that is released (the vendor refused it, or it never
+-- Only calls the gate says move money (p_moves) of a key with a stateful
+-- rule are checked and counted (a key without one pays nothing for them),
+-- and never a true replay. A call that is released (the vendor refused it, or it never
 -- left: no money moved) gives back its max_calls count and its once_per
 -- claims (trigger calls_rule_release); its rate slot is kept, since the
 -- vendor saw the attempt.
@@ -43,12 +44,6 @@ CREATE TABLE key_rate_log (
 	call_id text        NOT NULL
 );
 CREATE INDEX key_rate_log_idx ON key_rate_log (key_id, at);
-
--- keybrake_rule_counts tells whether a key has a stateful rule, so that a
--- forwarded call is counted.
-CREATE FUNCTION keybrake_rule_counts(k vault_keys) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
-	SELECT k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> ''
-$$;
 
 -- keybrake_rule_denied decides a money-moving call's stateful rules
 -- against its key (locked by the caller): the rule that refuses it, or ''.
@@ -234,7 +229,7 @@ BEGIN
 			outcome := 'idempotent_replay';
 			k.calls := k.calls + 1;
 		ELSE
-			IF p_moves THEN
+			IF p_moves AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
 				SELECT x.rule, x.retry_us INTO rule, retry_us FROM keybrake_rule_denied(k, p_once, p_claims, p_now) x;
 			END IF;
 		END IF;
@@ -286,7 +281,7 @@ BEGIN
 				INSERT INTO key_days AS d (key_id, day, spent, reserved)
 					VALUES (k.id, v_day, 0, held)
 					ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
-				IF p_moves AND keybrake_rule_counts(k) THEN
+				IF p_moves AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
 					PERFORM keybrake_rule_take(k, p_call_id, p_claims, p_now);
 					k.rule_calls := k.rule_calls + 1;
 					v_counted := true;
@@ -590,7 +585,7 @@ BEGIN
 					v_outcome := 'idempotent_replay';
 					k.calls := k.calls + 1;
 				ELSE
-					IF r_moves[i] THEN
+					IF r_moves[i] AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
 						SELECT x.rule, x.retry_us INTO v_rule, v_retry FROM keybrake_rule_denied(k, r_onces[i], r_claims[i], r_nows[i]) x;
 					END IF;
 				END IF;
@@ -646,7 +641,7 @@ BEGIN
 							tk.reserved := tk.reserved + v_held;
 							v_tres[v_di] := v_tres[v_di] + v_held;
 						END IF;
-						IF r_moves[i] AND keybrake_rule_counts(k) THEN
+						IF r_moves[i] AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
 							PERFORM keybrake_rule_take(k, r_call_ids[i], r_claims[i], r_nows[i]);
 							k.rule_calls := k.rule_calls + 1;
 							v_counted := true;
