@@ -293,3 +293,53 @@ func doJSON(t *testing.T, req *http.Request, out any) int {
 	}
 	return resp.StatusCode
 }
+
+// TestRulesPolicyBounds: an issuer token's policy rules bound its keys: a
+// key or a PATCH wider than them is 403 policy_violation naming the rule,
+// a narrower one goes through, and only an admin widens a key's rules.
+func TestRulesPolicyBounds(t *testing.T) {
+	need(t, false)
+	n := startNode(t, nodeConfig{ledger: sqliteLedger(t)})
+	_, issuer := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"},
+		"rules": map[string]any{"max_call_usd": 50, "rate": "30/1m", "allow": map[string]any{"customer": []string{"cus_A", "cus_B"}},
+			"once_per": "customer"}})
+	key := func(rules map[string]any) map[string]any {
+		return map[string]any{"vendor": "stripe", "total_usd_cap": 100, "allowed_endpoints": []string{"POST /v1/payment_intents"},
+			"rules": rules}
+	}
+	narrow := map[string]any{"max_call_usd": 20, "rate": "10/1m", "allow": map[string]any{"customer": []string{"cus_A"}}, "once_per": "customer"}
+	type apiErr struct {
+		Error struct {
+			Code, Field, Message string
+		} `json:"error"`
+	}
+	for field, rules := range map[string]map[string]any{
+		"rules.max_call_usd":   {"max_call_usd": 51, "rate": "10/1m", "allow": map[string]any{"customer": []string{"cus_A"}}, "once_per": "customer"},
+		"rules.rate":           {"max_call_usd": 20, "rate": "31/1m", "allow": map[string]any{"customer": []string{"cus_A"}}, "once_per": "customer"},
+		"rules.allow.customer": {"max_call_usd": 20, "rate": "10/1m", "allow": map[string]any{"customer": []string{"cus_Z"}}, "once_per": "customer"},
+		"rules.once_per":       {"max_call_usd": 20, "rate": "10/1m", "allow": map[string]any{"customer": []string{"cus_A"}}},
+	} {
+		var e apiErr
+		if code := apiCallAs(t, n, issuer, "POST", "/vault/keys", key(rules), &e); code != http.StatusForbidden ||
+			e.Error.Code != "policy_violation" || e.Error.Field != field || !strings.Contains(e.Error.Message, field) {
+			t.Fatalf("a key wider on %s: %d %+v", field, code, e)
+		}
+	}
+	var k issuedKey
+	if code := apiCallAs(t, n, issuer, "POST", "/vault/keys", key(narrow), &k); code != http.StatusCreated {
+		t.Fatalf("a narrower key: %d", code)
+	}
+	var e apiErr
+	if code := apiCallAs(t, n, issuer, "PATCH", "/vault/keys/"+k.KeyID, map[string]any{"rules": map[string]any{"max_call_usd": 30,
+		"rate": "10/1m", "allow": map[string]any{"customer": []string{"cus_A"}}, "once_per": "customer"}}, &e); code != http.StatusForbidden ||
+		e.Error.Field != "rules.max_call_usd" {
+		t.Fatalf("an issuer widening its key: %d %+v", code, e)
+	}
+	narrow["rate"] = "5/1m"
+	if code := apiCallAs(t, n, issuer, "PATCH", "/vault/keys/"+k.KeyID, map[string]any{"rules": narrow}, nil); code != http.StatusOK {
+		t.Fatalf("an issuer narrowing its key: %d", code)
+	}
+	if code := apiCall(t, n, "PATCH", "/vault/keys/"+k.KeyID, map[string]any{"rules": map[string]any{"max_calls": 1000}}, nil); code != http.StatusOK {
+		t.Fatalf("an admin widening a key: %d", code)
+	}
+}
