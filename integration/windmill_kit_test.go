@@ -16,10 +16,7 @@ import (
 // handler, which must revoke the run's key and return its summary.
 func TestWindmillKitErrorHandler(t *testing.T) {
 	need(t, false)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
+	python := needTool(t, "python3")
 	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
 	root, _ := filepath.Abs("..")
 	resource, _ := json.Marshal(map[string]string{"url": n.url, "api_token": apiToken})
@@ -77,6 +74,6 @@ print(json.dumps(r))`)
 	if summary["agent_run_label"] != "wm-job-0193" || summary["cap_hits"] != 1.0 || summary["spent_usd"] != 59.97 {
 		t.Errorf("on_failure summary %v; want the run's, 1 cap hit, $59.97 spent", summary)
 	}
-	_, err = createPI(stripeClient(n, vaultKey, ""), 100, "")
+	_, err := createPI(stripeClient(n, vaultKey, ""), 100, "")
 	stripeErr(t, err, http.StatusUnauthorized, "keybrake_key_revoked")
 }
