@@ -85,8 +85,9 @@ func Split(s string) []string {
 		props[i] = PropertyOf(r)
 	}
 	var out []string
+	c := new(cluster)
 	for start := 0; start < len(runes); {
-		end := nextBreak(props, start)
+		end := nextBreak(c, props, start)
 		out = append(out, s[offsets[start]:offsets[end]])
 		start = end
 	}
@@ -94,12 +95,12 @@ func Split(s string) []string {
 }
 
 // nextBreak is grapheme-splitter's nextBreak over code points: the index
-// of the first break after index.
-func nextBreak(props []Property, index int) int {
+// of the first break after index. c is scratch space.
+func nextBreak(c *cluster, props []Property, index int) int {
 	if index >= len(props)-1 {
 		return len(props)
 	}
-	c := newCluster(props[index])
+	c.reset(props[index])
 	for i := index + 1; i < len(props); i++ {
 		if c.shouldBreak(props[i]) {
 			return i
@@ -117,20 +118,21 @@ type cluster struct {
 	// last[p] is the index of p's last occurrence in all, -1 if none.
 	last [numProperties]int
 	// firstNotExtend and firstNotRI are the first index from 1 whose
-	// property is not Extend (not Regional_Indicator); len(all) if none.
+	// property is not Extend (not Regional_Indicator); -1 if none.
 	firstNotExtend, firstNotRI int
 	// lastNotExtend is the last index whose property is not Extend, -1 if
 	// none.
 	lastNotExtend int
 }
 
-func newCluster(start Property) *cluster {
-	c := &cluster{firstNotExtend: -1, firstNotRI: -1, lastNotExtend: -1}
+// reset makes c the cluster of start alone.
+func (c *cluster) reset(start Property) {
+	c.all = c.all[:0]
+	c.firstNotExtend, c.firstNotRI, c.lastNotExtend = -1, -1, -1
 	for p := range c.last {
 		c.last[p] = -1
 	}
 	c.push(start)
-	return c
 }
 
 func (c *cluster) push(p Property) {
