@@ -129,7 +129,7 @@ func runCapModel(t *testing.T, dsn string, seed uint64, count int, seedEnv strin
 func simVendors(t testing.TB) func(map[string]*http.Client) map[string]vendors.Vendor {
 	return func(c map[string]*http.Client) map[string]vendors.Vendor {
 		sv, err := stripe.New(stripe.Config{SecretKey: simStripeSecret, Upstream: "http://stripe.sim", Client: c["stripe"],
-			Rates: money.Rates{"gbp": simGBP, "jpy": 6_700}})
+			Rates: money.Rates{"gbp": simGBP, "jpy": 6_700, "kwd": simKWD}})
 		if err != nil {
 			t.Fatal(err)
 		}
