@@ -156,4 +156,28 @@ var twilioCapCases = []capCase{
 		}
 		wantWithinCap(t, c, sim, k, *cap)
 	}},
+	{"issue21/sms-segments-never-split-a-character", func(t *testing.T, c capTarget, sim *simvendor.Sim) {
+		// 66 × a, e + U+0301, 66 × a: 134 UTF-16 units that Twilio sends in
+		// three segments, since the é is never split. A key capped at
+		// twenty segments ($0.166) sends six such messages, not ten.
+		cap := usdOf("0.166")
+		k := c.issue(t, capSpec{vendor: "twilio", total: cap, endpoint: twilioAll})
+		body := strings.Repeat("a", 66) + "e\u0301" + strings.Repeat("a", 66)
+		sent := 0
+		for range 10 {
+			r := c.do(t, k, twilioPost("Messages.json", sms(body)))
+			if r.status == 201 {
+				sent++
+			} else {
+				wantStatus(t, "send over the cap", r, 429, "")
+			}
+		}
+		if sent != 6 {
+			t.Errorf("%d three-segment messages went through on a twenty-segment key; want 6", sent)
+		}
+		if moved := money.Micros(sim.Moved("twilio")); moved != 6*3*8_300 {
+			t.Errorf("Twilio moved %s; want 18 segments, %s", moved, money.Micros(6*3*8_300))
+		}
+		wantWithinCap(t, c, sim, k, *cap)
+	}},
 }
