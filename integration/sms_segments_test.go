@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/keybrake/keybrake/integration/simvendor"
@@ -55,29 +57,16 @@ type smsCount struct {
 // process.
 func oracleSegments(t *testing.T, node string, bodies []string) []smsCount {
 	t.Helper()
-	var in bytes.Buffer
-	enc := json.NewEncoder(&in)
-	enc.SetEscapeHTML(false)
-	for _, b := range bodies {
-		if err := enc.Encode(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(node, "segments.js")
-	cmd.Dir = smsOracleDir
-	cmd.Stdin = &in
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node segments.js: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, node, "segments.js", bodies)
 	var counts []smsCount
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			t.Fatalf("node segments.js printed %q", sc.Text())
+		}
 		n, err := strconv.Atoi(f[0])
-		if len(f) != 2 || err != nil {
+		if err != nil {
 			t.Fatalf("node segments.js printed %q", sc.Text())
 		}
 		counts = append(counts, smsCount{n, f[1]})
@@ -120,7 +109,7 @@ func TestSMSSegmentsMatchTwilioCalculator(t *testing.T) {
 			disagree++
 			if disagree <= 10 {
 				t.Errorf("body %d (%d UTF-16 units) %s: calculator %d %s, Keybrake %d %s, simvendor %d %s",
-					i, len(utf16Units(b)), strconv.QuoteToASCII(truncateString(b, 200)), w.segments, w.encoding, n, enc, simN, simEnc)
+					i, len(utf16.Encode([]rune(b))), strconv.QuoteToASCII(truncateString(b, 200)), w.segments, w.encoding, n, enc, simN, simEnc)
 			}
 		}
 		if w.encoding == twilio.EncodingUCS2 {
@@ -136,17 +125,16 @@ func TestSMSSegmentsMatchTwilioCalculator(t *testing.T) {
 	}
 }
 
-// TestGraphemeTableMatchesSplitter: internal/graphemesplitter's property
-// table is grapheme-splitter's, code point by code point.
-func TestGraphemeTableMatchesSplitter(t *testing.T) {
+// TestGraphemeSplitterMatchesLibrary: internal/graphemesplitter is
+// grapheme-splitter 1.0.4. Its property table is the library's, code point
+// by code point; and 20,000 strings dense in every property (code points
+// drawn from each run of the table, among letters, extension characters
+// and line breaks) split into the same clusters.
+func TestGraphemeSplitterMatchesLibrary(t *testing.T) {
 	node := smsOracle(t)
-	cmd := exec.Command(node, "graphemetable.js")
-	cmd.Dir = smsOracleDir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node graphemetable.js: %v", err)
-	}
+	out := runNode(t, node, "graphemetable.js", nil)
 	want := map[rune]string{}
+	var runs [][2]rune
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var lo, hi rune
 		var name string
@@ -156,6 +144,7 @@ func TestGraphemeTableMatchesSplitter(t *testing.T) {
 		for r := lo; r <= hi; r++ {
 			want[r] = name
 		}
+		runs = append(runs, [2]rune{lo, hi})
 	}
 	bad := 0
 	for r := rune(0); r <= utf8.MaxRune; r++ {
@@ -168,16 +157,67 @@ func TestGraphemeTableMatchesSplitter(t *testing.T) {
 			t.Errorf("U+%04X: %s; grapheme-splitter says %s", r, got, w)
 		}
 	}
-}
 
-func utf16Units(s string) []uint16 {
-	var n []uint16
-	for _, r := range s {
-		if r > 0xFFFF {
-			n = append(n, 0, 0)
-		} else {
-			n = append(n, 0)
+	rng := rand.New(rand.NewPCG(1, 21))
+	strs := make([]string, 20_000)
+	for i := range strs {
+		var b strings.Builder
+		for range 1 + rng.IntN(60) {
+			if rng.IntN(4) == 0 {
+				b.WriteString([]string{"a", "b", "{", "€", " ", "\r", "\n", "\r\n"}[rng.IntN(8)])
+				continue
+			}
+			run := runs[rng.IntN(len(runs))]
+			r := run[0] + rune(rng.IntN(int(run[1]-run[0])+1))
+			if !utf8.ValidRune(r) {
+				r = 'x' // a surrogate: no Go string holds one
+			}
+			b.WriteRune(r)
+		}
+		strs[i] = b.String()
+	}
+	lines := strings.Split(strings.TrimSuffix(string(runNode(t, node, "split.js", strs)), "\n"), "\n")
+	if len(lines) != len(strs) {
+		t.Fatalf("split.js split %d strings of %d", len(lines), len(strs))
+	}
+	bad = 0
+	for i, s := range strs {
+		var lens []string
+		for _, g := range graphemesplitter.Split(s) {
+			lens = append(lens, strconv.Itoa(len(utf16.Encode([]rune(g)))))
+		}
+		if got := strings.Join(lens, ","); got != lines[i] {
+			bad++
+			if bad <= 10 {
+				t.Errorf("%+q: clusters of %s code units; grapheme-splitter: %s", s, got, lines[i])
+			}
 		}
 	}
-	return n
+	if bad > 0 {
+		t.Errorf("%d of %d strings split differently from grapheme-splitter", bad, len(strs))
+	}
+}
+
+// runNode runs a script of the oracle folder with the strings as JSON
+// lines on stdin, and returns what it printed.
+func runNode(t *testing.T, node, script string, in []string) []byte {
+	t.Helper()
+	var stdin bytes.Buffer
+	enc := json.NewEncoder(&stdin)
+	enc.SetEscapeHTML(false)
+	for _, s := range in {
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(node, script)
+	cmd.Dir = smsOracleDir
+	cmd.Stdin = &stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	return out
 }
