@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/twilio"
@@ -190,14 +191,14 @@ func TestCapModelFailsWhenBroken(t *testing.T) {
 				"KEYBRAKE_CAP_SEED="+strconv.Itoa(seed))
 			out, err := cmd.CombinedOutput()
 			if err == nil {
-				t.Fatalf("the model passed with the gate broken (%s):\n%s", c.mode, truncateString(string(out), 2000))
+				t.Fatalf("the model passed with the gate broken (%s):\n%s", c.mode, text.Truncate(string(out), 2000))
 			}
 			if !strings.Contains(string(out), c.want) {
-				t.Fatalf("the model failed with the gate broken (%s), but not with %q:\n%s", c.mode, c.want, truncateString(string(out), 4000))
+				t.Fatalf("the model failed with the gate broken (%s), but not with %q:\n%s", c.mode, c.want, text.Truncate(string(out), 4000))
 			}
 			m := regexp.MustCompile(`sequence with seed (\d+) failed`).FindStringSubmatch(string(out))
 			if m == nil {
-				t.Fatalf("no failing seed in the output:\n%s", truncateString(string(out), 4000))
+				t.Fatalf("no failing seed in the output:\n%s", text.Truncate(string(out), 4000))
 			}
 			failed, _ := strconv.Atoi(m[1])
 			t.Logf("broken on purpose (%s): the model failed at sequence %d with %q", c.mode, failed-seed+1, c.want)

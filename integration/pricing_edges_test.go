@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 )
 
@@ -118,7 +119,7 @@ func TestPricingAtTheEdges(t *testing.T) {
 		counted, moved := l.counted(t, k), money.Micros(sim.Moved(e.vendor))
 		if r.status != e.status || counted != e.counted || moved != e.moved {
 			t.Errorf("%s %s: %d, counted %s, moved %s; want %d, counted %s, moved %s (%s)",
-				e.vendor, e.name, r.status, counted, moved, e.status, e.counted, e.moved, truncateString(r.body, 200))
+				e.vendor, e.name, r.status, counted, moved, e.status, e.counted, e.moved, text.Truncate(r.body, 200))
 		}
 	}
 }

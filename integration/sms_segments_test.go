@@ -18,6 +18,7 @@ import (
 
 	"github.com/keybrake/keybrake/integration/simvendor"
 	"github.com/keybrake/keybrake/internal/graphemesplitter"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/vendors/twilio"
 )
 
@@ -109,7 +110,7 @@ func TestSMSSegmentsMatchTwilioCalculator(t *testing.T) {
 			disagree++
 			if disagree <= 10 {
 				t.Errorf("body %d (%d UTF-16 units) %s: calculator %d %s, Keybrake %d %s, simvendor %d %s",
-					i, len(utf16.Encode([]rune(b))), strconv.QuoteToASCII(truncateString(b, 200)), w.segments, w.encoding, n, enc, simN, simEnc)
+					i, len(utf16.Encode([]rune(b))), strconv.QuoteToASCII(text.Truncate(b, 200)), w.segments, w.encoding, n, enc, simN, simEnc)
 			}
 		}
 		if w.encoding == twilio.EncodingUCS2 {

@@ -51,6 +51,12 @@ type Estimate struct {
 	// before this call. Settle uses it to price the call from the vendor's
 	// answer.
 	Counted money.Micros
+
+	// Items, for a batch the vendor answers item by item (Resend's
+	// /emails/batch in permissive mode), is the cost of each item in the
+	// request's order; Cost is their sum. Settle charges the items the
+	// vendor reports sent, each at its own cost, never an average.
+	Items []money.Micros
 }
 
 // Idempotency says how a vendor honours an idempotency header. A true
@@ -124,17 +130,22 @@ type ScopeRecorder interface {
 	RecordedScope(r *http.Request, body []byte) string
 }
 
-// Settle decisions: what the response means for the reservation.
+// Decision is what a vendor's response means for the call's reservation.
+// The gate finishes the call in the ledger from it (ledger.FinishMode):
+// settle and unpriced settle, release releases, unknown marks it unknown.
+type Decision string
+
+// Settle decisions.
 const (
-	DecisionSettle   = "settle"   // money moved: record the real cost
-	DecisionUnpriced = "unpriced" // money moved, price not known yet: keep the estimate as provisional cost
-	DecisionRelease  = "release"  // the vendor refused; no money moved
-	DecisionUnknown  = "unknown"  // ambiguous; keep the reservation for reconciliation
+	DecisionSettle   Decision = "settle"   // money moved: record the real cost
+	DecisionUnpriced Decision = "unpriced" // money moved, price not known yet: keep the estimate as provisional cost
+	DecisionRelease  Decision = "release"  // the vendor refused; no money moved
+	DecisionUnknown  Decision = "unknown"  // ambiguous; keep the reservation for reconciliation
 )
 
 // Result is what a vendor's response says about the call.
 type Result struct {
-	Decision string
+	Decision Decision
 	// Cost is the real cost when Decision is DecisionSettle; for
 	// DecisionUnpriced it is ignored and the estimate is kept.
 	Cost     money.Micros
@@ -220,7 +231,7 @@ type Vendor interface {
 
 // StatusDecision is the default reading of a response status: 2xx moved
 // money, 5xx (and anything else unexpected) is ambiguous, 4xx moved none.
-func StatusDecision(status int) string {
+func StatusDecision(status int) Decision {
 	switch {
 	case status >= 200 && status < 300:
 		return DecisionSettle
