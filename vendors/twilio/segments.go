@@ -62,6 +62,17 @@ var gsmWidth = func() map[rune]int {
 // by step, including what it does with a character longer than a segment
 // (it opens a new segment for it, even after an empty first one).
 func Segments(body string) (segments int, encoding string) {
+	segments, encoding, _ = countSegments(body)
+	return segments, encoding
+}
+
+// countSegments is Segments, and whether the calculator's packing left a
+// segment holding more than a segment can: a character longer than a
+// segment, or the second segment overfilled when the first gave it its
+// last characters (10 × a, then two characters of 60 code units each: the
+// calculator says 2 segments for 130 code units). Twilio cannot send such
+// a count, and what it bills instead is not documented.
+func countSegments(body string) (segments int, encoding string, overfull bool) {
 	chars := smsCharacters(body)
 	widths := make([]int, len(chars))
 	encoding = EncodingGSM7
@@ -80,7 +91,8 @@ func Segments(body string) (segments int, encoding string) {
 			widths[i] = len(utf16.Encode([]rune(c)))
 		}
 	}
-	return packSegments(widths, single, multi), encoding
+	segments, overfull = packSegments(widths, single, multi)
+	return segments, encoding, overfull
 }
 
 // smsCharacters are the characters the calculator sees in body.
@@ -101,9 +113,11 @@ func smsCharacters(body string) []string {
 // a second segment, the first segment shrinks to multi and gives its last
 // characters to the second, and that character follows them (wherever it
 // then stands). Every later segment holds multi; a character that does not
-// fit in what is left of the current one opens the next.
-func packSegments(widths []int, single, multi int) int {
-	segments := 1
+// fit in what is left of the current one opens the next. overfull is
+// whether a segment ended up holding more than multi (or the first more
+// than single).
+func packSegments(widths []int, single, multi int) (segments int, overfull bool) {
+	segments = 1
 	var first []int // the first segment's characters, while it is the only one
 	used, capacity := 0, single
 	for _, w := range widths {
@@ -124,6 +138,7 @@ func packSegments(widths []int, single, multi int) int {
 				used = 0
 			}
 			used += w
+			overfull = overfull || used > capacity
 			continue
 		}
 		if segments == 1 {
@@ -131,5 +146,5 @@ func packSegments(widths []int, single, multi int) int {
 		}
 		used += w
 	}
-	return segments
+	return segments, overfull
 }

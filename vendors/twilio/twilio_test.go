@@ -133,6 +133,10 @@ func TestSegments(t *testing.T) {
 	}
 }
 
+// zalgo is e under n combining acute accents: one character of n+1 code
+// units.
+func zalgo(n int) string { return "e" + strings.Repeat("\u0301", n) }
+
 func formReq(method, path string, form url.Values) (*http.Request, []byte) {
 	body := []byte(form.Encode())
 	r := httptest.NewRequest(method, path, strings.NewReader(string(body)))
@@ -187,6 +191,12 @@ func TestEstimate(t *testing.T) {
 		{"conference participant dials out", v, url.Values{"To": {us}, "TimeLimit": {"600"}}, "/2010-04-01/Accounts/AC1/Conferences/CF1/Participants.json", 10 * DefaultVoicePerMinute, true},
 		{"buying a number", v, url.Values{"PhoneNumber": {us}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/Local.json", 0, false},
 		{"updating a number is not on the free list", v, url.Values{"VoiceUrl": {"https://x"}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1.json", 0, false},
+		// 10 × a, then two characters of 60 code units: Twilio's calculator
+		// says 2 segments for 130 code units, a second segment it cannot
+		// send; a character longer than a segment likewise.
+		{"a segment overfilled", v, url.Values{"To": {us}, "Body": {a(10) + zalgo(59) + zalgo(59)}}, "", 0, false},
+		{"a character longer than a segment", v, url.Values{"To": {us}, "Body": {zalgo(80)}}, "", 0, false},
+		{"characters of 30 code units fit", v, url.Values{"To": {us}, "Body": {a(10) + zalgo(29) + zalgo(29) + zalgo(29)}}, "", 2 * 8_300, true},
 		{"redacting a message is free", v, url.Values{"Body": {""}}, "/2010-04-01/Accounts/AC1/Messages/SM1.json", 0, true},
 	}
 	for _, c := range cases {
