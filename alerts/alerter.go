@@ -201,6 +201,7 @@ func (a *Alerter) KeySpent(ctx context.Context, keyID string, now time.Time) {
 		return
 	}
 	day := ledger.Day(now).Format(time.DateOnly)
+	at := crossingClock(now)
 	type capUse struct {
 		name, day       string
 		cap             *money.Micros
@@ -223,13 +224,26 @@ func (a *Alerter) KeySpent(ctx context.Context, keyID string, now time.Time) {
 					break
 				}
 				dedupe := fmt.Sprintf("%s:%s:%s:%s%d", EventKeyThreshold, ku.ID, c.name, dayPart(c.day), pct)
-				a.enqueue(ctx, w, EventKeyThreshold, dedupe, now, KeyThresholdData{
+				a.enqueue(ctx, w, EventKeyThreshold, dedupe, at(), KeyThresholdData{
 					KeyID: ku.ID, RunLabel: ku.RunLabel, Vendor: ku.Vendor, Cap: c.name, Day: c.day,
 					ThresholdPercent: pct, CapUSD: *c.cap, SpentUSD: c.spent, ReservedUSD: c.reserved,
 					RemainingUSD: max(0, *c.cap-c.spent-c.reserved),
 				})
 			}
 		}
+	}
+}
+
+// crossingClock stamps the events of one crossing (a charge that reaches
+// 50, 80 and 100% at once) a microsecond apart, in threshold order: the
+// outbox hands out due events oldest first, so they are sent in that order
+// rather than in the order of their random ids. A microsecond is the
+// resolution both ledgers keep.
+func crossingClock(now time.Time) func() time.Time {
+	n := 0
+	return func() time.Time {
+		n++
+		return now.Add(time.Duration(n-1) * time.Microsecond)
 	}
 }
 
@@ -333,6 +347,7 @@ func (a *Alerter) BudgetSpent(ctx context.Context, b Budget, now time.Time) {
 	if b.Kind == "daily" {
 		day = ledger.Day(now).Format(time.DateOnly)
 	}
+	at := crossingClock(now)
 	for i := range a.Webhooks {
 		w := &a.Webhooks[i]
 		if !w.wants(EventBudgetThreshold) {
@@ -343,7 +358,7 @@ func (a *Alerter) BudgetSpent(ctx context.Context, b Budget, now time.Time) {
 				break
 			}
 			dedupe := fmt.Sprintf("%s:%s:%s:%s%d", EventBudgetThreshold, b.TokenID, b.Kind, dayPart(day), pct)
-			a.enqueue(ctx, w, EventBudgetThreshold, dedupe, now, BudgetThresholdData{
+			a.enqueue(ctx, w, EventBudgetThreshold, dedupe, at(), BudgetThresholdData{
 				TokenID: b.TokenID, TokenName: b.TokenName, Budget: b.Kind, Day: day,
 				ThresholdPercent: pct, CapUSD: b.Cap, SpentUSD: b.Spent,
 			})

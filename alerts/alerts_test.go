@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -405,5 +406,64 @@ func TestSlackTextEscaped(t *testing.T) {
 	}
 	if text := Text(EventCallUnknown, map[string]any{"path": "/v1/<http://evil.example|ok>"}); !strings.Contains(text, "/v1/&lt;http://evil.example|ok&gt;") {
 		t.Errorf("path not escaped: %s", text)
+	}
+}
+
+// TestOneChargeCrossingThresholdsInOrder: a charge that reaches 50, 80 and
+// 100% of a key's cap at once sends the three key.threshold events in that
+// order (the outbox's random ids used to decide it), for each of 12 keys.
+func TestOneChargeCrossingThresholdsInOrder(t *testing.T) {
+	store := openStore(t)
+	clk := &clock{t: t0}
+	rc := &receiver{t: t, secret: "whsec_a", now: clk.Now}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	hooks := []Webhook{{Name: "ops", URL: srv.URL, Secret: "whsec_a", Events: []string{EventKeyThreshold}}}
+	if err := hooks[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ob := store.(ledger.Outbox)
+	a := &Alerter{Outbox: ob, Keys: store, Webhooks: hooks}
+	ctx := context.Background()
+	const keys = 12
+	for i := range keys {
+		key := ledger.Key{ID: fmt.Sprintf("vkO%02d", i), Hash: ledger.HashSecret(fmt.Sprint("o", i)), Vendor: "stripe",
+			TotalCap: ptr(usd("10")), AllowedEndpoints: []string{"POST /v1/charges"}, RunLabel: "run-o",
+			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := store.CreateKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		callID := fmt.Sprintf("clO%02d", i)
+		if _, err := store.Reserve(ctx, ledger.ReserveRequest{CallID: callID, KeyID: key.ID, Vendor: "stripe", Method: "POST",
+			Path: "/v1/charges", Endpoint: "POST /v1/charges", Estimate: usd("10"), Now: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Settle(ctx, callID, ledger.Settlement{StatusCode: 200, Cost: usd("10"), Now: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		a.KeySpent(ctx, key.ID, clk.Now())
+		clk.Add(time.Second)
+	}
+	s := &Sender{Outbox: ob, Webhooks: hooks, Now: clk.Now, Batch: 5} // batches cut through crossings
+	for range 3 * keys {
+		if d, f, err := s.RunOnce(ctx); err != nil || f != 0 || d == 0 {
+			break
+		}
+	}
+	if len(rc.got) != 3*keys {
+		t.Fatalf("%d events delivered; want %d", len(rc.got), 3*keys)
+	}
+	for i := range keys {
+		var pcts []any
+		for _, m := range rc.got[3*i : 3*i+3] {
+			d := m["data"].(map[string]any)
+			if d["key_id"] != fmt.Sprintf("vkO%02d", i) {
+				t.Fatalf("event %v out of key order", d)
+			}
+			pcts = append(pcts, d["threshold_percent"])
+		}
+		if fmtList(pcts) != "[50 80 100]" {
+			t.Errorf("key %d: thresholds sent %v, want [50 80 100]", i, pcts)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,6 +105,10 @@ func (s *Sender) RunOnce(ctx context.Context) (delivered, failed int, err error)
 	if err != nil {
 		return 0, 0, fmt.Errorf("claiming events: %w", err)
 	}
+	// The claim picks the oldest due events, but neither ledger returns them
+	// in that order: send them oldest first, so a crossing's thresholds
+	// arrive 50, 80, 100.
+	sort.SliceStable(events, func(i, j int) bool { return events[i].CreatedAt.Before(events[j].CreatedAt) })
 	for i, e := range events {
 		if ctx.Err() != nil {
 			// Stopping: hand the unsent claims back at once, rather than

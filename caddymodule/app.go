@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -87,6 +88,15 @@ type App struct {
 	// WebhookDelivery tunes retries and polling of the webhook sender.
 	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
 
+	// PinnedEnv holds environment variables the Caddyfile reads when it is
+	// adapted ({$NAME}: the site address, bind, upstreams) with the values
+	// they had then, null for unset; the Caddyfile's `pin_env NAME...`
+	// fills it in. Provision refuses a config whose values differ from the
+	// environment of the running process, so a `caddy reload` run from
+	// another shell cannot move the site or send calls to another upstream.
+	// Default: none.
+	PinnedEnv map[string]*string `json:"pinned_env,omitempty"`
+
 	ledger *ledgerHandle
 	dsn    string
 	ctx    caddy.Context
@@ -125,6 +135,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
+	if err := checkPinnedEnv(a.PinnedEnv, os.LookupEnv); err != nil {
+		return err
+	}
 	a.ready = make(chan struct{})
 	a.now = time.Now
 	repl := caddy.NewReplacer()

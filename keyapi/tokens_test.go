@@ -100,7 +100,10 @@ func TestTokenRoles(t *testing.T) {
 		{issuer, "GET", "/vault/tokens", "", 403, codeForbidden},
 		{issuer, "POST", "/vault/tokens", `{"name":"x","role":"admin"}`, 403, codeForbidden},
 		{issuer, "DELETE", "/vault/tokens/" + issuerID, "", 403, codeForbidden},
-		{issuer, "GET", "/vault/summary?agent_run_label=windmill/r1", "", 403, codeForbidden},
+		// An issuer reads the summary of a run only it issued keys for.
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/0193abc", "", 404, codeNotFound},
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/none", "", 404, codeNotFound},
+		{issuer, "GET", "/vault/summary?day=2026-11-29", "", 403, codeForbidden},
 		{issuer, "GET", "/vault/audit", "", 403, codeForbidden},
 		{issuer, "GET", "/vault/keys/" + adminKey, "", 404, codeNotFound},
 		{issuer, "GET", "/vault/keys/" + otherKey, "", 404, codeNotFound},
@@ -123,6 +126,7 @@ func TestTokenRoles(t *testing.T) {
 		{reader, "GET", "/vault/summary?agent_run_label=windmill/r1"},
 		{issuer, "GET", "/vault/keys/" + own},
 		{issuer, "GET", "/vault/audit?key_id=" + own},
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/r1"},
 	} {
 		if rec := e.as(tc.token, tc.method, tc.target, ""); rec.Code != http.StatusOK {
 			t.Errorf("%s %s: %d %s", tc.method, tc.target, rec.Code, rec.Body)
