@@ -34,6 +34,10 @@ type callView struct {
 	ResolvedBy    *string `json:"resolved_by"`
 	ResolvedAt    *string `json:"resolved_at"`
 	ResolveReason *string `json:"resolve_reason"`
+	// Count is how many calls the record stands for: 1, or for a refusal
+	// counted per key, outcome and minute, how many there were (the record
+	// is the first; finished_at is the last one's end).
+	Count int64 `json:"count"`
 }
 
 func newCallView(c ledger.Call) callView {
@@ -60,6 +64,7 @@ func newCallView(c ledger.Call) callView {
 		ResolvedBy:     optional(c.ResolvedBy),
 		ResolvedAt:     formatTimePtr(c.ResolvedAt),
 		ResolveReason:  optional(c.ResolveReason),
+		Count:          max(c.Count, 1),
 	}
 }
 
@@ -81,7 +86,7 @@ type callList struct {
 // CSV export.
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseQuery(r, "agent_run_label", "key_id", "vendor", "outcome", "cost_state",
-		"vendor_txn_id", "since", "until", "cursor", "limit", "format")
+		"vendor_txn_id", "since", "until", "day", "cursor", "limit", "format")
 	if err != nil {
 		return err
 	}
@@ -119,6 +124,23 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
 		return invalidField("until", "until must be after since")
+	}
+	// day is the UTC day's window, narrowed by since and until when given
+	// too (it never widens them).
+	day, err := dayParam(q)
+	if err != nil {
+		return err
+	}
+	if !day.IsZero() {
+		if f.Since.Before(day) {
+			f.Since = day
+		}
+		if end := day.AddDate(0, 0, 1); f.Until.IsZero() || f.Until.After(end) {
+			f.Until = end
+		}
+		if !f.Until.After(f.Since) {
+			return invalidField("day", "since and until leave nothing of day")
+		}
 	}
 	if f.Cursor, err = textParam(q, "cursor", maxCursorLength); err != nil {
 		return err
