@@ -110,12 +110,14 @@ var RetentionStates = []string{CostSettled, CostReleased, CostNone}
 // started_at index.
 func RetentionSQL(d Dialect, before time.Time, limit int) (string, []any) {
 	q := &query{d: d}
+	// Arguments in the order their placeholders are written: "?" is
+	// positional.
+	q.where = append(q.where, "started_at < "+q.arg(d.Time(before)))
 	states := make([]string, len(RetentionStates))
 	for i, st := range RetentionStates {
 		states[i] = q.arg(st)
 	}
-	q.where = append(q.where, "started_at < "+q.arg(d.Time(before)),
-		"cost_state IN ("+strings.Join(states, ", ")+")")
+	q.where = append(q.where, "cost_state IN ("+strings.Join(states, ", ")+")")
 	return `SELECT seq FROM calls` + q.whereClause() + ` ORDER BY started_at, seq LIMIT ` + q.arg(limit), q.args
 }
 
