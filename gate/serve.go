@@ -143,19 +143,15 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 			outcome: ledger.OutcomeUnauthenticated}
 	}
 	c.secret = secret
-	addr := authlimit.ClientAddr(r.RemoteAddr)
-	if ok, _ := g.cfg.AuthLimiter.Allow(addr, c.started); !ok {
-		return &refusal{status: http.StatusTooManyRequests, code: "keybrake_too_many_failed_attempts",
-			message: "Too many unknown vault keys from this address; Keybrake refuses it for a while.",
-			outcome: OutcomeAuthThrottled}
-	}
+	// The credential is looked up before the failed-auth limiter is asked
+	// (the lookup is cached): a valid key is never refused for what other
+	// clients behind the same address sent. Only failing attempts are
+	// counted and, past the burst, refused with 429.
 	h := ledger.HashSecret(secret)
 	key, err := g.cfg.Keys.Lookup(r.Context(), h)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		g.cfg.AuthLimiter.Fail(addr, c.started)
-		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
-			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
+		return g.failedKey(r, c)
 	case err != nil:
 		g.log.Error("looking up vault key", zap.String("call_id", c.id), zap.Error(err))
 		return unavailable()
@@ -163,9 +159,7 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 	// The lookup was by hash already; comparing in constant time as well
 	// keeps a future index change from opening a timing side channel.
 	if subtle.ConstantTimeCompare(key.Hash[:], h[:]) != 1 {
-		g.cfg.AuthLimiter.Fail(addr, c.started)
-		return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
-			message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
+		return g.failedKey(r, c)
 	}
 	c.key = &key.Key
 	if key.Vendor != v.Name() {
@@ -215,6 +209,20 @@ func (g *Gate) admit(r *http.Request, c *call) *refusal {
 		return f
 	}
 	return g.price(r, c, body)
+}
+
+// failedKey refuses a vault key that matches none: 401, or 429 once its
+// address has failed more than the limiter's burst.
+func (g *Gate) failedKey(r *http.Request, c *call) *refusal {
+	addr := authlimit.ClientAddr(r.RemoteAddr)
+	if ok, _ := g.cfg.AuthLimiter.Allow(addr, c.started); !ok {
+		return &refusal{status: http.StatusTooManyRequests, code: "keybrake_too_many_failed_attempts",
+			message: "Too many unknown vault keys from this address; Keybrake refuses them for a while.",
+			outcome: OutcomeAuthThrottled}
+	}
+	g.cfg.AuthLimiter.Fail(addr, c.started)
+	return &refusal{status: http.StatusUnauthorized, code: "keybrake_invalid_key",
+		message: "Invalid vault key.", outcome: ledger.OutcomeUnauthenticated}
 }
 
 // readBody reads the request body for pricing and puts it back for the
