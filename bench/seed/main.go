@@ -13,7 +13,7 @@
 //	seed -ledger sqlite:/tmp/l.db -calls 1000000
 //	seed -ledger postgres://… -calls 10000000 -runs 100000 -days 30
 //
-// The calls, by i = 0…calls-1: key and run i mod runs; stripe, and twilio
+// The calls, by i = 0…calls-1: key and run i×runs/calls; stripe, and twilio
 // every 10th; outcome cap_hit every 50th (refused, no cost), revoked every
 // 200th (refused), otherwise forwarded; cost state unknown every 1000th,
 // released every 100th, otherwise settled at $0.10 with vendor transaction
@@ -43,7 +43,7 @@ import (
 func main() {
 	dsn := flag.String("ledger", "", "the ledger: sqlite:PATH or postgres://…")
 	calls := flag.Int("calls", 1_000_000, "calls to add")
-	runs := flag.Int("runs", 0, "runs (one key each); default calls/100, at least 1")
+	runs := flag.Int("runs", 3000, "runs (one key each), each a block of consecutive calls")
 	days := flag.Int("days", 30, "days the calls spread over")
 	endFlag := flag.String("end", "", "RFC 3339 time the calls end before; default now")
 	chunk := flag.Int("chunk", 250_000, "calls per INSERT statement")
@@ -72,8 +72,8 @@ func run(dsn string, calls, runs, days int, endFlag string, chunk int) error {
 	if dsn == "" || calls < 0 || days < 1 || chunk < 1 {
 		return fmt.Errorf("give -ledger, -calls >= 0, -days >= 1 and -chunk >= 1")
 	}
-	if runs <= 0 {
-		runs = max(calls/100, 1)
+	if runs <= 0 || (calls > 0 && runs > calls) {
+		runs = max(min(calls, 3000), 1)
 	}
 	end := time.Now().UTC()
 	if endFlag != "" {
@@ -106,7 +106,7 @@ func run(dsn string, calls, runs, days int, endFlag string, chunk int) error {
 	mid := calls / 2
 	fmt.Printf("seeded %d calls of %d runs in %s\n", calls, runs, time.Since(began).Round(time.Millisecond))
 	fmt.Printf("SEED_RUN=seed/run/%d\nSEED_DAY=%s\nSEED_TXN=pi_seed%d\nSEED_SINCE=%s\n",
-		mid%runs, p.start.Add(time.Duration(mid)*p.step).Format(time.DateOnly), mid-mid%10+2,
+		int64(mid)*int64(runs)/int64(max(calls, 1)), p.start.Add(time.Duration(mid)*p.step).Format(time.DateOnly), mid-mid%10+2,
 		p.start.Add(time.Duration(mid)*p.step).Format(time.RFC3339))
 	os.Stdout.Sync()
 	return nil
@@ -152,7 +152,7 @@ const seedColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	reserved, cost, vendor_txn_id, cost_state, day, started_at, finished_at`
 
 func seedValues(started, day string) string {
-	return `'clSeed' || i, 'vkSeed' || (i % $RUNS), 'seed/run/' || (i % $RUNS),
+	return `'clSeed' || i, 'vkSeed' || $RUN, 'seed/run/' || $RUN,
 		CASE WHEN i % 10 = 0 THEN 'twilio' ELSE 'stripe' END, 'POST',
 		CASE WHEN i % 10 = 0 THEN '/2010-04-01/Accounts/AC1/Messages.json' ELSE '/v1/payment_intents' END,
 		CASE WHEN i % 10 = 0 THEN 'POST /2010-04-01/Accounts/*/Messages.json' ELSE 'POST /v1/payment_intents' END,
@@ -184,7 +184,7 @@ func seedSQLite(ctx context.Context, path string, p seedPlan) error {
 	}
 	started := fmt.Sprintf("(%d + i * %d)", start, step)
 	day := fmt.Sprintf("(%s / 86400000000000 * 86400000000000)", started)
-	values := strings.ReplaceAll(seedValues(started, day), "$RUNS", fmt.Sprint(p.runs))
+	values := strings.ReplaceAll(seedValues(started, day), "$RUN", fmt.Sprintf("(i * %d / %d)", p.runs, max(p.calls, 1)))
 	for from := 0; from < p.calls; from += p.chunk {
 		to := min(from+p.chunk, p.calls)
 		if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
@@ -216,7 +216,8 @@ func seedPostgres(ctx context.Context, dsn string, p seedPlan) error {
 		return fmt.Errorf("seeding keys: %w", err)
 	}
 	started := "($1::timestamptz + i * $2::interval)"
-	values := strings.ReplaceAll(seedValues(started, "("+started+" AT TIME ZONE 'UTC')::date"), "$RUNS", fmt.Sprint(p.runs))
+	values := strings.ReplaceAll(seedValues(started, "("+started+" AT TIME ZONE 'UTC')::date"), "$RUN",
+		fmt.Sprintf("(i::bigint * %d / %d)", p.runs, max(p.calls, 1)))
 	for from := 0; from < p.calls; from += p.chunk {
 		to := min(from+p.chunk, p.calls)
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
