@@ -116,9 +116,7 @@ func (r *Retention) Run(ctx context.Context) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
+	return runEvery(ctx, interval, true, func(ctx context.Context) {
 		n, err := r.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("deleting old calls (retain_calls)", zap.Error(err))
@@ -126,10 +124,5 @@ func (r *Retention) Run(ctx context.Context) error {
 		if n > 0 {
 			log.Info("old calls deleted (retain_calls)", zap.Int("calls", n), zap.Duration("retain_calls", r.Keep))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
-		}
-	}
+	})
 }

@@ -92,14 +92,7 @@ func (s *StaleSweeper) Run(ctx context.Context) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
-		}
+	return runEvery(ctx, interval, false, func(ctx context.Context) {
 		n, err := s.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("sweeping stale reservations", zap.Error(err))
@@ -108,5 +101,5 @@ func (s *StaleSweeper) Run(ctx context.Context) error {
 			log.Warn("reservations left by a node that stopped are marked unknown for reconciliation",
 				zap.Int("calls", n))
 		}
-	}
+	})
 }

@@ -38,42 +38,54 @@ CREATE TABLE call_days (
 );
 CREATE INDEX call_days_run_idx ON call_days (run_label, day);
 
--- keybrake_roll adds sign times what one call counts: call_count calls;
--- forwarded when it held a reservation (its cost state left none) or is a
--- replay; a cap hit by its outcome; refused when refused without a
--- reservation otherwise; its cost; its reservation while reserved or
--- unknown.
-CREATE FUNCTION keybrake_roll(c calls, sign bigint) RETURNS void LANGUAGE sql AS $$
+-- keybrake_roll adds to the rollup row of k's day, run, vendor, endpoint
+-- and outcome what plus counts and takes out what minus counts (either may
+-- be NULL). A call counts: call_count calls; forwarded when it held a
+-- reservation (its cost state left none) or is a replay; a cap hit by its
+-- outcome; refused when refused without a reservation otherwise; its cost;
+-- its reservation while reserved or unknown. PL/pgSQL, not SQL, so that its
+-- statement is planned once per session rather than on every call.
+CREATE FUNCTION keybrake_roll(k calls, plus calls, minus calls) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO call_days AS d (day, run_label, vendor, endpoint, outcome, shard,
 			calls, forwarded, replays, cap_hits, refused, spent, reserved)
-	VALUES (c.day, c.run_label, c.vendor, c.endpoint, c.outcome, pg_backend_pid(),
-		sign * c.call_count,
-		CASE WHEN c.cost_state <> 'none' OR c.replay_of <> '' THEN sign * c.call_count ELSE 0 END,
-		CASE WHEN c.replay_of <> '' THEN sign * c.call_count ELSE 0 END,
-		CASE WHEN c.outcome IN ('cap_hit', 'budget_hit') THEN sign * c.call_count ELSE 0 END,
-		CASE WHEN c.cost_state = 'none' AND c.replay_of = '' AND c.outcome NOT IN ('cap_hit', 'budget_hit')
-			THEN sign * c.call_count ELSE 0 END,
-		sign * c.cost,
-		CASE WHEN c.cost_state IN ('reserved', 'unknown') THEN sign * c.reserved ELSE 0 END)
+	SELECT k.day, k.run_label, k.vendor, k.endpoint, k.outcome, pg_backend_pid(),
+		coalesce(sum(c.s * c.call_count), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state <> 'none' OR c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.outcome IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state = 'none' AND c.replay_of = ''
+			AND c.outcome NOT IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.cost), 0),
+		coalesce(sum(c.s * c.reserved) FILTER (WHERE c.cost_state IN ('reserved', 'unknown')), 0)
+	FROM (SELECT (v.r).*, v.s FROM (VALUES (plus, 1), (minus, -1)) AS v(r, s)
+		WHERE (v.r).call_id IS NOT NULL) AS c
 	ON CONFLICT (day, run_label, vendor, endpoint, outcome, shard) DO UPDATE SET
 		calls = d.calls + EXCLUDED.calls, forwarded = d.forwarded + EXCLUDED.forwarded,
 		replays = d.replays + EXCLUDED.replays, cap_hits = d.cap_hits + EXCLUDED.cap_hits,
 		refused = d.refused + EXCLUDED.refused, spent = d.spent + EXCLUDED.spent,
 		reserved = d.reserved + EXCLUDED.reserved;
+END;
 $$;
 
--- An update takes the old version's counts out and puts the new one's in
--- (a settlement may change the outcome, and so the row it counts in).
+-- An update moves the difference between the old and the new version: in
+-- one rollup row when both count in the same one (a settlement, mostly),
+-- else out of the old version's row and into the new one's (a settlement
+-- that changed the outcome).
 CREATE FUNCTION keybrake_roll_call() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF TG_OP = 'UPDATE' THEN
-		IF (OLD.outcome, OLD.cost_state, OLD.cost, OLD.reserved, OLD.call_count)
-			IS NOT DISTINCT FROM (NEW.outcome, NEW.cost_state, NEW.cost, NEW.reserved, NEW.call_count) THEN
-			RETURN NULL;
-		END IF;
-		PERFORM keybrake_roll(OLD, -1);
+	IF TG_OP = 'INSERT' THEN
+		PERFORM keybrake_roll(NEW, NEW, NULL);
+	ELSIF (OLD.outcome, OLD.cost_state, OLD.cost, OLD.reserved, OLD.call_count)
+		IS NOT DISTINCT FROM (NEW.outcome, NEW.cost_state, NEW.cost, NEW.reserved, NEW.call_count) THEN
+		RETURN NULL;
+	ELSIF (OLD.day, OLD.run_label, OLD.vendor, OLD.endpoint, OLD.outcome)
+		= (NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome) THEN
+		PERFORM keybrake_roll(NEW, NEW, OLD);
+	ELSE
+		PERFORM keybrake_roll(OLD, NULL, OLD);
+		PERFORM keybrake_roll(NEW, NEW, NULL);
 	END IF;
-	PERFORM keybrake_roll(NEW, 1);
 	RETURN NULL;
 END;
 $$;
