@@ -72,8 +72,8 @@ func run(dsn string, calls, runs, days int, endFlag string, chunk int) error {
 	if dsn == "" || calls < 0 || days < 1 || chunk < 1 {
 		return fmt.Errorf("give -ledger, -calls >= 0, -days >= 1 and -chunk >= 1")
 	}
-	if runs <= 0 || (calls > 0 && runs > calls) {
-		runs = max(min(calls, 3000), 1)
+	if runs <= 0 || runs > calls {
+		runs = min(calls, 3000) // no keys for an empty ledger
 	}
 	end := time.Now().UTC()
 	if endFlag != "" {
@@ -175,6 +175,9 @@ func seedSQLite(ctx context.Context, path string, p seedPlan) error {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	start, step := p.start.UnixNano(), p.step.Nanoseconds()
+	if p.runs == 0 {
+		return nil
+	}
 	if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
 		INSERT INTO keys (id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, created_at, expires_at)
 		SELECT 'vkSeed' || i, randomblob(32), 'stripe', NULL, 1000000000000, '["POST /v1/payment_intents"]',
