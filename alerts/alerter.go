@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/randid"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -396,19 +396,7 @@ func (a *Alerter) enqueue(ctx context.Context, w *Webhook, typ, dedupe string, n
 	}
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 // newEventID returns "evt" and 22 random base62 characters.
 func newEventID() string {
-	b := make([]byte, 0, 22)
-	var buf [32]byte
-	for len(b) < 22 {
-		_, _ = rand.Read(buf[:])
-		for _, x := range buf {
-			if x < 248 && len(b) < 22 {
-				b = append(b, base62[x%62])
-			}
-		}
-	}
-	return "evt" + string(b)
+	return "evt" + randid.Base62(22)
 }

@@ -15,7 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
+	"github.com/keybrake/keybrake/keyapi"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
 )
@@ -142,10 +143,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		dsn = ledger.DefaultDSN
 	}
 	if a.MaxTTL == 0 {
-		a.MaxTTL = caddy.Duration(24 * time.Hour)
+		a.MaxTTL = caddy.Duration(keyapi.DefaultMaxTTL)
 	}
 	if a.DefaultTTL == 0 {
-		a.DefaultTTL = caddy.Duration(time.Hour)
+		a.DefaultTTL = caddy.Duration(keyapi.DefaultDefaultTTL)
 	}
 	if a.KeyCacheTTL == 0 {
 		a.KeyCacheTTL = caddy.Duration(ledger.DefaultKeyCacheTTL)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/ledger"
 	_ "github.com/keybrake/keybrake/ledger/postgres"
 	_ "github.com/keybrake/keybrake/ledger/sqlite"
@@ -61,7 +62,7 @@ type capResponse struct {
 }
 
 func (r capResponse) String() string {
-	return fmt.Sprintf("%d %s", r.status, truncateString(r.body, 300))
+	return fmt.Sprintf("%d %s", r.status, text.Truncate(r.body, 300))
 }
 
 // capKey is an issued vault key.
@@ -313,13 +314,6 @@ func randAlnum(n int) string {
 		b[i] = alnum[x.Int64()]
 	}
 	return string(b)
-}
-
-func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 func form(kv ...string) string {

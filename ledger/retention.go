@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/internal/periodic"
 )
 
 // Retainer is a Store that can delete old call records (retain_calls).
@@ -48,6 +50,8 @@ type Retention struct {
 	Lock func(ctx context.Context) (release func(), ok bool, err error)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Ticks, when set, replaces the Interval ticker (a test's clock).
+	Ticks <-chan time.Time
 	// Deleted, when set, is told how many calls each batch deleted (the
 	// keybrake_calls_deleted_total metric).
 	Deleted func(n int)
@@ -106,7 +110,8 @@ func (r *Retention) RunOnce(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// Run runs a round at once and then every Interval until ctx is done.
+// Run runs a round at once and then every Interval (or on every value of
+// Ticks) until ctx is done.
 func (r *Retention) Run(ctx context.Context) error {
 	interval := r.Interval
 	if interval <= 0 {
@@ -116,7 +121,7 @@ func (r *Retention) Run(ctx context.Context) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return runEvery(ctx, interval, true, func(ctx context.Context) {
+	round := func(ctx context.Context) {
 		n, err := r.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("deleting old calls (retain_calls)", zap.Error(err))
@@ -124,5 +129,7 @@ func (r *Retention) Run(ctx context.Context) error {
 		if n > 0 {
 			log.Info("old calls deleted (retain_calls)", zap.Int("calls", n), zap.Duration("retain_calls", r.Keep))
 		}
-	})
+	}
+	round(ctx)
+	return periodic.Run(ctx, r.Ticks, interval, round)
 }

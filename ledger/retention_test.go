@@ -62,15 +62,22 @@ func TestRetentionLock(t *testing.T) {
 	}
 }
 
-// TestRetentionRunStops: Run returns once its context is done.
-func TestRetentionRunStops(t *testing.T) {
-	store := &fakeRetainer{}
+// TestRetentionRun: Run deletes at once and on every tick, and returns
+// once its context is done.
+func TestRetentionRun(t *testing.T) {
+	store := &fakeRetainer{eligible: 3}
+	ticks := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	r := &ledger.Retention{Store: store, Keep: ledger.MinRetainCalls, Interval: time.Hour}
+	r := &ledger.Retention{Store: store, Keep: ledger.MinRetainCalls, Ticks: ticks}
 	go func() { done <- r.Run(ctx) }()
+	ticks <- time.Time{} // taken after the first round
+	ticks <- time.Time{} // taken after the second
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v; want context.Canceled", err)
+	}
+	if len(store.batches) < 2 || store.batches[0] != 3 {
+		t.Fatalf("batches %v; want the first round's 3, then a round per tick", store.batches)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/internal/periodic"
 )
 
 // StaleSweeper finds reservations whose node died: calls still "reserved"
@@ -92,7 +94,7 @@ func (s *StaleSweeper) Run(ctx context.Context) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return runEvery(ctx, interval, false, func(ctx context.Context) {
+	return periodic.Run(ctx, nil, interval, func(ctx context.Context) {
 		n, err := s.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("sweeping stale reservations", zap.Error(err))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -49,7 +50,7 @@ func (v *Vendor) Estimate(r *http.Request, raw []byte) (vendors.Estimate, error)
 		if v.c.free[r.Method] {
 			return vendors.Estimate{Known: true}, nil
 		}
-		return vendors.Estimate{Reason: fmt.Sprintf("no cost rule for %s %s", r.Method, truncate(r.URL.Path, 200))}, nil
+		return vendors.Estimate{Reason: fmt.Sprintf("no cost rule for %s %s", r.Method, text.Truncate(r.URL.Path, 200))}, nil
 	}
 	if len(ep.estimate) == 0 {
 		return vendors.Estimate{Known: true}, nil

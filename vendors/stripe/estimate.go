@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -32,7 +33,7 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	case free:
 		return vendors.Estimate{Known: true}, nil
 	case unlisted:
-		return vendors.Estimate{Reason: r.Method + " " + truncate(path, 120) + " may move money and has no price rule"}, nil
+		return vendors.Estimate{Reason: r.Method + " " + text.Truncate(path, 120) + " may move money and has no price rule"}, nil
 	}
 	form, err := parseForm(r, body)
 	if err != nil {
@@ -202,7 +203,7 @@ func amountAndCurrency(form url.Values, amountField string) (*int64, string, err
 	}
 	amount, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || amount < 0 {
-		return nil, "", badParam("parameter_invalid_integer", "Invalid integer: "+truncate(s, 40))
+		return nil, "", badParam("parameter_invalid_integer", "Invalid integer: "+text.Truncate(s, 40))
 	}
 	return &amount, currency, nil
 }
@@ -213,7 +214,7 @@ func (v *Vendor) toUSD(amount int64, currency string) (money.Micros, error) {
 	cost, err := v.rates.ToUSD(amount, currency)
 	if err != nil {
 		return 0, badParam("keybrake_currency_not_priced",
-			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(truncate(currency, 10)), err))
+			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(text.Truncate(currency, 10)), err))
 	}
 	return cost, nil
 }
@@ -260,11 +261,4 @@ func single(form url.Values, name string) (string, error) {
 // badParam is a 400 refusal of a request parameter; msg names the parameter.
 func badParam(code, msg string) *vendors.Error {
 	return &vendors.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -1,0 +1,69 @@
+package gate
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/keybrake/keybrake/vendors"
+)
+
+// prepareUpstream rewrites the request for the vendor: Keybrake's own
+// headers out, the real secret in (Vendor.Authorize), every trace of the
+// vault key out, and the call's tag on the object it creates.
+func (g *Gate) prepareUpstream(r *http.Request, c *call) *refusal {
+	for name := range r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-keybrake-") {
+			r.Header.Del(name)
+		}
+	}
+	// The response must arrive uncompressed for the gate to read it.
+	r.Header.Del("Accept-Encoding")
+	err := g.cfg.Vendor.Authorize(r)
+	dropKeyHeaders(r, c.secret)
+	if err != nil {
+		return authorizeRefusal(err)
+	}
+	if keyInPath(r, c.secret) {
+		return keyInURL()
+	}
+	g.tag(r, c)
+	return nil
+}
+
+// keyInPath reports whether the vault key is still in the path the vendor
+// will see, once Authorize has rewritten it.
+func keyInPath(r *http.Request, secret string) bool {
+	return secret != "" && (strings.Contains(r.URL.Path, secret) || strings.Contains(r.URL.RawPath, secret) ||
+		strings.Contains(r.RequestURI, secret))
+}
+
+// dropKeyHeaders removes every header still carrying the vault key once
+// the vendor has put the real secret in: the vault key never reaches the
+// vendor.
+func dropKeyHeaders(r *http.Request, secret string) {
+	for _, h := range []http.Header{r.Header, r.Trailer} {
+		for name, vals := range h {
+			for _, v := range vals {
+				if strings.Contains(v, secret) {
+					h.Del(name)
+					break
+				}
+			}
+		}
+	}
+}
+
+// tag writes the call's tag on the object it creates, when the vendor
+// takes one (vendors.Tagger). It runs after pricing and fingerprinting,
+// which read the client's own body.
+func (g *Gate) tag(r *http.Request, c *call) {
+	t, ok := g.cfg.Vendor.(vendors.Tagger)
+	if !ok {
+		return
+	}
+	out, ok := t.Tag(r, c.path, c.body, vendors.CallTag{ID: vendors.TagID(c.id, c.key.ID, c.idemKey), RunLabel: c.key.RunLabel})
+	if !ok {
+		return
+	}
+	setBody(r, out)
+}
