@@ -52,21 +52,46 @@ SELECT day, run_label, vendor, endpoint, outcome, count(*),
        sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
 FROM calls GROUP BY day, run_label, vendor, endpoint, outcome;
 
-CREATE TRIGGER calls_roll_insert AFTER INSERT ON calls
+-- Every change to what a call counts goes through call_day_moves, one row
+-- per version of a call added (sign 1) or taken out (sign -1), so that what
+-- a call counts is written once, in call_day_moves_apply. The table stays
+-- empty: each row is applied and deleted as it is inserted.
+CREATE TABLE call_day_moves (
+    sign       INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    run_label  TEXT    NOT NULL,
+    vendor     TEXT    NOT NULL,
+    endpoint   TEXT    NOT NULL,
+    outcome    TEXT    NOT NULL,
+    call_count INTEGER NOT NULL,
+    cost_state TEXT    NOT NULL,
+    replay_of  TEXT    NOT NULL,
+    cost       INTEGER NOT NULL,
+    reserved   INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER call_day_moves_apply AFTER INSERT ON call_day_moves
 BEGIN
     INSERT INTO call_days (day, run_label, vendor, endpoint, outcome, calls, forwarded, replays, cap_hits, refused, spent, reserved)
-    VALUES (NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome, NEW.call_count,
-        NEW.call_count * (NEW.cost_state <> 'none' OR NEW.replay_of <> ''),
-        NEW.call_count * (NEW.replay_of <> ''),
-        NEW.call_count * (NEW.outcome IN ('cap_hit', 'budget_hit')),
-        NEW.call_count * (NEW.cost_state = 'none' AND NEW.replay_of = '' AND NEW.outcome NOT IN ('cap_hit', 'budget_hit')),
-        NEW.cost,
-        CASE WHEN NEW.cost_state IN ('reserved', 'unknown') THEN NEW.reserved ELSE 0 END)
+    VALUES (NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome, NEW.sign * NEW.call_count,
+        NEW.sign * NEW.call_count * (NEW.cost_state <> 'none' OR NEW.replay_of <> ''),
+        NEW.sign * NEW.call_count * (NEW.replay_of <> ''),
+        NEW.sign * NEW.call_count * (NEW.outcome IN ('cap_hit', 'budget_hit')),
+        NEW.sign * NEW.call_count * (NEW.cost_state = 'none' AND NEW.replay_of = '' AND NEW.outcome NOT IN ('cap_hit', 'budget_hit')),
+        NEW.sign * NEW.cost,
+        NEW.sign * CASE WHEN NEW.cost_state IN ('reserved', 'unknown') THEN NEW.reserved ELSE 0 END)
     ON CONFLICT (day, run_label, vendor, endpoint, outcome) DO UPDATE SET
         calls = calls + excluded.calls, forwarded = forwarded + excluded.forwarded,
         replays = replays + excluded.replays, cap_hits = cap_hits + excluded.cap_hits,
         refused = refused + excluded.refused, spent = spent + excluded.spent,
         reserved = reserved + excluded.reserved;
+    DELETE FROM call_day_moves;
+END;
+
+CREATE TRIGGER calls_roll_insert AFTER INSERT ON calls
+BEGIN
+    INSERT INTO call_day_moves VALUES (1, NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome,
+        NEW.call_count, NEW.cost_state, NEW.replay_of, NEW.cost, NEW.reserved);
 END;
 
 -- An update takes the old version's counts out and puts the new one's in
@@ -75,27 +100,8 @@ CREATE TRIGGER calls_roll_update AFTER UPDATE OF outcome, cost_state, cost, rese
 WHEN OLD.outcome <> NEW.outcome OR OLD.cost_state <> NEW.cost_state OR OLD.cost <> NEW.cost
   OR OLD.reserved <> NEW.reserved OR OLD.call_count <> NEW.call_count
 BEGIN
-    UPDATE call_days SET
-        calls = calls - OLD.call_count,
-        forwarded = forwarded - OLD.call_count * (OLD.cost_state <> 'none' OR OLD.replay_of <> ''),
-        replays = replays - OLD.call_count * (OLD.replay_of <> ''),
-        cap_hits = cap_hits - OLD.call_count * (OLD.outcome IN ('cap_hit', 'budget_hit')),
-        refused = refused - OLD.call_count * (OLD.cost_state = 'none' AND OLD.replay_of = '' AND OLD.outcome NOT IN ('cap_hit', 'budget_hit')),
-        spent = spent - OLD.cost,
-        reserved = reserved - CASE WHEN OLD.cost_state IN ('reserved', 'unknown') THEN OLD.reserved ELSE 0 END
-    WHERE day = OLD.day AND run_label = OLD.run_label AND vendor = OLD.vendor
-      AND endpoint = OLD.endpoint AND outcome = OLD.outcome;
-    INSERT INTO call_days (day, run_label, vendor, endpoint, outcome, calls, forwarded, replays, cap_hits, refused, spent, reserved)
-    VALUES (NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome, NEW.call_count,
-        NEW.call_count * (NEW.cost_state <> 'none' OR NEW.replay_of <> ''),
-        NEW.call_count * (NEW.replay_of <> ''),
-        NEW.call_count * (NEW.outcome IN ('cap_hit', 'budget_hit')),
-        NEW.call_count * (NEW.cost_state = 'none' AND NEW.replay_of = '' AND NEW.outcome NOT IN ('cap_hit', 'budget_hit')),
-        NEW.cost,
-        CASE WHEN NEW.cost_state IN ('reserved', 'unknown') THEN NEW.reserved ELSE 0 END)
-    ON CONFLICT (day, run_label, vendor, endpoint, outcome) DO UPDATE SET
-        calls = calls + excluded.calls, forwarded = forwarded + excluded.forwarded,
-        replays = replays + excluded.replays, cap_hits = cap_hits + excluded.cap_hits,
-        refused = refused + excluded.refused, spent = spent + excluded.spent,
-        reserved = reserved + excluded.reserved;
+    INSERT INTO call_day_moves VALUES (-1, OLD.day, OLD.run_label, OLD.vendor, OLD.endpoint, OLD.outcome,
+        OLD.call_count, OLD.cost_state, OLD.replay_of, OLD.cost, OLD.reserved);
+    INSERT INTO call_day_moves VALUES (1, NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome,
+        NEW.call_count, NEW.cost_state, NEW.replay_of, NEW.cost, NEW.reserved);
 END;
