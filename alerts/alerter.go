@@ -283,7 +283,9 @@ func (a *Alerter) Revoked(ctx context.Context, k ledger.Key, now time.Time) {
 }
 
 // RevokedID enqueues key.revoked for the key with that id, read from the
-// ledger.
+// ledger, if it is revoked: the key API tells the same hook of a PATCH,
+// which must neither alert nor, since the event is sent once per key,
+// silence the real revocation's alert.
 func (a *Alerter) RevokedID(ctx context.Context, keyID string, now time.Time) {
 	if !a.active() || a.Keys == nil {
 		return
@@ -291,6 +293,9 @@ func (a *Alerter) RevokedID(ctx context.Context, keyID string, now time.Time) {
 	ku, err := a.Keys.GetKey(ctx, keyID, now)
 	if err != nil {
 		a.logger().Error("reading revoked key for alerts", zap.String("key_id", keyID), zap.Error(err))
+		return
+	}
+	if ku.RevokedAt == nil {
 		return
 	}
 	a.Revoked(ctx, ku.Key, now)

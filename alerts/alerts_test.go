@@ -210,13 +210,16 @@ func TestThresholdsOncePerCrossing(t *testing.T) {
 	other := &Alerter{Outbox: ob, Keys: store, Webhooks: hooks}
 	other.KeySpent(ctx, key.ID, clk.Now())
 	other.CapHit(ctx, &key, "clZ", "POST /v1/charges", 0, clk.Now())
+	// A PATCH tells the revocation hook too: a key still active is no
+	// revocation, and must not use up the one key.revoked the key gets.
+	a.RevokedID(ctx, key.ID, clk.Now())
 	clk.Add(time.Second)
 	revoked, err := store.RevokeKey(ctx, key.ID, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.Revoked(ctx, revoked, clk.Now())
-	a.Revoked(ctx, revoked, clk.Now())
+	a.RevokedID(ctx, key.ID, clk.Now())
 
 	s := &Sender{Outbox: ob, Webhooks: hooks, Now: clk.Now}
 	if d, f, err := s.RunOnce(ctx); err != nil || f != 0 || d != 6 {
@@ -225,6 +228,9 @@ func TestThresholdsOncePerCrossing(t *testing.T) {
 	want := "[key.threshold key.threshold key.threshold key.cap_hit key.revoked]"
 	if got := rc.types(); fmtList(got) != want {
 		t.Errorf("ops got %v, want %s", got, want)
+	}
+	if at := rc.got[len(rc.got)-1]["data"].(map[string]any)["revoked_at"]; at != revoked.RevokedAt.UTC().Format(time.RFC3339Nano) {
+		t.Errorf("key.revoked at %v; want the revocation's %v", at, revoked.RevokedAt)
 	}
 	var pcts []any
 	for _, m := range rc.got[:3] {

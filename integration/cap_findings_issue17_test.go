@@ -273,6 +273,18 @@ var issue17Cases = []struct {
 		if got := e.c.counted(t, k); got != 601 {
 			t.Errorf("counted %s; want the reservation, 0.000601", got)
 		}
+		// The finding itself: no max_tokens, a $0.003 key, 16,384 tokens
+		// answered. The request went out bound to 4096 and the key counts
+		// its reservation, 2459 µ$, not $0.0098.
+		k = e.c.issue(t, capSpec{vendor: "openai", total: cap, endpoint: openaiAll})
+		msg = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Write a very long story."}]}`
+		wantStatus(t, "chat without max_tokens", e.chat(t, k, "/v1/chat/completions", "application/json", msg), 200, "chatcmpl-")
+		if got := e.llm.received(); len(got) != 2 || !strings.Contains(got[1], `"max_completion_tokens":4096`) {
+			t.Errorf("forwarded %q; want max_completion_tokens 4096", got)
+		}
+		if got := e.c.counted(t, k); got != 2459 {
+			t.Errorf("counted %s; want the reservation, 0.002459", got)
+		}
 	}},
 
 	// Part 4: a request a declared vendor could read another way is

@@ -22,21 +22,31 @@ func sms(text string) string {
 	return form("To", "+15005550006", "From", "+15005550001", "Body", text)
 }
 
+// sendsThrough sends n messages and returns how many Twilio created; each
+// other one must be refused at the cap (429).
+func sendsThrough(t *testing.T, c capTarget, k capKey, n int, req func(i int) capRequest) int {
+	t.Helper()
+	sent := 0
+	for i := range n {
+		r := c.do(t, k, req(i))
+		if r.status == 201 {
+			sent++
+		} else {
+			wantStatus(t, "send over the cap", r, 429, "")
+		}
+	}
+	return sent
+}
+
 // twilioCapCases: findings 1 (Twilio), 6, 7, 8, 9 and 10 (Twilio) of issue 7.
 var twilioCapCases = []capCase{
 	{"1/twilio-ignores-idempotency-keys", func(t *testing.T, c capTarget, sim *simvendor.Sim) {
 		cap := usdOf("0.02")
 		k := c.issue(t, capSpec{vendor: "twilio", total: cap, endpoint: twilioAll})
-		sent := 0
-		for i := range 20 {
-			r := c.do(t, k, twilioPost("Messages.json", form("To", "+1500555"+strings.Repeat("0", 3)+itoa(int64(1000+i)),
-				"From", "+15005550001", "Body", "message "+itoa(int64(i))), "Idempotency-Key", "same"))
-			if r.status == 201 {
-				sent++
-			} else {
-				wantStatus(t, "send over the cap", r, 429, "")
-			}
-		}
+		sent := sendsThrough(t, c, k, 20, func(i int) capRequest {
+			return twilioPost("Messages.json", form("To", "+1500555"+strings.Repeat("0", 3)+itoa(int64(1000+i)),
+				"From", "+15005550001", "Body", "message "+itoa(int64(i))), "Idempotency-Key", "same")
+		})
 		if sent != 2 {
 			t.Errorf("%d sends went through on a $0.02 key at $0.0083 each; want 2", sent)
 		}
@@ -153,6 +163,22 @@ var twilioCapCases = []capCase{
 					t.Errorf("the vault key is in the audited path %q", a.Path)
 				}
 			}
+		}
+		wantWithinCap(t, c, sim, k, *cap)
+	}},
+	{"issue21/sms-segments-never-split-a-character", func(t *testing.T, c capTarget, sim *simvendor.Sim) {
+		// 66 × a, e + U+0301, 66 × a: 134 UTF-16 units that Twilio sends in
+		// three segments, since the é is never split. A key capped at
+		// twenty segments ($0.166) sends six such messages, not ten.
+		cap := usdOf("0.166")
+		k := c.issue(t, capSpec{vendor: "twilio", total: cap, endpoint: twilioAll})
+		body := strings.Repeat("a", 66) + "e\u0301" + strings.Repeat("a", 66)
+		sent := sendsThrough(t, c, k, 10, func(int) capRequest { return twilioPost("Messages.json", sms(body)) })
+		if sent != 6 {
+			t.Errorf("%d three-segment messages went through on a twenty-segment key; want 6", sent)
+		}
+		if moved := money.Micros(sim.Moved("twilio")); moved != 6*3*8_300 {
+			t.Errorf("Twilio moved %s; want 18 segments, %s", moved, money.Micros(6*3*8_300))
 		}
 		wantWithinCap(t, c, sim, k, *cap)
 	}},

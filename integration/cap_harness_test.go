@@ -44,6 +44,8 @@ const (
 	simResendKey    = "re_SimulatedResend0000000000000"
 	// simGBP is the pound's rate on both sides: $1.27.
 	simGBP = 1_270_000
+	// simKWD is the Kuwaiti dinar's (a three-decimal currency): $3.25.
+	simKWD = 3_250_000
 )
 
 // capRequest is one call, as the vendor's SDK would send it (path as the
@@ -98,7 +100,7 @@ func authorize(k capKey, h http.Header) {
 func newSim() *simvendor.Sim {
 	return simvendor.New(simvendor.Config{
 		StripeSecretKey: simStripeSecret, TwilioAccountSID: simTwilioSID, TwilioAuthToken: simTwilioToken,
-		ResendAPIKey: simResendKey, Rates: map[string]int64{"gbp": simGBP, "jpy": 6_700},
+		ResendAPIKey: simResendKey, Rates: map[string]int64{"gbp": simGBP, "jpy": 6_700, "kwd": simKWD},
 	})
 }
 
@@ -271,6 +273,7 @@ func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string, more ...st
 			upstream %s
 			rate gbp 1.27
 			rate jpy 0.0067
+			rate kwd 3.25
 		}
 		vendor twilio {
 			account_sid %s

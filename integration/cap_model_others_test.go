@@ -41,12 +41,38 @@ func otherVendorEndpoints(vendor string) []string {
 	return resendAll
 }
 
-// smsText is a message body of random length and alphabet: GSM-7 (with
-// extension characters that count double) or UCS-2.
+// smsText is a message body from the whole space a caller can send
+// (integration/sms_bodies_test.go): empty, GSM-7 with extension characters
+// at segment edges, every script and kind of character, up to past
+// Twilio's 1,600 characters.
 func (s *capSeq) smsText() string {
-	n := 1 + s.rng.IntN(700)
-	alphabet := []string{"a", "€", "ж", "😀", " "}[s.rng.IntN(5)]
-	return strings.Repeat(alphabet, n)
+	return smsBody(s.rng)
+}
+
+// smsTo is a US number most often, else a destination Keybrake has no rate
+// for, another channel, a number with spaces around it, or none.
+func (s *capSeq) smsTo() string {
+	if s.rng.IntN(5) > 0 {
+		return "+1500555" + strconv.Itoa(1000+s.rng.IntN(9000))
+	}
+	return []string{"+447700900123", "whatsapp:+15005550006", " +15005550006 ", "", "+1787555 0100", "5005550006"}[s.rng.IntN(6)]
+}
+
+// mediaCount is how many MediaUrl a message has: none, one, Twilio's
+// largest (10) and one more, or in between.
+func (s *capSeq) mediaCount() int {
+	return []int{0, 1, 2, 9, 10, 11, 1 + s.rng.IntN(12)}[s.rng.IntN(7)]
+}
+
+// timeLimit is a call's TimeLimit: absent (Twilio's four hours), the
+// edges of a minute and of Twilio's 14,400 s, or no number at all.
+func (s *capSeq) timeLimit() (string, bool) {
+	if s.rng.IntN(4) == 0 {
+		return "", false
+	}
+	edges := []string{"0", "1", "59", "60", "61", "119", "120", "3600", "14399", "14400", "14401", "86400",
+		"-1", "1.5", "abc", "", "9999999999999999999", strconv.Itoa(1 + s.rng.IntN(20000))}
+	return edges[s.rng.IntN(len(edges))], true
 }
 
 func (s *capSeq) twilioResource(name string) string {
@@ -59,20 +85,27 @@ var twilioOps = []capOp{
 		if s.rng.IntN(3) == 0 {
 			hdr = append(hdr, "Idempotency-Key", "same")
 		}
-		s.do(twilioPost(s.twilioResource("Messages"), form("To", "+1500555"+strconv.Itoa(1000+s.rng.IntN(9000)),
+		s.do(twilioPost(s.twilioResource("Messages"), form("To", s.smsTo(),
 			"From", "+15005550001", "Body", s.smsText()), hdr...))
 	}},
 	{"mms", func(s *capSeq) {
-		kv := []string{"To", "+15005550006", "From", "+15005550001", "Body", s.smsText()}
-		for range 1 + s.rng.IntN(12) {
+		kv := []string{"To", s.smsTo(), "From", "+15005550001"}
+		if s.rng.IntN(4) > 0 {
+			kv = append(kv, "Body", s.smsText())
+		}
+		n := s.mediaCount()
+		if n == 0 || s.rng.IntN(4) == 0 {
+			kv = append(kv, "SendAsMms", []string{"true", "True", "false"}[s.rng.IntN(3)])
+		}
+		for range n {
 			kv = append(kv, "MediaUrl", "https://example.com/p.png")
 		}
 		s.do(twilioPost(s.twilioResource("Messages"), form(kv...)))
 	}},
 	{"call", func(s *capSeq) {
-		kv := []string{"To", "+15005550006", "From", "+15005550001", "Url", "https://example.com/t.xml"}
-		if s.rng.IntN(3) > 0 {
-			kv = append(kv, "TimeLimit", strconv.Itoa(1+s.rng.IntN(20000)))
+		kv := []string{"To", s.smsTo(), "From", "+15005550001", "Url", "https://example.com/t.xml"}
+		if v, ok := s.timeLimit(); ok {
+			kv = append(kv, "TimeLimit", v)
 		}
 		s.do(twilioPost(s.twilioResource("Calls"), form(kv...)))
 	}},
@@ -102,14 +135,30 @@ var twilioOps = []capOp{
 	}},
 }
 
+// recipients is a to, cc or bcc field: a few addresses most often, else
+// none, one, Resend's largest to (50) and one more, or a hundred; as an
+// array or a comma-separated string, with display names now and then, the
+// same address twice now and then.
 func (s *capSeq) recipients() string {
 	n := 1 + s.rng.IntN(8)
+	if s.rng.IntN(4) == 0 {
+		n = []int{0, 1, 2, 49, 50, 51, 100}[s.rng.IntN(7)]
+	}
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = "r" + strconv.Itoa(i) + "@example.com"
+		switch s.rng.IntN(8) {
+		case 0:
+			addrs[i] = "Reader " + strconv.Itoa(i) + " <" + addrs[i] + ">"
+		case 1:
+			addrs[i] = "r0@example.com"
+		}
 	}
 	if s.rng.IntN(2) == 0 {
-		return `"` + strings.Join(addrs, ",") + `"`
+		return `"` + strings.Join(addrs, []string{",", ", "}[s.rng.IntN(2)]) + `"`
+	}
+	if n == 0 {
+		return "[]"
 	}
 	return `["` + strings.Join(addrs, `","`) + `"]`
 }
@@ -134,7 +183,12 @@ var resendOps = []capOp{
 		s.do(resendPost("/emails", s.email(), hdr...))
 	}},
 	{"batch", func(s *capSeq) {
+		// A few emails most often, else none, one, Resend's largest batch
+		// (100) and one more.
 		n := 1 + s.rng.IntN(5)
+		if s.rng.IntN(4) == 0 {
+			n = []int{0, 1, 100, 101}[s.rng.IntN(4)]
+		}
 		emails := make([]string, n)
 		for i := range emails {
 			emails[i] = s.email()

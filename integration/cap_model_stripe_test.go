@@ -5,17 +5,38 @@ import (
 	"strconv"
 )
 
-// stripeCurrency picks usd most often, and the two foreign currencies the
-// simulator and Keybrake both price (gbp, jpy: zero-decimal).
+// stripeCurrency picks usd most often, the foreign currencies the
+// simulator and Keybrake both price (gbp; jpy, zero-decimal; kwd,
+// three-decimal), one neither prices, and usd spelled in capitals.
 func (s *capSeq) stripeCurrency() (string, int64) {
-	switch s.rng.IntN(5) {
+	switch s.rng.IntN(8) {
 	case 0:
 		// £ amounts in pence, a little below the dollar figure.
 		return "gbp", max(s.cents()*100/127, 1)
 	case 1:
 		return "jpy", max(s.cents()*100/67, 1)
+	case 2:
+		// Kuwaiti dinar: amounts in fils, a thousandth; $3.25 a dinar.
+		return "kwd", max(s.cents()*1000/325, 1)
+	case 3:
+		return []string{"USD", "eur", "xyz", ""}[s.rng.IntN(4)], s.cents()
 	}
 	return "usd", s.cents()
+}
+
+// stripeAmount is amount most often, else a value from the edges of
+// Stripe's documented input space: 0, 1, below the $0.50 minimum charge,
+// the minimum, the cap to the cent and a cent above, the largest amount
+// (99,999,999, eight digits) and one more, or no integer at all.
+func (s *capSeq) stripeAmount(amount int64) string {
+	if s.rng.IntN(4) > 0 {
+		return itoa(amount)
+	}
+	capCents := int64(s.cap) / 10_000
+	edges := []string{"0", "1", "49", "50", "51", "99", "100", itoa(capCents), itoa(capCents + 1),
+		"99999999", "100000000", "9223372036854775807", "9223372036854775808",
+		"", "-1", "-50", "1.5", "50.00", "+50", "0050", "1e3", " 50", "abc", "０"}
+	return edges[s.rng.IntN(len(edges))]
 }
 
 func (s *capSeq) maybeIdem(hdr []string) []string {
@@ -59,7 +80,7 @@ var stripeOps = []capOp{
 	{"charge", func(s *capSeq) {
 		cur, amt := s.stripeCurrency()
 		hdr := s.maybeAccount(s.maybeIdem(nil))
-		s.rememberIntent(s.do(stripePost("/v1/payment_intents", form("amount", itoa(amt), "currency", cur,
+		s.rememberIntent(s.do(stripePost("/v1/payment_intents", form("amount", s.stripeAmount(amt), "currency", cur,
 			"confirm", "true", "payment_method", "pm_card_visa"), hdr...)))
 	}},
 	{"authorise with overcapture, then capture", func(s *capSeq) {
@@ -73,7 +94,7 @@ var stripeOps = []capOp{
 		}
 		body := ""
 		if s.rng.IntN(4) > 0 {
-			body = form("amount_to_capture", itoa(max(amt*int64(50+s.rng.IntN(90))/100, 1)))
+			body = form("amount_to_capture", s.stripeAmount(max(amt*int64(50+s.rng.IntN(90))/100, 1)))
 		}
 		s.do(stripePost("/v1/payment_intents/"+pi+"/capture", body))
 	}},
@@ -87,7 +108,7 @@ var stripeOps = []capOp{
 		case 0:
 			s.do(stripePost("/v1/payment_intents/"+pi, form("currency", []string{"gbp", "jpy"}[s.rng.IntN(2)])))
 		case 1:
-			s.do(stripePost("/v1/payment_intents/"+pi, form("amount", itoa(s.cents()*2))))
+			s.do(stripePost("/v1/payment_intents/"+pi, form("amount", s.stripeAmount(s.cents()*2))))
 		default:
 			s.do(stripePost("/v1/payment_intents/"+pi, form("metadata[step]", "x")))
 		}
@@ -126,25 +147,27 @@ var stripeOps = []capOp{
 		pi := s.anIntent()
 		body := form("payment_intent", pi)
 		if s.rng.IntN(2) == 0 {
-			body = form("payment_intent", pi, "amount", itoa(s.cents()))
+			body = form("payment_intent", pi, "amount", s.stripeAmount(s.cents()))
 		}
 		s.do(stripePost("/v1/refunds", body))
 	}},
 	{"uncaptured charge, then capture", func(s *capSeq) {
-		r := s.do(stripePost("/v1/charges", form("amount", itoa(s.cents()), "currency", "usd", "source", "tok_visa", "capture", "false")))
+		cur, amt := s.stripeCurrency()
+		r := s.do(stripePost("/v1/charges", form("amount", s.stripeAmount(amt), "currency", cur, "source", "tok_visa", "capture", "false")))
 		ch := jsonField(r.body, "id")
 		if ch == "" {
 			return
 		}
 		body := ""
 		if s.rng.IntN(2) == 0 {
-			body = form("amount", itoa(s.cents()))
+			body = form("amount", s.stripeAmount(s.cents()))
 		}
 		s.do(stripePost("/v1/charges/"+ch+"/capture", body))
 	}},
 	{"transfer or payout", func(s *capSeq) {
 		path := []string{"/v1/transfers", "/v1/payouts"}[s.rng.IntN(2)]
-		s.do(stripePost(path, form("amount", itoa(s.cents()), "currency", "usd", "destination", "acct_A")))
+		cur, amt := s.stripeCurrency()
+		s.do(stripePost(path, form("amount", s.stripeAmount(amt), "currency", cur, "destination", "acct_A")))
 	}},
 	{"subscription, invoice or treasury", func(s *capSeq) {
 		reqs := []capRequest{

@@ -212,9 +212,7 @@ func TestDeployRecipeStarts(t *testing.T) {
 				}
 			})
 			url := vars["KEYBRAKE_HOST"]
-			if err := waitHTTP(url+"/vault/whoami", 60*time.Second); err != nil {
-				t.Fatalf("the recipe did not start: %v", err)
-			}
+			waitServing(t, url+"/vault/whoami", exited)
 			req, _ := http.NewRequest("GET", url+"/vault/whoami", nil)
 			req.Header.Set("Authorization", "Bearer "+fileEnv["KEYBRAKE_API_TOKEN"])
 			resp, err := http.DefaultClient.Do(req)
@@ -236,6 +234,23 @@ func TestDeployRecipeStarts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitServing waits, at most a minute, for url to answer; a process that
+// exits first (a recipe that does not start) fails the test at once.
+func waitServing(t *testing.T, url string, exited <-chan error) {
+	t.Helper()
+	for range 600 {
+		select {
+		case err := <-exited:
+			t.Fatalf("the recipe exited before serving %s: %v", url, err)
+		default:
+		}
+		if waitHTTP(url, 100*time.Millisecond) == nil {
+			return
+		}
+	}
+	t.Fatalf("the recipe did not start: %s never answered", url)
 }
 
 // TestDocsAlertsExampleAdapts: the Caddyfile block of docs/alerts.md, every

@@ -25,9 +25,7 @@ import (
 // the Go sources, so `make run` builds once and then only after a change;
 // `make clean` keeps the ledger.
 func TestMakeRebuildsOnlyOnChange(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
+	needTool(t, "make")
 	makefile, _ := filepath.Abs("../Makefile")
 	dir := t.TempDir()
 	old := time.Now().Add(-time.Hour)

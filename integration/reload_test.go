@@ -113,17 +113,15 @@ func TestReloadFromEmptyEnvironmentRefused(t *testing.T) {
 	if got := rec.count("POST", "/v1/payment_intents"); got != 1 {
 		t.Fatalf("the test upstream saw %d charges; want 1 (the upstream moved?)", got)
 	}
-	// Caddy starts a config's admin endpoint before it provisions the apps
-	// and keeps it when the config is refused: the refused config's default
-	// admin socket (keybrake-admin.sock in Caddy's working directory) is
-	// where the admin endpoint now is. A reload with Caddy's own
-	// environment there moves it back.
-	moved := filepath.Join(filepath.Dir(n.admin), "keybrake-admin.sock")
-	if _, err := os.Stat(moved); err != nil {
-		t.Fatalf("the admin endpoint is not at %s after the refused reload: %v", moved, err)
-	}
+	// Caddy 2.11 starts a config's admin endpoint before it provisions the
+	// apps and keeps it when the config is refused: the refused config's
+	// default admin socket (keybrake-admin.sock in Caddy's working
+	// directory) is then where the admin endpoint is. A reload with Caddy's
+	// own environment, through whichever socket answers, moves it back.
 	started := n.admin
-	n.admin = moved
+	if _, err := os.Stat(started); err != nil {
+		n.admin = filepath.Join(filepath.Dir(started), "keybrake-admin.sock")
+	}
 	n.reload(t)
 	n.admin = started
 	if _, err := os.Stat(started); err != nil {

@@ -139,13 +139,7 @@ print("\nRESULT " + json.dumps(step.main(**json.loads(os.environ["WM_ARGS"]))))`
 // check.sh's cache: stripe@17 for charge.deno.ts) and runs them from there.
 func denoRunner(t *testing.T) wmRunner {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("KEYBRAKE_REQUIRE_E2E") == "1" {
-			t.Fatal("node is required to run the Windmill kit's Deno scripts")
-		}
-		t.Skip("no node")
-	}
+	node := needTool(t, "node")
 	out, err := exec.Command("bash", "../examples/windmill/check.sh", "--install-only").Output()
 	if err != nil {
 		t.Fatalf("installing the kit's npm packages: %v\n%s", err, out)
@@ -377,12 +371,7 @@ func said(what string) func(error) bool {
 func needPython(t *testing.T) {
 	t.Helper()
 	need(t, false)
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("KEYBRAKE_REQUIRE_E2E") == "1" {
-			t.Fatal("python3 is required to run the Windmill kit's steps")
-		}
-		t.Skip("no python3")
-	}
+	needTool(t, "python3")
 }
 
 // TestWindmillKitIssueKeyRoundsCap: a cap computed in floating point is sent

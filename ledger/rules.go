@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/keybrake/keybrake/rules"
@@ -48,3 +49,21 @@ func LoadRules(stored string) *rules.Rules {
 
 // RetryAfterUS turns a rate refusal's wait in microseconds into a duration.
 func RetryAfterUS(us int64) time.Duration { return time.Duration(us) * time.Microsecond }
+
+// RuleOutcome is the outcome a call is counted under in the summaries'
+// rollups and refusal buckets: "rule_denied:once_per" for a refusal by a
+// rule, so that refusals are counted by rule; the outcome itself
+// otherwise. The migrations' rollup triggers write the same.
+func RuleOutcome(outcome, rule string) string {
+	if rule == "" {
+		return outcome
+	}
+	return outcome + ":" + rule
+}
+
+// SplitRuleOutcome reads a rollup's outcome back into the outcome and the
+// rule.
+func SplitRuleOutcome(s string) (outcome, rule string) {
+	outcome, rule, _ = strings.Cut(s, ":")
+	return outcome, rule
+}

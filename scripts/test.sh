@@ -77,6 +77,10 @@ make --no-print-directory build >"$work/build.log" 2>&1 || {
 export KEYBRAKE_CADDY_BIN="$PWD/bin/caddy"
 export KEYBRAKE_REQUIRE_E2E=1 KEYBRAKE_REQUIRE_PG=1
 
+echo "==> npm ci: Twilio's SMS segment calculator, the oracle of integration/sms_segments_test.go"
+command -v node >/dev/null 2>&1 || { echo "node is missing: the SMS segment oracle needs Node.js and npm"; exit 1; }
+(cd integration/testdata/smssegments && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "==> go vet"
 go vet ./...
 

@@ -1,29 +1,29 @@
 package simvendor
 
 import (
-	"unicode"
 	"unicode/utf16"
+
+	"github.com/keybrake/keybrake/internal/graphemesplitter"
 )
 
 // SMS segments as Twilio bills them
 // (https://www.twilio.com/docs/glossary/what-is-gsm-7-character-encoding,
-// and Twilio's segment calculator, github.com/TwilioDevEd/message-segment-calculator):
+// and Twilio's segment calculator, github.com/TwilioDevEd/message-segment-calculator,
+// npm sms-segments-calculator), written apart from Keybrake's pricing
+// (vendors/twilio) and after the calculator's own model: a segment is 140
+// octets (1,120 bits); a character costs 7 bits per GSM-7 septet or 16 per
+// UTF-16 code unit; a concatenated message puts a 6-octet header in every
+// segment.
 //
-//   - a body of GSM-7 characters only is sent as GSM-7: 160 septets in a
-//     single segment, 153 per segment once it needs more than one (a 6-byte
-//     User Data Header takes the rest);
-//   - the extension characters \f ^ { } \ [ ~ ] | € take two septets (an
-//     escape and the character) and are never split across segments;
-//   - any other character makes the whole body UCS-2: 70 UTF-16 code units
-//     in a single segment, 67 per segment otherwise; a character (a grapheme
-//     in Twilio's calculator) is never split across segments;
+//   - Characters are grapheme clusters as the calculator's grapheme-splitter
+//     1.0.4 finds them (internal/graphemesplitter is a port of it), CR LF
+//     being two;
+//   - a body of single GSM-7 characters only is GSM-7 (the extension
+//     characters \f ^ { } \ [ ~ ] | € take two septets: an escape and the
+//     character); anything else makes the whole body UCS-2;
+//   - a character is never split across segments;
 //   - Smart Encoding (which swaps look-alike Unicode for GSM-7) is off, as it
 //     is by default.
-//
-// Simplification: graphemes are approximated (combining marks, variation
-// selectors, emoji modifiers, zero-width joiner sequences and regional
-// indicator pairs stay with their base); a grapheme of more than one code
-// unit forces UCS-2 like Twilio's calculator does.
 
 // gsm7 is GSM 03.38's basic set (one septet) as Twilio maps Unicode to it.
 const gsm7 = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
@@ -43,88 +43,76 @@ var gsmSeptets = func() map[rune]int {
 	return m
 }()
 
-// Segment sizes.
 const (
-	gsmSingle, gsmMulti   = 160, 153
-	ucs2Single, ucs2Multi = 70, 67
+	segmentBits = 140 * 8
+	headerBits  = 6 * 8
 )
+
+// smsSegment is one segment being filled: the bits of its characters, and
+// whether it has its concatenation header.
+type smsSegment struct {
+	chars  []int
+	header bool
+}
+
+func (s *smsSegment) bits() int {
+	n := 0
+	if s.header {
+		n = headerBits
+	}
+	for _, b := range s.chars {
+		n += b
+	}
+	return n
+}
 
 // SMSSegments returns how many segments Twilio bills for body and whether
 // it is sent as UCS-2. An empty body is one segment.
 func SMSSegments(body string) (segments int, ucs2 bool) {
-	units := graphemes(body)
-	sizes := make([]int, len(units))
-	for i, g := range units {
-		rs := []rune(g)
-		if n, ok := gsmSeptets[rs[0]]; ok && len(rs) == 1 {
-			sizes[i] = n
-			continue
-		}
-		ucs2 = true
-		break
-	}
-	single, multi := gsmSingle, gsmMulti
-	if ucs2 {
-		single, multi = ucs2Single, ucs2Multi
-		for i, g := range units {
-			sizes[i] = len(utf16.Encode([]rune(g)))
+	var chars []string
+	for _, g := range graphemesplitter.Split(body) {
+		if g == "\r\n" {
+			chars = append(chars, "\r", "\n")
+		} else {
+			chars = append(chars, g)
 		}
 	}
-	total := 0
-	for _, n := range sizes {
-		total += n
-	}
-	if total <= single {
-		return 1, ucs2
-	}
-	segments, used := 1, 0
-	for _, n := range sizes {
-		if used+n > multi && used > 0 {
-			segments++
-			used = 0
+	for _, c := range chars {
+		rs := []rune(c)
+		if _, ok := gsmSeptets[rs[0]]; !ok || len(rs) > 1 || rs[0] > 0xFFFF {
+			ucs2 = true
+			break
 		}
-		used += n
 	}
-	return segments, ucs2
-}
-
-// graphemes splits s into approximate user-perceived characters.
-func graphemes(s string) []string {
-	var out []string
-	rs := []rune(s)
-	for i := 0; i < len(rs); {
-		j := i + 1
-		if rs[i] == '\r' && j < len(rs) && rs[j] == '\n' {
-			// CR LF is one grapheme, but GSM-7 sends it as two characters.
-			out = append(out, "\r", "\n")
-			i = j + 1
-			continue
+	bits := make([]int, len(chars))
+	for i, c := range chars {
+		if ucs2 {
+			bits[i] = 16 * len(utf16.Encode([]rune(c)))
+		} else {
+			bits[i] = 7 * gsmSeptets[[]rune(c)[0]]
 		}
-		if isRegional(rs[i]) && j < len(rs) && isRegional(rs[j]) {
-			j++
-		}
-		for j < len(rs) {
-			switch {
-			case isExtend(rs[j]):
-				j++
-			case rs[j] == 0x200D && j+1 < len(rs): // zero-width joiner
-				j += 2
-			default:
-				goto done
+	}
+	// The calculator's builder: a character that does not fit opens a
+	// segment with a header; the first time, the first segment gets its
+	// header too and hands the characters it no longer holds to the new one.
+	segs := []*smsSegment{{}}
+	for _, b := range bits {
+		cur := segs[len(segs)-1]
+		if segmentBits-cur.bits() < b {
+			next := &smsSegment{header: true}
+			if prev := cur; !prev.header {
+				prev.header = true
+				var handed []int
+				for prev.bits() > segmentBits {
+					handed = append([]int{prev.chars[len(prev.chars)-1]}, handed...)
+					prev.chars = prev.chars[:len(prev.chars)-1]
+				}
+				next.chars = append(next.chars, handed...)
 			}
+			segs = append(segs, next)
+			cur = next
 		}
-	done:
-		out = append(out, string(rs[i:j]))
-		i = j
+		cur.chars = append(cur.chars, b)
 	}
-	return out
-}
-
-func isRegional(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
-
-func isExtend(r rune) bool {
-	return unicode.In(r, unicode.Mn, unicode.Me) ||
-		(r >= 0xFE00 && r <= 0xFE0F) || // variation selectors
-		(r >= 0x1F3FB && r <= 0x1F3FF) || // emoji skin tone modifiers
-		(r >= 0xE0020 && r <= 0xE007F) // tag characters
+	return len(segs), ucs2
 }

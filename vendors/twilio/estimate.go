@@ -91,7 +91,11 @@ func (v *Vendor) estimateMessage(r *http.Request, body []byte) (est vendors.Esti
 		}
 		text += strings.Repeat(strings.Repeat("a", mmsLinkChars), media)
 	}
-	segs, _ := Segments(text)
+	segs, _, overfull := countSegments(text)
+	if overfull {
+		return vendors.Estimate{Reason: "a character of the message is too long for Twilio's segments (" +
+			"Twilio's calculator packs it into a segment that cannot hold it); what Twilio bills for it is not documented"}, nil
+	}
 	cost, err := money.MulDivCeil(int64(segs), int64(rate.SMS), 1)
 	if err != nil {
 		return vendors.Estimate{Reason: "the message is too large to price"}, nil

@@ -111,6 +111,19 @@ func TestSegments(t *testing.T) {
 		{"emoji are 2 code units: 35", strings.Repeat("😀", 35), 1, EncodingUCS2},
 		{"emoji are 2 code units: 36", strings.Repeat("😀", 36), 2, EncodingUCS2},
 		{"surrogate pair not split", zh(66) + "😀" + zh(66), 3, EncodingUCS2},
+		// A character (grapheme) is never split: e + U+0301 is one
+		// character of two code units, and makes the body UCS-2.
+		{"combining mark not split", a(66) + "e\u0301" + a(66), 3, EncodingUCS2},
+		{"CR LF is two GSM-7 characters", a(80) + "\r\n" + a(80), 2, EncodingGSM7},
+		{"a skin tone after a letter is a character of its own", a(68) + "\U0001F3FB" + a(66), 3, EncodingUCS2},
+		{"ZWJ sequence the calculator splits in two", strings.Repeat("❤️\u200d🔥", 14), 1, EncodingUCS2},
+		{"flags are two code points, four units", strings.Repeat("🇺🇸", 18), 2, EncodingUCS2},
+		// The calculator's packing of a character longer than a segment:
+		// an empty first segment, then the character; or the second
+		// segment holding more than 67 units.
+		{"a character longer than a segment", "e" + strings.Repeat("\u0301", 80), 2, EncodingUCS2},
+		{"a character longer than a segment, then one more", "e" + strings.Repeat("\u0301", 80) + "x", 3, EncodingUCS2},
+		{"an overfull second segment", a(70) + "e" + strings.Repeat("\u0301", 65), 2, EncodingUCS2},
 	}
 	for _, c := range cases {
 		segs, enc := Segments(c.body)
@@ -119,6 +132,10 @@ func TestSegments(t *testing.T) {
 		}
 	}
 }
+
+// zalgo is e under n combining acute accents: one character of n+1 code
+// units.
+func zalgo(n int) string { return "e" + strings.Repeat("\u0301", n) }
 
 func formReq(method, path string, form url.Values) (*http.Request, []byte) {
 	body := []byte(form.Encode())
@@ -174,6 +191,12 @@ func TestEstimate(t *testing.T) {
 		{"conference participant dials out", v, url.Values{"To": {us}, "TimeLimit": {"600"}}, "/2010-04-01/Accounts/AC1/Conferences/CF1/Participants.json", 10 * DefaultVoicePerMinute, true},
 		{"buying a number", v, url.Values{"PhoneNumber": {us}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/Local.json", 0, false},
 		{"updating a number is not on the free list", v, url.Values{"VoiceUrl": {"https://x"}}, "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers/PN1.json", 0, false},
+		// 10 × a, then two characters of 60 code units: Twilio's calculator
+		// says 2 segments for 130 code units, a second segment it cannot
+		// send; a character longer than a segment likewise.
+		{"a segment overfilled", v, url.Values{"To": {us}, "Body": {a(10) + zalgo(59) + zalgo(59)}}, "", 0, false},
+		{"a character longer than a segment", v, url.Values{"To": {us}, "Body": {zalgo(80)}}, "", 0, false},
+		{"characters of 30 code units fit", v, url.Values{"To": {us}, "Body": {a(10) + zalgo(29) + zalgo(29) + zalgo(29)}}, "", 2 * 8_300, true},
 		{"redacting a message is free", v, url.Values{"Body": {""}}, "/2010-04-01/Accounts/AC1/Messages/SM1.json", 0, true},
 	}
 	for _, c := range cases {

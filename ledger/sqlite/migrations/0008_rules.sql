@@ -1,4 +1,4 @@
--- 0007: rules (docs/rules.md), as Postgres's migration 0011: the key's
+-- 0008: rules (docs/rules.md), as Postgres's migration 0012: the key's
 -- rules as JSON, its stateful rules in columns Reserve reads in the one
 -- writer's transaction, once_per claims unique per key and value, a rate
 -- log pruned to the window (at most rate_calls rows per key), and a call
@@ -33,4 +33,30 @@ CREATE TRIGGER calls_rule_release AFTER UPDATE OF cost_state ON calls
 BEGIN
     UPDATE keys SET rule_calls = rule_calls - 1 WHERE id = NEW.key_id;
     DELETE FROM key_claims WHERE call_id = NEW.call_id;
+END;
+
+-- The daily rollups (0007) count a rule's refusals under
+-- "rule_denied:<rule>" (ledger.RuleOutcome), so that summaries count
+-- refusals by rule: the triggers of 0007 with that outcome. A call's rule
+-- is set when it is written and never changes.
+DROP TRIGGER calls_roll_insert;
+DROP TRIGGER calls_roll_update;
+
+CREATE TRIGGER calls_roll_insert AFTER INSERT ON calls
+BEGIN
+    INSERT INTO call_day_moves VALUES (1, NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint,
+        NEW.outcome || CASE WHEN NEW.rule <> '' THEN ':' || NEW.rule ELSE '' END,
+        NEW.call_count, NEW.cost_state, NEW.replay_of, NEW.cost, NEW.reserved);
+END;
+
+CREATE TRIGGER calls_roll_update AFTER UPDATE OF outcome, cost_state, cost, reserved, call_count ON calls
+WHEN OLD.outcome <> NEW.outcome OR OLD.cost_state <> NEW.cost_state OR OLD.cost <> NEW.cost
+  OR OLD.reserved <> NEW.reserved OR OLD.call_count <> NEW.call_count
+BEGIN
+    INSERT INTO call_day_moves VALUES (-1, OLD.day, OLD.run_label, OLD.vendor, OLD.endpoint,
+        OLD.outcome || CASE WHEN OLD.rule <> '' THEN ':' || OLD.rule ELSE '' END,
+        OLD.call_count, OLD.cost_state, OLD.replay_of, OLD.cost, OLD.reserved);
+    INSERT INTO call_day_moves VALUES (1, NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint,
+        NEW.outcome || CASE WHEN NEW.rule <> '' THEN ':' || NEW.rule ELSE '' END,
+        NEW.call_count, NEW.cost_state, NEW.replay_of, NEW.cost, NEW.reserved);
 END;

@@ -1,4 +1,4 @@
--- 0011: rules (docs/rules.md): what a key may do beyond dollars. The
+-- 0012: rules (docs/rules.md): what a key may do beyond dollars. The
 -- stateless rules (max_call_usd, allow) are checked by the gate; the
 -- stateful ones are decided here, in the same transaction and under the
 -- same key row lock as the reservation, so they hold on any number of
@@ -124,6 +124,35 @@ $$;
 CREATE TRIGGER calls_rule_release AFTER UPDATE OF cost_state ON calls
 	FOR EACH ROW WHEN (NEW.cost_state = 'released' AND OLD.cost_state <> 'released' AND OLD.rule_counted)
 	EXECUTE FUNCTION keybrake_rule_release();
+
+-- The daily rollups (0011) count a rule's refusals under
+-- "rule_denied:<rule>" (ledger.RuleOutcome), so that summaries count
+-- refusals by rule: keybrake_roll as in 0011 with that outcome. A call's
+-- rule is set when it is written and never changes, so the trigger's
+-- comparisons of outcomes are unchanged.
+CREATE OR REPLACE FUNCTION keybrake_roll(k calls, plus calls, minus calls) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO call_days AS d (day, run_label, vendor, endpoint, outcome, shard,
+			calls, forwarded, replays, cap_hits, refused, spent, reserved)
+	SELECT k.day, k.run_label, k.vendor, k.endpoint,
+		k.outcome || CASE WHEN k.rule <> '' THEN ':' || k.rule ELSE '' END, pg_backend_pid(),
+		coalesce(sum(c.s * c.call_count), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state <> 'none' OR c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.outcome IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state = 'none' AND c.replay_of = ''
+			AND c.outcome NOT IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.cost), 0),
+		coalesce(sum(c.s * c.reserved) FILTER (WHERE c.cost_state IN ('reserved', 'unknown')), 0)
+	FROM (SELECT (v.r).*, v.s FROM (VALUES (plus, 1), (minus, -1)) AS v(r, s)
+		WHERE (v.r).call_id IS NOT NULL) AS c
+	ON CONFLICT (day, run_label, vendor, endpoint, outcome, shard) DO UPDATE SET
+		calls = d.calls + EXCLUDED.calls, forwarded = d.forwarded + EXCLUDED.forwarded,
+		replays = d.replays + EXCLUDED.replays, cap_hits = d.cap_hits + EXCLUDED.cap_hits,
+		refused = d.refused + EXCLUDED.refused, spent = d.spent + EXCLUDED.spent,
+		reserved = d.reserved + EXCLUDED.reserved;
+END;
+$$;
 
 -- keybrake_reserve and keybrake_batch as in 0006 and 0008, with the rules:
 -- after the idempotent replay check, a money-moving call is refused by a
