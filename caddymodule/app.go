@@ -86,6 +86,11 @@ type App struct {
 	// WebhookDelivery tunes retries and polling of the webhook sender.
 	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
 
+	// DashboardURL is the absolute address of the dashboard
+	// (https://keybrake.example.com/vault/ui/), linked from the
+	// approval.* events. Default: the path /vault/ui/ alone.
+	DashboardURL string `json:"dashboard_url,omitempty"`
+
 	ledger *ledgerHandle
 	dsn    string
 	ctx    caddy.Context

@@ -26,6 +26,13 @@ const (
 	ApprovalConsumed = "consumed"
 )
 
+// Outcomes of calls refused for their approval (recorded on the call by
+// the release of its reservation).
+const (
+	OutcomeApprovalDenied  = "approval_denied"
+	OutcomeApprovalPending = "approval_pending"
+)
+
 // Approval defaults and bounds (DESIGN.md, "Approvals").
 const (
 	DefaultApprovalWait = 30 * time.Second
