@@ -23,14 +23,14 @@ var ledgers = caddy.NewUsagePool()
 
 // ledgerHandle is a ledger shared by every config that names its DSN.
 type ledgerHandle struct {
-	dsn    string
-	store  ledger.Store
-	keys   *ledger.KeyCache
+	dsn   string
+	store ledger.Store
+	keys  *ledger.KeyCache
 	// approvals is where calls held for approval wait (nil for a ledger
 	// that keeps none).
 	approvals *gate.Approvals
 	cancel    context.CancelFunc
-	done   chan struct{}
+	done      chan struct{}
 
 	// log is where the store, the key watcher and the handle log: the
 	// logger of the config whose settings apply (see users).
