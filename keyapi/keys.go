@@ -31,6 +31,13 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := principalOf(r)
+	approval, err := parseApproval("approval", req.Approval)
+	if err != nil {
+		return err
+	}
+	if approval, err = approvalForKey(p.Policy, approval); err != nil {
+		return err
+	}
 	if p.Policy != nil {
 		if req.ExpiresIn == nil && p.Policy.maxTTL > 0 {
 			spec.ttl = min(spec.ttl, p.Policy.maxTTL)
@@ -62,6 +69,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			CreatedAt:        now,
 			ExpiresAt:        now.Add(spec.ttl),
 			TokenID:          p.TokenID,
+			Approval:         approval,
 		}
 		err = h.store.CreateKey(r.Context(), k)
 		if errors.Is(err, ledger.ErrConflict) {

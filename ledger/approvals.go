@@ -26,6 +26,10 @@ const (
 	ApprovalConsumed = "consumed"
 )
 
+// RoleApprover is the role of an API token that decides approvals (and
+// reads them); it cannot issue keys.
+const RoleApprover = "approver"
+
 // Outcomes of calls refused for their approval (recorded on the call by
 // the release of its reservation).
 const (
