@@ -70,6 +70,7 @@ func (g *Gate) approval(r *http.Request, c *call) *refusal {
 // shutdown. Whatever ends the wait, the approval is read once more, so a
 // decision made as it ended still counts.
 func (g *Gate) hold(r *http.Request, c *call, a ledger.Approval, wait time.Duration) *refusal {
+	g.stopWithServer(r)
 	woken, unregister := g.cfg.Approvals.register(a.ID)
 	defer unregister()
 	timer := time.NewTimer(wait)
@@ -134,6 +135,20 @@ func (g *Gate) decided(r *http.Request, c *call, a ledger.Approval) (*refusal, b
 // later one without waiting. Safe to call more than once.
 func (g *Gate) Shutdown() {
 	g.stopOnce.Do(func() { close(g.stopping) })
+}
+
+// stopWithServer makes the shutdown of the net/http server serving r
+// (Caddy stopping, or a reload retiring this config) call Shutdown, once
+// per server: a graceful shutdown waits for held calls, so they must stop
+// holding when it begins, not when their wait ends.
+func (g *Gate) stopWithServer(r *http.Request) {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return
+	}
+	if _, seen := g.servers.LoadOrStore(srv, struct{}{}); !seen {
+		srv.RegisterOnShutdown(g.Shutdown)
+	}
 }
 
 func approvalWait(rule *ledger.ApprovalRule) time.Duration {

@@ -111,6 +111,8 @@ type Gate struct {
 	// stopping is closed by Shutdown: calls held for approval stop waiting.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// servers are the net/http servers whose shutdown calls Shutdown.
+	servers sync.Map
 }
 
 // New returns a Gate.

@@ -268,3 +268,56 @@ func TestApprovalsAcrossNodes(t *testing.T) {
 	}
 	t.Logf("approval posted to node B -> the SDK's call on node A returned (forwarded to stripe-mock and answered): %v", latencies)
 }
+
+// TestApprovalsShutdownAndKill: stopping a node answers the call it holds
+// with keybrake_approval_pending at once (not at the end of its wait); a
+// node killed while holding loses nothing: the approval stays and, approved
+// later, lets the same request through another node once.
+func TestApprovalsShutdownAndKill(t *testing.T) {
+	need(t, false)
+	ledgerDSN := sqliteLedger(t)
+	start := func() *node {
+		return startNode(t, nodeConfig{ledger: ledgerDSN, env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
+	}
+	n := start()
+	_, approver := newToken(t, n, "approver")
+	var k issuedKey
+	req := map[string]any{"vendor": "stripe", "total_usd_cap": 1000, "expires_in": "1h",
+		"allowed_endpoints": []string{"POST /v1/refunds"}, "approval": map[string]any{"above_usd": 50, "wait": "60s"}}
+	if code := apiCall(t, n, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
+		t.Fatalf("issuing: %d", code)
+	}
+
+	// SIGTERM while holding: answered pending.
+	done := make(chan error, 1)
+	go func() { _, err := refund(stripeClient(n, k.VaultKey, ""), 6000); done <- err }()
+	awaitPending(t, n, k.KeyID, 1)
+	n.stop()
+	stripeErr(t, <-done, http.StatusForbidden, "keybrake_approval_pending")
+
+	// SIGKILL while holding: the client sees the node die; the approval
+	// stays pending on the ledger.
+	n = start()
+	go func() { _, err := refund(stripeClient(n, k.VaultKey, ""), 6100); done <- err }()
+	before := len(awaitPending(t, n, k.KeyID, 2))
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("a call held by a killed node succeeded")
+	}
+	n = start()
+	pending := approvalsOf(t, n, k.KeyID, "pending")
+	if len(pending) != before {
+		t.Fatalf("after the kill: %d pending approvals; want %d", len(pending), before)
+	}
+	// The newest is the killed node's; approved, the same request goes
+	// through once.
+	if code := decideAs(t, n, approver, pending[0].ID, "approve", "after the crash"); code != http.StatusOK {
+		t.Fatalf("approving: %d", code)
+	}
+	c := stripeClient(n, k.VaultKey, "")
+	if _, err := refund(c, 6100); err != nil {
+		t.Fatalf("retry after the approval: %v", err)
+	}
+}
