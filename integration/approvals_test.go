@@ -86,7 +86,7 @@ func TestApprovalsStripeSDK(t *testing.T) {
 	rec := newRecorder(t, env.stripeMock)
 	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": rec.URL}})
 	_, issuer := newToken(t, n, "issuer")
-	_, approver := newToken(t, n, "approver")
+	approverID, approver := newToken(t, n, "approver")
 
 	// An approver cannot issue keys.
 	if code := apiCallAs(t, n, approver, "POST", "/vault/keys", map[string]any{"vendor": "stripe", "total_usd_cap": 10}, nil); code != http.StatusForbidden {
@@ -154,6 +154,31 @@ func TestApprovalsStripeSDK(t *testing.T) {
 	}
 	if rec.count("POST", "/v1/refunds") != 1 {
 		t.Fatal("a denied refund reached Stripe")
+	}
+
+	// The audit shows who decided, why, and how long each call was held.
+	var page struct {
+		Data []struct {
+			Outcome  string `json:"outcome"`
+			Approval *struct {
+				Status    string  `json:"status"`
+				DecidedBy *string `json:"decided_by"`
+				Reason    string  `json:"reason"`
+				HeldMS    int64   `json:"held_ms"`
+			} `json:"approval"`
+		} `json:"data"`
+	}
+	if code := apiCall(t, n, "GET", "/vault/audit?key_id="+k.KeyID, nil, &page); code != http.StatusOK || len(page.Data) != 2 {
+		t.Fatalf("audit: %d %+v", code, page)
+	}
+	for i, want := range []struct{ outcome, status, reason string }{
+		{"forwarded", "consumed", "refund checked"}, {"approval_denied", "denied", "too much"},
+	} {
+		c := page.Data[i]
+		if c.Outcome != want.outcome || c.Approval == nil || c.Approval.Status != want.status || c.Approval.Reason != want.reason ||
+			c.Approval.DecidedBy == nil || *c.Approval.DecidedBy != approverID || c.Approval.HeldMS <= 0 {
+			t.Errorf("audited call %d: %+v %+v; want %+v decided by %s", i, c, c.Approval, want, approverID)
+		}
 	}
 
 	// Undecided: pending, not retried by the SDK; approved later, the same

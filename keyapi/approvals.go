@@ -291,3 +291,67 @@ func (n rawNumber) MarshalJSON() ([]byte, error) {
 	}
 	return n, nil
 }
+
+// callApproval is, on an audited call, the approval it asked for or used:
+// who decided, when, why, and how long the call was held for it.
+type callApproval struct {
+	ApprovalID string  `json:"approval_id"`
+	Status     string  `json:"status"`
+	DecidedBy  *string `json:"decided_by"`
+	DecidedAt  *string `json:"decided_at"`
+	Reason     string  `json:"reason"`
+	// HeldMS is how long this call waited for the decision: 0 for a
+	// retry that used an approval decided after its first attempt.
+	HeldMS int64 `json:"held_ms"`
+}
+
+// attachApprovals sets Approval on the views of the calls that asked for
+// or used one.
+func (h *Handler) attachApprovals(r *http.Request, calls []ledger.Call, views []callView) error {
+	store, ok := h.store.(ledger.ApprovalStore)
+	if !ok || len(calls) == 0 {
+		return nil
+	}
+	ids := make([]string, len(calls))
+	for i, c := range calls {
+		ids[i] = c.CallID
+	}
+	approvals, err := store.ApprovalsOfCalls(r.Context(), ids)
+	if err != nil || len(approvals) == 0 {
+		return err
+	}
+	byCall := map[string]*ledger.Approval{}
+	for i := range approvals {
+		a := &approvals[i]
+		byCall[a.CallID] = a
+		if a.ConsumedBy != "" && a.ConsumedBy != a.CallID {
+			byCall[a.ConsumedBy] = a
+		}
+	}
+	now := h.clock()
+	for i, c := range calls {
+		a := byCall[c.CallID]
+		if a == nil {
+			continue
+		}
+		ca := &callApproval{ApprovalID: a.ID, Status: a.StatusAt(now), DecidedBy: optional(a.DecidedBy),
+			DecidedAt: formatTimePtr(a.DecidedAt), Reason: a.Reason}
+		if a.CallID == c.CallID {
+			// Held from the request until the decision it used, or until
+			// it was answered without one.
+			end := now
+			switch {
+			case a.ConsumedBy == c.CallID && a.ConsumedAt != nil:
+				end = *a.ConsumedAt
+			case c.FinishedAt != nil:
+				end = *c.FinishedAt
+			}
+			if a.DecidedAt != nil && a.DecidedAt.Before(end) {
+				end = *a.DecidedAt
+			}
+			ca.HeldMS = max(end.Sub(a.RequestedAt).Milliseconds(), 0)
+		}
+		views[i].Approval = ca
+	}
+	return nil
+}

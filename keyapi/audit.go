@@ -34,6 +34,9 @@ type callView struct {
 	ResolvedBy    *string `json:"resolved_by"`
 	ResolvedAt    *string `json:"resolved_at"`
 	ResolveReason *string `json:"resolve_reason"`
+	// Approval is the approval the call asked for or used, when it
+	// needed one (approvals.go).
+	Approval *callApproval `json:"approval,omitempty"`
 }
 
 func newCallView(c ledger.Call) callView {
@@ -144,6 +147,9 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	out := callList{Data: make([]callView, 0, len(calls)), NextCursor: nullableCursor(next)}
 	for _, c := range calls {
 		out.Data = append(out.Data, newCallView(c))
+	}
+	if err := h.attachApprovals(r, calls, out.Data); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -164,6 +164,9 @@ type ApprovalStore interface {
 	// it, on any number of nodes, exactly one gets it. ErrNotFound when
 	// there is none to consume.
 	ConsumeApproval(ctx context.Context, id, keyID, requestHash, callID string, now time.Time) (Approval, error)
+	// ApprovalsOfCalls returns the approvals asked by (CallID) or consumed
+	// by (ConsumedBy) the given calls, for the audit.
+	ApprovalsOfCalls(ctx context.Context, callIDs []string) ([]Approval, error)
 	// WatchApprovals calls onDecided with the id of each approval decided
 	// (on any node sharing the store), until ctx is done; then it returns
 	// ctx.Err(). After a lost connection it calls onDecided("*"): every

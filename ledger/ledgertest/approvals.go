@@ -155,6 +155,17 @@ func testApprovalConsumeMatches(f *fixture, s ledger.ApprovalStore) {
 	if _, err := s.ConsumeApproval(f.ctx, "", k.ID, "h", "c3", now); !errors.Is(err, ledger.ErrNotFound) {
 		f.t.Fatalf("consuming twice: %v; want ErrNotFound", err)
 	}
+	// The audit finds it from the call that asked and from the one it let
+	// through.
+	for _, ids := range [][]string{{a.CallID}, {"c2"}, {"cNone", a.CallID, "c2"}} {
+		got, err := s.ApprovalsOfCalls(f.ctx, ids)
+		if err != nil || len(got) != 1 || got[0].ID != a.ID {
+			f.t.Fatalf("ApprovalsOfCalls(%v) = %+v, %v", ids, got, err)
+		}
+	}
+	if got, err := s.ApprovalsOfCalls(f.ctx, []string{"cNone"}); err != nil || len(got) != 0 {
+		f.t.Fatalf("ApprovalsOfCalls(unknown) = %+v, %v", got, err)
+	}
 	// By id: only that approval.
 	b, c := f.newApproval(s, k, "h"), f.newApproval(s, k, "h")
 	for _, x := range []ledger.Approval{b, c} {

@@ -128,3 +128,18 @@ func (s *postgresStore) ConsumeApproval(ctx context.Context, id, keyID, requestH
 func (s *postgresStore) WatchApprovals(ctx context.Context, onDecided func(string)) error {
 	return s.watch(ctx, postgresApprovalsChannel, onDecided)
 }
+
+func (s *postgresStore) ApprovalsOfCalls(ctx context.Context, callIDs []string) ([]ledger.Approval, error) {
+	if len(callIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+postgresApprovalColumns+` FROM approvals a
+		WHERE a.call_id = ANY ($1) OR (a.consumed_by <> '' AND a.consumed_by = ANY ($1))`, callIDs)
+	if err != nil {
+		return nil, s.wrapErr("approvals of calls", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Approval, error) {
+		return scanPostgresApproval(r)
+	})
+	return out, s.wrapErr("approvals of calls", err)
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -156,4 +157,33 @@ func (s *sqliteStore) ConsumeApproval(ctx context.Context, id, keyID, requestHas
 // one process.
 func (s *sqliteStore) WatchApprovals(ctx context.Context, onDecided func(string)) error {
 	return s.decided.Watch(ctx, onDecided)
+}
+
+func (s *sqliteStore) ApprovalsOfCalls(ctx context.Context, callIDs []string) ([]ledger.Approval, error) {
+	if len(callIDs) == 0 {
+		return nil, nil
+	}
+	ids, err := json.Marshal(callIDs)
+	if err != nil {
+		return nil, fmt.Errorf("approvals of calls: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteApprovalColumns+` FROM approvals
+		WHERE call_id IN (SELECT value FROM json_each(?1))
+		   OR (consumed_by <> '' AND consumed_by IN (SELECT value FROM json_each(?1)))`, string(ids))
+	if err != nil {
+		return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
+	}
+	defer rows.Close()
+	var out []ledger.Approval
+	for rows.Next() {
+		a, err := sqliteScanApproval(rows)
+		if err != nil {
+			return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
+	}
+	return out, nil
 }

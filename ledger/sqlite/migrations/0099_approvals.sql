@@ -30,3 +30,4 @@ CREATE TABLE approvals (
 CREATE INDEX approvals_by_status ON approvals (status, requested_at);
 CREATE INDEX approvals_consumable ON approvals (key_id, request_hash) WHERE status = 'approved';
 CREATE INDEX approvals_by_call ON approvals (call_id);
+CREATE INDEX approvals_by_consumer ON approvals (consumed_by) WHERE consumed_by <> '';
