@@ -123,7 +123,7 @@ func (h *Handler) ownKey(r *http.Request, id string, now time.Time, read bool) (
 		return ledger.KeyUsage{}, err
 	}
 	p := principalOf(r)
-	if p.owns(u.Key) || (read && p.Role == RoleReader) {
+	if p.owns(u.Key) || (read && (p.Role == RoleReader || p.Role == RoleApprover)) {
 		return u, nil
 	}
 	return ledger.KeyUsage{}, errNoKey(id)
