@@ -57,6 +57,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		webhook_delivery {
 //			interval|timeout|min_backoff|max_backoff|give_up_after <duration>
 //		}
+//		dashboard_url <url>
 //	}
 //
 // api_token may be given more than once; vendor and webhook once per name.
@@ -128,6 +129,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.WebhookDelivery = wd
+		case "dashboard_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.DashboardURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized keybrake option '%s'", d.Val())
 		}
