@@ -51,12 +51,16 @@ func parseApproval(field string, req *approvalRequest) (*ledger.ApprovalRule, er
 		return nil, missingField(field + ".above_usd")
 	}
 	rule := &ledger.ApprovalRule{Wait: ledger.DefaultApprovalWait, TTL: ledger.DefaultApprovalTTL}
-	if string(req.AboveUSD) == "0" {
-		rule.Above = 0
-	} else {
-		above, err := parseCap(field+".above_usd", []byte(req.AboveUSD))
+	switch raw := strings.TrimSpace(string(req.AboveUSD)); raw {
+	case "0", `"0"`:
+		rule.Above = 0 // every call that costs anything asks
+	default:
+		above, err := parseCap(field+".above_usd", []byte(raw))
 		if err != nil {
 			return nil, err
+		}
+		if above == nil {
+			return nil, missingField(field + ".above_usd")
 		}
 		rule.Above = *above
 	}
@@ -164,6 +168,8 @@ func (h *Handler) routeApprovals(w http.ResponseWriter, r *http.Request, rest st
 			return methodNotAllowed(w, "GET")
 		}
 		return h.listApprovals(w, r, store)
+	case !plausibleKeyID(parts[0]):
+		return errNotFound("no approval " + parts[0])
 	case len(parts) == 1:
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, "GET")

@@ -106,6 +106,8 @@ func TestApprovalValidationAndPolicy(t *testing.T) {
 	e, _, _ := newApprovalEnv(t)
 	for _, tc := range []struct{ approval, field string }{
 		{`{}`, "approval.above_usd"},
+		{`{"above_usd":null}`, "approval.above_usd"},
+		{`{"above_usd":"abc"}`, "approval.above_usd"},
 		{`{"above_usd":-1}`, "approval.above_usd"},
 		{`{"above_usd":50,"wait":"2m"}`, "approval.wait"},
 		{`{"above_usd":50,"ttl":"nope"}`, "approval.ttl"},

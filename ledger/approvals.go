@@ -159,7 +159,8 @@ type ApprovalStore interface {
 	// ErrNotFound if none; ErrNotPending, changing nothing, otherwise.
 	DecideApproval(ctx context.Context, id string, d ApprovalDecision) (Approval, error)
 	// ConsumeApproval marks consumed by callID one approved, unconsumed,
-	// unexpired approval of keyID for requestHash (the one named id, when
+	// unexpired approval of keyID, while the key is neither revoked nor
+	// expired, for requestHash (the one named id, when
 	// id is set), in one atomic step: of any number of calls racing for
 	// it, on any number of nodes, exactly one gets it. ErrNotFound when
 	// there is none to consume.

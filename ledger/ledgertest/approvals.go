@@ -176,6 +176,13 @@ func testApprovalConsumeMatches(f *fixture, s ledger.ApprovalStore) {
 	if got, err := s.ConsumeApproval(f.ctx, c.ID, k.ID, "h", "c4", now); err != nil || got.ID != c.ID {
 		f.t.Fatalf("ConsumeApproval(by id) = %+v, %v", got, err)
 	}
+	// A revoked key's approvals are not used.
+	if _, err := f.s.RevokeKey(f.ctx, k.ID, now); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := s.ConsumeApproval(f.ctx, b.ID, k.ID, "h", "c5", now); !errors.Is(err, ledger.ErrNotFound) {
+		f.t.Fatalf("consuming an approval of a revoked key: %v; want ErrNotFound", err)
+	}
 }
 
 // testApprovalConsumeRace: many calls race for one approval; exactly one

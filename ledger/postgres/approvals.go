@@ -116,6 +116,7 @@ func (s *postgresStore) ConsumeApproval(ctx context.Context, id, keyID, requestH
 			WHERE id = (SELECT id FROM approvals
 				WHERE key_id = $2 AND request_hash = $3 AND status = 'approved' AND expires_at > $5
 				  AND ($1 = '' OR id = $1)
+				  AND EXISTS (SELECT 1 FROM vault_keys k WHERE k.id = $2 AND k.revoked_at IS NULL AND k.expires_at > $5)
 				ORDER BY requested_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 			  AND status = 'approved'
 			RETURNING *

@@ -135,13 +135,14 @@ func (s *sqliteStore) ConsumeApproval(ctx context.Context, id, keyID, requestHas
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		var err error
 		a, err = sqliteScanApproval(tx.QueryRowContext(ctx, `UPDATE approvals
-			SET status = 'consumed', consumed_by = ?, consumed_at = ?
+			SET status = 'consumed', consumed_by = ?1, consumed_at = ?2
 			WHERE id = (SELECT id FROM approvals
-				WHERE key_id = ? AND request_hash = ? AND status = 'approved' AND expires_at > ?
-				  AND (? = '' OR id = ?)
+				WHERE key_id = ?3 AND request_hash = ?4 AND status = 'approved' AND expires_at > ?2
+				  AND (?5 = '' OR id = ?5)
+				  AND EXISTS (SELECT 1 FROM keys k WHERE k.id = ?3 AND k.revoked_at IS NULL AND k.expires_at > ?2)
 				ORDER BY requested_at LIMIT 1)
 			RETURNING `+sqliteApprovalColumns,
-			callID, sqliteTime(now), keyID, requestHash, sqliteTime(now), id, id))
+			callID, sqliteTime(now), keyID, requestHash, id))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
