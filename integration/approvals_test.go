@@ -61,6 +61,19 @@ func newToken(t *testing.T, n *node, role string) (string, string) {
 	return tk.TokenID, tk.Token
 }
 
+// approvalKey issues, with token, a refunds key of capUSD whose calls
+// above aboveUSD wait up to wait for a person.
+func approvalKey(t *testing.T, n *node, token string, capUSD, aboveUSD int, wait string) issuedKey {
+	t.Helper()
+	var k issuedKey
+	req := map[string]any{"vendor": "stripe", "total_usd_cap": capUSD, "expires_in": "1h", "agent_run_label": "approvals",
+		"allowed_endpoints": []string{"POST /v1/refunds"}, "approval": map[string]any{"above_usd": aboveUSD, "wait": wait}}
+	if code := apiCallAs(t, n, token, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
+		t.Fatalf("issuing a key with approvals: %d", code)
+	}
+	return k
+}
+
 // refund asks stripe-mock (through Keybrake) to refund cents of ch_approvals.
 func refund(c *stripe.Client, cents int64) (*stripe.Refund, error) {
 	return c.V1Refunds.Create(context.Background(), &stripe.RefundCreateParams{
@@ -92,16 +105,7 @@ func TestApprovalsStripeSDK(t *testing.T) {
 	if code := apiCallAs(t, n, approver, "POST", "/vault/keys", map[string]any{"vendor": "stripe", "total_usd_cap": 10}, nil); code != http.StatusForbidden {
 		t.Fatalf("approver issuing a key: %d; want 403", code)
 	}
-	issue := func(wait string) issuedKey {
-		var k issuedKey
-		req := map[string]any{"vendor": "stripe", "total_usd_cap": 1000, "expires_in": "1h",
-			"allowed_endpoints": []string{"POST /v1/refunds"}, "agent_run_label": "approvals",
-			"approval": map[string]any{"above_usd": 50, "wait": wait}}
-		if code := apiCallAs(t, n, issuer, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
-			t.Fatalf("issuing a key with approvals: %d", code)
-		}
-		return k
-	}
+	issue := func(wait string) issuedKey { return approvalKey(t, n, issuer, 1000, 50, wait) }
 
 	// Approved while held.
 	k := issue("30s")
@@ -218,12 +222,7 @@ func TestApprovalsHoldTheCap(t *testing.T) {
 	need(t, false)
 	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
 	_, approver := newToken(t, n, "approver")
-	var k issuedKey
-	req := map[string]any{"vendor": "stripe", "total_usd_cap": 100, "expires_in": "1h",
-		"allowed_endpoints": []string{"POST /v1/refunds"}, "approval": map[string]any{"above_usd": 1, "wait": "60s"}}
-	if code := apiCall(t, n, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
-		t.Fatalf("issuing: %d", code)
-	}
+	k := approvalKey(t, n, apiToken, 100, 1, "60s")
 	c := stripeClient(n, k.VaultKey, "")
 	const held = 20
 	var wg sync.WaitGroup
@@ -269,12 +268,7 @@ func TestApprovalsAcrossNodes(t *testing.T) {
 	a := startNode(t, nodeConfig{ledger: dsn, env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
 	b := startNode(t, nodeConfig{ledger: dsn, env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
 	_, approver := newToken(t, b, "approver")
-	var k issuedKey
-	req := map[string]any{"vendor": "stripe", "total_usd_cap": 1000, "expires_in": "1h",
-		"allowed_endpoints": []string{"POST /v1/refunds"}, "approval": map[string]any{"above_usd": 50, "wait": "30s"}}
-	if code := apiCall(t, a, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
-		t.Fatalf("issuing: %d", code)
-	}
+	k := approvalKey(t, a, apiToken, 1000, 50, "30s")
 	c := stripeClient(a, k.VaultKey, "")
 	var latencies []time.Duration
 	for i := range 5 {
@@ -306,12 +300,7 @@ func TestApprovalsShutdownAndKill(t *testing.T) {
 	}
 	n := start()
 	_, approver := newToken(t, n, "approver")
-	var k issuedKey
-	req := map[string]any{"vendor": "stripe", "total_usd_cap": 1000, "expires_in": "1h",
-		"allowed_endpoints": []string{"POST /v1/refunds"}, "approval": map[string]any{"above_usd": 50, "wait": "60s"}}
-	if code := apiCall(t, n, "POST", "/vault/keys", req, &k); code != http.StatusCreated {
-		t.Fatalf("issuing: %d", code)
-	}
+	k := approvalKey(t, n, apiToken, 1000, 50, "60s")
 
 	// SIGTERM while holding: answered pending.
 	done := make(chan error, 1)

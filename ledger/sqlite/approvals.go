@@ -81,24 +81,30 @@ func (s *sqliteStore) ListApprovals(ctx context.Context, f ledger.ApprovalFilter
 		where += ` AND status = ?`
 		args = append(args, f.Status)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteApprovalColumns+` FROM approvals `+where+
+	out, err := s.queryApprovals(ctx, `SELECT `+sqliteApprovalColumns+` FROM approvals `+where+
 		` ORDER BY requested_at DESC, id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
-		return nil, fmt.Errorf("listing approvals: %w", s.mapErr(err))
+		return nil, fmt.Errorf("listing approvals: %w", err)
+	}
+	return out, nil
+}
+
+// queryApprovals reads every approval a query returns.
+func (s *sqliteStore) queryApprovals(ctx context.Context, query string, args ...any) ([]ledger.Approval, error) {
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.mapErr(err)
 	}
 	defer rows.Close()
 	var out []ledger.Approval
 	for rows.Next() {
 		a, err := sqliteScanApproval(rows)
 		if err != nil {
-			return nil, fmt.Errorf("listing approvals: %w", s.mapErr(err))
+			return nil, s.mapErr(err)
 		}
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing approvals: %w", s.mapErr(err))
-	}
-	return out, nil
+	return out, s.mapErr(rows.Err())
 }
 
 func (s *sqliteStore) DecideApproval(ctx context.Context, id string, d ledger.ApprovalDecision) (ledger.Approval, error) {
@@ -168,23 +174,11 @@ func (s *sqliteStore) ApprovalsOfCalls(ctx context.Context, callIDs []string) ([
 	if err != nil {
 		return nil, fmt.Errorf("approvals of calls: %w", err)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteApprovalColumns+` FROM approvals
+	out, err := s.queryApprovals(ctx, `SELECT `+sqliteApprovalColumns+` FROM approvals
 		WHERE call_id IN (SELECT value FROM json_each(?1))
 		   OR (consumed_by <> '' AND consumed_by IN (SELECT value FROM json_each(?1)))`, string(ids))
 	if err != nil {
-		return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
-	}
-	defer rows.Close()
-	var out []ledger.Approval
-	for rows.Next() {
-		a, err := sqliteScanApproval(rows)
-		if err != nil {
-			return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("approvals of calls: %w", s.mapErr(err))
+		return nil, fmt.Errorf("approvals of calls: %w", err)
 	}
 	return out, nil
 }
