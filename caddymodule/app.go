@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
+	"github.com/keybrake/keybrake/keyapi"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
 )
@@ -90,6 +92,14 @@ type App struct {
 	// (https://keybrake.example.com/vault/ui/), linked from the
 	// approval.* events. Default: the path /vault/ui/ alone.
 	DashboardURL string `json:"dashboard_url,omitempty"`
+	// PinnedEnv holds environment variables the Caddyfile reads when it is
+	// adapted ({$NAME}: the site address, bind, upstreams) with the values
+	// they had then, null for unset; the Caddyfile's `pin_env NAME...`
+	// fills it in. Provision refuses a config whose values differ from the
+	// environment of the running process, so a `caddy reload` run from
+	// another shell cannot move the site or send calls to another upstream.
+	// Default: none.
+	PinnedEnv map[string]*string `json:"pinned_env,omitempty"`
 
 	ledger *ledgerHandle
 	dsn    string
@@ -129,6 +139,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
+	if err := checkPinnedEnv(a.PinnedEnv, os.LookupEnv); err != nil {
+		return err
+	}
 	a.ready = make(chan struct{})
 	a.now = time.Now
 	repl := caddy.NewReplacer()
@@ -138,10 +151,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		dsn = ledger.DefaultDSN
 	}
 	if a.MaxTTL == 0 {
-		a.MaxTTL = caddy.Duration(24 * time.Hour)
+		a.MaxTTL = caddy.Duration(keyapi.DefaultMaxTTL)
 	}
 	if a.DefaultTTL == 0 {
-		a.DefaultTTL = caddy.Duration(time.Hour)
+		a.DefaultTTL = caddy.Duration(keyapi.DefaultDefaultTTL)
 	}
 	if a.KeyCacheTTL == 0 {
 		a.KeyCacheTTL = caddy.Duration(ledger.DefaultKeyCacheTTL)

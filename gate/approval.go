@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/randid"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -170,5 +171,5 @@ func approvalTTL(rule *ledger.ApprovalRule) time.Duration {
 
 // newApprovalID returns "ap" and 22 random base62 characters.
 func newApprovalID() string {
-	return "ap" + randomBase62(22)
+	return "ap" + randid.Base62(22)
 }

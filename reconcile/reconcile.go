@@ -12,6 +12,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/periodic"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -124,14 +126,6 @@ func (rc *Reconciler) log() *zap.Logger {
 	return zap.NewNop()
 }
 
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // Result counts what one run did.
 type Result struct {
 	Settled, Released, Undecided int
@@ -158,8 +152,8 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 		defer release()
 	}
 	now := rc.now()
-	staleBefore := now.Add(-or(rc.StaleAfter, ledger.DefaultStaleAfter))
-	batch := or(rc.Batch, DefaultBatch)
+	staleBefore := now.Add(-cmp.Or(rc.StaleAfter, ledger.DefaultStaleAfter))
+	batch := cmp.Or(rc.Batch, DefaultBatch)
 	var errs []error
 	asked := 0
 	for vendor, f := range rc.Finders {
@@ -200,7 +194,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 
 // pause waits Pace, false when ctx ends first.
 func (rc *Reconciler) pause(ctx context.Context) bool {
-	t := time.NewTimer(or(rc.Pace, DefaultPace))
+	t := time.NewTimer(cmp.Or(rc.Pace, DefaultPace))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -235,7 +229,7 @@ func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, no
 			r.Reason += fmt.Sprintf("; %s already counted by another call", counted)
 		}
 	case Absent:
-		if now.Sub(c.StartedAt) < or(rc.NotFoundAfter, DefaultNotFoundAfter) {
+		if now.Sub(c.StartedAt) < cmp.Or(rc.NotFoundAfter, DefaultNotFoundAfter) {
 			return Undecided, nil
 		}
 		r.Release = true
@@ -281,28 +275,14 @@ func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Find
 // Run runs RunOnce every Interval (or on every value of Ticks) until ctx is
 // done. It returns ctx's error, or nil when Ticks is closed.
 func (rc *Reconciler) Run(ctx context.Context) error {
-	ticks := rc.Ticks
-	if ticks == nil {
-		t := time.NewTicker(or(rc.Interval, DefaultInterval))
-		defer t.Stop()
-		ticks = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case _, ok := <-ticks:
-			if !ok {
-				return nil
-			}
-			res, err := rc.RunOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
-			case res.Settled+res.Released > 0:
-				rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
-					zap.Int("undecided", res.Undecided))
-			}
+	return periodic.Run(ctx, rc.Ticks, cmp.Or(rc.Interval, DefaultInterval), func(ctx context.Context) {
+		res, err := rc.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
+		case res.Settled+res.Released > 0:
+			rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
+				zap.Int("undecided", res.Undecided))
 		}
-	}
+	})
 }
