@@ -98,13 +98,23 @@ func (g *Gate) hold(r *http.Request, c *call, a ledger.Approval, wait time.Durat
 	}
 }
 
-// decided reads approval a: approved, it is consumed by this call (nil,
-// true); denied, the refusal; still pending, done is false.
+// decided looks at approval a: approved, it is consumed by this call
+// (nil, true); denied, the refusal; still pending, done is false. The
+// consume comes first, so an approval costs the held call one round trip
+// to the ledger before it is forwarded.
 func (g *Gate) decided(r *http.Request, c *call, a ledger.Approval) (*refusal, bool) {
 	ctx, cancel := g.ledgerContext(r)
 	defer cancel()
 	store := g.cfg.Approvals.store
-	got, err := store.GetApproval(ctx, a.ID)
+	got, err := store.ConsumeApproval(ctx, a.ID, a.KeyID, a.RequestHash, c.id, g.cfg.Now())
+	if err == nil {
+		g.log.Info("call approved", zap.String("call_id", c.id), zap.String("approval_id", a.ID),
+			zap.String("decided_by", got.DecidedBy), zap.Duration("waited", g.cfg.Now().Sub(a.RequestedAt)))
+		return nil, true
+	}
+	if errors.Is(err, ledger.ErrNotFound) {
+		got, err = store.GetApproval(ctx, a.ID)
+	}
 	if err != nil {
 		g.log.Error("reading an approval", zap.String("call_id", c.id), zap.Error(err))
 		return unavailable(), true
@@ -116,18 +126,9 @@ func (g *Gate) decided(r *http.Request, c *call, a ledger.Approval) (*refusal, b
 		g.log.Info("call denied", zap.String("call_id", c.id), zap.String("approval_id", a.ID),
 			zap.String("decided_by", got.DecidedBy), zap.Duration("waited", g.cfg.Now().Sub(a.RequestedAt)))
 		return approvalDenied(got), true
-	case ledger.ApprovalApproved:
-		if _, err := store.ConsumeApproval(ctx, a.ID, a.KeyID, a.RequestHash, c.id, g.cfg.Now()); err == nil {
-			g.log.Info("call approved", zap.String("call_id", c.id), zap.String("approval_id", a.ID),
-				zap.String("decided_by", got.DecidedBy), zap.Duration("waited", g.cfg.Now().Sub(a.RequestedAt)))
-			return nil, true
-		} else if !errors.Is(err, ledger.ErrNotFound) {
-			g.log.Error("consuming an approval", zap.String("call_id", c.id), zap.Error(err))
-			return unavailable(), true
-		}
 	}
-	// Consumed by a retry that raced this call, or expired: this call
-	// has no approval left to use.
+	// Consumed by a retry that raced this call, expired, or its key
+	// revoked meanwhile: this call has no approval left to use.
 	return approvalPending(a.ID), true
 }
 
