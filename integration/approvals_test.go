@@ -335,3 +335,33 @@ func TestApprovalsShutdownAndKill(t *testing.T) {
 		t.Fatalf("retry after the approval: %v", err)
 	}
 }
+
+// TestApprovalsWebhooks: a call held for approval sends approval.requested
+// with the dashboard's link, its denial approval.decided, both signed,
+// through a real node's outbox.
+func TestApprovalsWebhooks(t *testing.T) {
+	need(t, false)
+	rc := newHookReceiver(t)
+	url := rc.serve(t, "127.0.0.1:0")
+	n := startNode(t, nodeConfig{caddyfile: webhookCaddyfile(t), ledger: sqliteLedger(t), env: map[string]string{
+		"STRIPE_API_BASE": env.stripeMock, "KEYBRAKE_WEBHOOK_URL": url, "KEYBRAKE_WEBHOOK_SECRET": webhookSecret,
+	}})
+	_, approver := newToken(t, n, "approver")
+	k := approvalKey(t, n, apiToken, 1000, 50, "30s")
+	done := make(chan error, 1)
+	go func() { _, err := refund(stripeClient(n, k.VaultKey, ""), 6000); done <- err }()
+	a := awaitPending(t, n, k.KeyID, 1)[0]
+	if code := decideAs(t, n, approver, a.ID, "deny", "not today"); code != http.StatusOK {
+		t.Fatalf("denying: %d", code)
+	}
+	stripeErr(t, <-done, http.StatusForbidden, "keybrake_approval_denied")
+	got := rc.await(t, "approval.requested", "approval.decided")
+	req := got["approval.requested"]["data"].(map[string]any)
+	if req["approval_id"] != a.ID || req["key_id"] != k.KeyID || req["estimate_usd"] != 60.0 ||
+		req["url"] != "/vault/ui/#approvals" || req["path"] != "/v1/refunds" {
+		t.Errorf("approval.requested data: %v", req)
+	}
+	if d := got["approval.decided"]["data"].(map[string]any); d["status"] != "denied" || d["reason"] != "not today" {
+		t.Errorf("approval.decided data: %v", d)
+	}
+}

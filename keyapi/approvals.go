@@ -92,7 +92,8 @@ func (n *rawNumber) UnmarshalJSON(b []byte) error {
 
 // approvalForKey is the rule a new key gets under policy pol: the key's
 // own, which may only be stricter than the policy's (a threshold no
-// higher), or the policy's when the key names none.
+// higher, a decision usable no longer), or the policy's when the key names
+// none.
 func approvalForKey(pol *policy, rule *ledger.ApprovalRule) (*ledger.ApprovalRule, error) {
 	if pol == nil || pol.approval == nil {
 		return rule, nil
@@ -104,6 +105,10 @@ func approvalForKey(pol *policy, rule *ledger.ApprovalRule) (*ledger.ApprovalRul
 	if rule.Above > pol.approval.Above {
 		return nil, violation("approval.above_usd", "approval.above_usd %s is above this token's policy approval.above_usd %s",
 			rule.Above.Dollars(), pol.approval.Above.Dollars())
+	}
+	if rule.TTL > pol.approval.TTL {
+		return nil, violation("approval.ttl", "approval.ttl %s is longer than this token's policy approval.ttl %s",
+			rule.TTL, pol.approval.TTL)
 	}
 	return rule, nil
 }

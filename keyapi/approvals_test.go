@@ -129,6 +129,8 @@ func TestApprovalValidationAndPolicy(t *testing.T) {
 	}
 	wantError(t, e.doAuth("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100,"approval":{"above_usd":80}}`, "Bearer "+issuer),
 		http.StatusForbidden, codePolicyViolation, "approval.above_usd")
+	wantError(t, e.doAuth("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100,"approval":{"above_usd":10,"ttl":"2h"}}`, "Bearer "+issuer),
+		http.StatusForbidden, codePolicyViolation, "approval.ttl")
 	rec = e.doAuth("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100,"approval":{"above_usd":10}}`, "Bearer "+issuer)
 	if rec.Code != 201 || decodeMap(t, rec)["approval"].(map[string]any)["above_usd"] != 10.0 {
 		t.Fatalf("stricter key: %d %s", rec.Code, rec.Body)
