@@ -53,7 +53,14 @@ const approvalExpirySweep = time.Minute
 // approvals that expired undecided, until ctx is done; it returns
 // ctx.Err().
 func (a *Approvals) Run(ctx context.Context) error {
-	go a.sweepExpired(ctx)
+	var sweeper sync.WaitGroup
+	sweeper.Add(1)
+	go func() {
+		defer sweeper.Done()
+		a.sweepExpired(ctx)
+	}()
+	// The sweeper stops with the watcher, before the store may close.
+	defer sweeper.Wait()
 	return a.store.WatchApprovals(ctx, a.wake)
 }
 
