@@ -158,12 +158,14 @@ func newApprovalView(a ledger.Approval, now time.Time) approvalView {
 }
 
 // routeApprovals serves /vault/approvals and /vault/approvals/{id}[/approve|/deny].
+// An issuer reads the approvals of its own keys only (to learn when a
+// refused call may be sent again), and decides none.
 func (h *Handler) routeApprovals(w http.ResponseWriter, r *http.Request, rest string) error {
 	store, ok := h.store.(ledger.ApprovalStore)
 	if !ok {
 		return errNotFound("this ledger keeps no approvals")
 	}
-	if err := requireRole(r, RoleAdmin, RoleApprover, RoleReader); err != nil {
+	if err := requireRole(r, RoleAdmin, RoleApprover, RoleReader, RoleIssuer); err != nil {
 		return err
 	}
 	parts := strings.Split(rest, "/")
@@ -180,7 +182,7 @@ func (h *Handler) routeApprovals(w http.ResponseWriter, r *http.Request, rest st
 			return methodNotAllowed(w, "GET")
 		}
 		a, err := store.GetApproval(r.Context(), parts[0])
-		if errors.Is(err, ledger.ErrNotFound) {
+		if p := principalOf(r); errors.Is(err, ledger.ErrNotFound) || (err == nil && p.Role == RoleIssuer && a.TokenID != p.TokenID) {
 			return errNotFound("no approval " + parts[0])
 		}
 		if err != nil {
@@ -212,6 +214,16 @@ func (h *Handler) listApprovals(w http.ResponseWriter, r *http.Request, store le
 	limit, err := limitParam(q, ledger.DefaultPageLimit, ledger.MaxPageLimit)
 	if err != nil {
 		return err
+	}
+	if principalOf(r).Role == RoleIssuer {
+		// An issuer lists the approvals of one of its own keys.
+		if q.Get("key_id") == "" {
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: "an issuer token reads the approvals of its own keys: give key_id"}
+		}
+		if _, err := h.ownKey(r, q.Get("key_id"), h.clock(), false); err != nil {
+			return err
+		}
 	}
 	now := h.clock()
 	list, err := store.ListApprovals(r.Context(), ledger.ApprovalFilter{Status: status, KeyID: q.Get("key_id"), Now: now, Limit: limit})

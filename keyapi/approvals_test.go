@@ -65,11 +65,23 @@ func TestApprovalRoles(t *testing.T) {
 	}
 	askApproval(t, e, s, key, "apRoles1")
 
+	// The issuer reads its own key's approvals, not others'.
+	keyID := key["key_id"].(string)
+	if rec := e.doAuth("GET", "/vault/approvals/apRoles1", "", "Bearer "+issuer); rec.Code != 200 {
+		t.Fatalf("issuer reading its approval: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.doAuth("GET", "/vault/approvals?key_id="+keyID, "", "Bearer "+issuer); rec.Code != 200 {
+		t.Fatalf("issuer listing its key's approvals: %d %s", rec.Code, rec.Body)
+	}
+	wantError(t, e.doAuth("GET", "/vault/approvals", "", "Bearer "+issuer), http.StatusForbidden, codeForbidden, "")
+
 	// The issuer of the key may not decide it, even as an admin.
 	wantError(t, e.doAuth("POST", "/vault/approvals/apRoles1/approve", `{"reason":"me"}`, "Bearer "+issuer), http.StatusForbidden, codeForbidden, "")
 	rec = e.doAuth("POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100,"approval":{"above_usd":0}}`, "Bearer "+admin)
 	adminKey := decodeMap(t, rec)
 	askApproval(t, e, s, adminKey, "apRoles2")
+	wantError(t, e.doAuth("GET", "/vault/approvals/apRoles2", "", "Bearer "+issuer), http.StatusNotFound, codeNotFound, "")
+	wantError(t, e.doAuth("GET", "/vault/approvals?key_id="+adminKey["key_id"].(string), "", "Bearer "+issuer), http.StatusNotFound, codeNotFound, "")
 	wantError(t, e.doAuth("POST", "/vault/approvals/apRoles2/approve", "", "Bearer "+admin), http.StatusForbidden, codeForbidden, "")
 
 	// An approver lists and decides.
