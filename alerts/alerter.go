@@ -47,6 +47,9 @@ type Alerter struct {
 	// stored, so the Sender delivers it at once rather than at its next
 	// poll.
 	Wake chan<- struct{}
+	// DashboardURL is the absolute address of the dashboard, for the
+	// links in approval events. Default DashboardPath.
+	DashboardURL string
 
 	// known remembers the dedupe keys this process has stored (or found
 	// stored), so a key above a threshold costs one insert, not one per

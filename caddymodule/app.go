@@ -97,6 +97,10 @@ type App struct {
 	// WebhookDelivery tunes retries and polling of the webhook sender.
 	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
 
+	// DashboardURL is the absolute address of the dashboard
+	// (https://keybrake.example.com/vault/ui/), linked from the
+	// approval.* events. Default: the path /vault/ui/ alone.
+	DashboardURL string `json:"dashboard_url,omitempty"`
 	// PinnedEnv holds environment variables the Caddyfile reads when it is
 	// adapted ({$NAME}: the site address, bind, upstreams) with the values
 	// they had then, null for unset; the Caddyfile's `pin_env NAME...`

@@ -58,6 +58,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		webhook_delivery {
 //			interval|timeout|min_backoff|max_backoff|give_up_after <duration>
 //		}
+//		dashboard_url <url>
 //		pin_env <NAME>...
 //	}
 //
@@ -139,6 +140,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.WebhookDelivery = wd
+		case "dashboard_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.DashboardURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized keybrake option '%s'", d.Val())
 		}

@@ -64,6 +64,9 @@ func (g *Gate) answer(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	if f.budget != "" {
 		h.Set(HeaderBudget, f.budget)
 	}
+	if f.approvalID != "" {
+		h.Set(HeaderApprovalID, f.approvalID)
+	}
 	g.cfg.Vendor.WriteError(w, f.vendorError())
 	fields := []zap.Field{
 		zap.String("call_id", c.id),

@@ -78,6 +78,7 @@ var beforeReservation = [...]stage{
 // A refusal of one gives the reservation back, which records it (release).
 var afterReservation = [...]stage{
 	(*Gate).listening,       // reserve.go: the client is still there
+	(*Gate).approval,        // approval.go: a person decides a call above the key's threshold
 	(*Gate).fit,             // fit.go: the request bounded to what was reserved
 	(*Gate).prepareUpstream, // upstream.go: the real secret in, the vault key out
 }

@@ -36,6 +36,9 @@ type callView struct {
 	ResolvedBy    *string `json:"resolved_by"`
 	ResolvedAt    *string `json:"resolved_at"`
 	ResolveReason *string `json:"resolve_reason"`
+	// Approval is the approval the call asked for or used, when it
+	// needed one (approvals.go).
+	Approval *callApproval `json:"approval,omitempty"`
 	// Count is how many calls the record stands for: 1, or for a refusal
 	// counted per key, outcome and minute, how many there were (the record
 	// is the first; finished_at is the last one's end).
@@ -120,6 +123,9 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	out := callList{Data: make([]callView, 0, len(calls)), NextCursor: nullableCursor(next)}
 	for _, c := range calls {
 		out.Data = append(out.Data, newCallView(c))
+	}
+	if err := h.attachApprovals(r, calls, out.Data); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

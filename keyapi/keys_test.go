@@ -59,6 +59,7 @@ func TestCreateKey(t *testing.T) {
 		"daily_spent_usd":   `0`,
 		"calls":             `0`,
 		"cap_hits":          `0`,
+		"approval":          `null`,
 	}
 	for field, w := range want {
 		if string(got[field]) != w {

@@ -29,6 +29,8 @@ type keyView struct {
 	DailySpentUSD    money.Micros    `json:"daily_spent_usd"`
 	Calls            int64           `json:"calls"`
 	CapHits          int64           `json:"cap_hits"`
+	// Approval is the key's approval rule; null for none.
+	Approval *approvalRuleView `json:"approval"`
 }
 
 // newKeyView renders a key with its usage at now.
@@ -59,6 +61,7 @@ func newKeyView(u ledger.KeyUsage, now time.Time) keyView {
 		DailySpentUSD:    u.DaySpent,
 		Calls:            u.Calls,
 		CapHits:          u.CapHits,
+		Approval:         newApprovalRuleView(u.Approval),
 	}
 }
 

@@ -109,6 +109,9 @@ type Key struct {
 	// issued with a configured (bootstrap) token. The token's budget, if
 	// any, bounds the key's spend together with its own caps.
 	TokenID string
+	// Approval, when set, holds the key's calls estimated above its
+	// threshold for a person's decision (approvals.go).
+	Approval *ApprovalRule
 }
 
 // Status tells whether the key is active, expired or revoked at now.

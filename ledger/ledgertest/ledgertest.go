@@ -89,6 +89,12 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 			tc.run(newFixture(t, newStore(t)))
 		})
 	}
+	for _, tc := range approvalTests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, newStore(t))
+			tc.run(f, f.approvals())
+		})
+	}
 }
 
 func testPing(f *fixture) {

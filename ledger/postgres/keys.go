@@ -14,7 +14,7 @@ import (
 
 // postgresKeyColumns are read by scanPostgresKey, in this order.
 const postgresKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
-	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at, k.token_id`
+	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at, k.token_id, k.approval`
 
 // postgresUsageColumns follow postgresKeyColumns for a KeyUsage; they expect
 // the key's day row joined as d.
@@ -35,10 +35,10 @@ func (s *postgresStore) CreateKey(ctx context.Context, k ledger.Key) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO vault_keys
 		(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
-		 created_at, expires_at, revoked_at, token_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		 created_at, expires_at, revoked_at, token_id, approval)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		k.ID, k.Hash[:], k.Vendor, microsPtr(k.DailyCap), microsPtr(k.TotalCap), endpoints,
-		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.TokenID)
+		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.TokenID, ledger.EncodeApprovalRule(k.Approval))
 	return s.wrapErr("creating key", err)
 }
 
@@ -137,11 +137,13 @@ func scanPostgresKey(row pgx.Row) (ledger.Key, error) {
 	var daily, total *int64
 	var endpoints []string
 	var metadata []byte
+	var approval string
 	if err := row.Scan(&k.ID, &hash, &k.Vendor, &daily, &total, &endpoints,
-		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID); err != nil {
+		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID, &approval); err != nil {
 		return ledger.Key{}, err
 	}
 	fillPostgresKey(&k, hash, daily, total, endpoints, metadata)
+	k.Approval = ledger.DecodeApprovalRule(approval)
 	return k, nil
 }
 
@@ -153,12 +155,14 @@ func scanPostgresUsage(row pgx.Row) (ledger.KeyUsage, error) {
 	var endpoints []string
 	var metadata []byte
 	var spent, reserved, daySpent, dayReserved int64
+	var approval string
 	if err := row.Scan(&u.ID, &hash, &u.Vendor, &daily, &total, &endpoints,
-		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID,
+		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID, &approval,
 		&spent, &reserved, &daySpent, &dayReserved, &u.Calls, &u.CapHits); err != nil {
 		return ledger.KeyUsage{}, err
 	}
 	fillPostgresKey(&u.Key, hash, daily, total, endpoints, metadata)
+	u.Key.Approval = ledger.DecodeApprovalRule(approval)
 	u.Spent, u.Reserved = money.Micros(spent), money.Micros(reserved)
 	u.DaySpent, u.DayReserved = money.Micros(daySpent), money.Micros(dayReserved)
 	return u, nil

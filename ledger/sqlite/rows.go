@@ -58,7 +58,7 @@ func sqliteNullString(s string) sql.NullString {
 const sqliteKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
 	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at,
 	k.spent, k.reserved, k.calls, k.cap_hits,
-	COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id`
+	COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id, k.approval`
 
 // sqliteKeyFrom joins each key to its day row; the day is the first argument.
 const sqliteKeyFrom = `keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day = ?`
@@ -76,10 +76,11 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 		revokedAt           sql.NullInt64
 		spent, reserved     int64
 		daySpent, dayReserv int64
+		approval            string
 	)
 	if err := row.Scan(&ku.ID, &hash, &ku.Vendor, &dailyCap, &totalCap, &endpoints,
 		&ku.RunLabel, &metadata, &createdAt, &expires, &revokedAt,
-		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID); err != nil {
+		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID, &approval); err != nil {
 		return ledger.KeyUsage{}, err
 	}
 	if len(hash) != len(ku.Hash) {
@@ -99,6 +100,7 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 	ku.RevokedAt = sqliteFromNullNanos(revokedAt)
 	ku.Spent, ku.Reserved = money.Micros(spent), money.Micros(reserved)
 	ku.DaySpent, ku.DayReserved = money.Micros(daySpent), money.Micros(dayReserv)
+	ku.Approval = ledger.DecodeApprovalRule(approval)
 	return ku, nil
 }
 
