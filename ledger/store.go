@@ -232,8 +232,14 @@ type Call struct {
 	IdempotencyKey string
 	ReplayOf       string
 	CostState      string
-	StartedAt      time.Time
-	FinishedAt     *time.Time
+	// Tag is what the gate wrote on the vendor object the call creates
+	// (Stripe metadata[keybrake_call_id], Resend tag keybrake_call_id),
+	// recorded before the call was forwarded: a random id, shared only by
+	// the attempts of one idempotent request. "" when the call wrote none;
+	// the reconciler never releases such a call on the vendor's silence.
+	Tag        string
+	StartedAt  time.Time
+	FinishedAt *time.Time
 	// ResolvedBy, ResolvedAt and ResolveReason record a Resolve: who (an
 	// API token id, or the reconciler), when and why. Empty and nil for a
 	// call the gate settled.
@@ -402,6 +408,15 @@ type Store interface {
 	// nothing, if it is in any other state (already settled, released,
 	// still in flight...), so resolving twice counts once.
 	Resolve(ctx context.Context, callID string, res Resolution) (Call, error)
+
+	// TagCall records on a call, before it is forwarded, the tag the gate
+	// writes on the vendor object it creates, and returns the tag
+	// recorded: tag itself, unless an earlier call of the same key sent
+	// the same request (fingerprint) with the same idempotency key within
+	// replayWindow and was tagged: that call's tag is recorded and
+	// returned, since every attempt of one idempotent request must send
+	// the vendor the same body. ErrNotFound if there is no such call.
+	TagCall(ctx context.Context, callID, tag string, replayWindow time.Duration) (string, error)
 
 	// RecordRefusal records a call refused before reservation (bad
 	// credential, endpoint outside the allowlist, unknown cost...). Reserved
