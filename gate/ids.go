@@ -12,6 +12,14 @@ func newCallID() string {
 	return "cl" + randomBase62(22)
 }
 
+// newTagID returns "kt" and 22 random base62 characters: the tag written on
+// the vendor object a call creates. It is drawn apart from the call id,
+// which the client sees (X-Keybrake-Call-Id), and from anything the
+// client sent.
+func newTagID() string {
+	return "kt" + randomBase62(22)
+}
+
 // randomBase62 returns n unbiased random base62 characters.
 func randomBase62(n int) string {
 	b := make([]byte, n)

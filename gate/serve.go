@@ -263,7 +263,11 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 		g.refuse(w, r, c, f)
 		return nil
 	}
-	g.tag(r, c)
+	if f := g.tag(r, c); f != nil {
+		g.release(r, c, f)
+		g.refuse(w, r, c, f)
+		return nil
+	}
 	w.Header().Set(HeaderCallID, c.id)
 	if res.Outcome == ledger.OutcomeForwarded {
 		w.Header().Set(HeaderRemaining, res.Remaining.String())
@@ -311,18 +315,42 @@ func (g *Gate) forward(w http.ResponseWriter, r *http.Request, c *call, res ledg
 }
 
 // tag writes the call's tag on the object it creates, when the vendor
-// takes one (vendors.Tagger). It runs after pricing and fingerprinting,
-// which read the client's own body.
-func (g *Gate) tag(r *http.Request, c *call) {
+// takes one (vendors.Tagger), and records it on the call before anything
+// is forwarded: a fresh random tag, or the first attempt's for a retry or
+// replay of one idempotent request (ledger TagCall). It runs after
+// pricing and fingerprinting, which read the client's own body. A create
+// that cannot carry the tag is refused: the reconciler could never show
+// that such a call did nothing.
+func (g *Gate) tag(r *http.Request, c *call) *refusal {
 	t, ok := g.cfg.Vendor.(vendors.Tagger)
 	if !ok {
-		return
+		return nil
 	}
-	out, ok := t.Tag(r, c.path, c.body, vendors.CallTag{ID: vendors.TagID(c.id, c.key.ID, c.idemKey), RunLabel: c.key.RunLabel})
-	if !ok {
-		return
+	tag := vendors.CallTag{ID: newTagID(), RunLabel: c.key.RunLabel}
+	out, err := t.Tag(r, c.path, c.body, tag)
+	if err != nil {
+		f := authorizeRefusal(err)
+		f.record = false // the call row exists; release records the refusal
+		return f
+	}
+	if out == nil {
+		return nil
+	}
+	ctx, cancel := g.ledgerContext(r)
+	defer cancel()
+	recorded, err := g.cfg.Store.TagCall(ctx, c.id, tag.ID, c.replayWindow)
+	if err != nil {
+		g.log.Error("recording a call's tag", zap.String("call_id", c.id), zap.Error(err))
+		return unavailable()
+	}
+	if recorded != tag.ID {
+		tag.ID = recorded
+		if out, err = t.Tag(r, c.path, c.body, tag); err != nil || out == nil {
+			return authorizeRefusal(cmp.Or(err, errors.New("the call's first attempt was tagged, this one cannot be")))
+		}
 	}
 	setBody(r, out)
+	return nil
 }
 
 // authorizeRefusal is the refusal of a call the vendor could not rewrite
