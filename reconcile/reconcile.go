@@ -82,8 +82,8 @@ const (
 	// a minute for clocks that differ.
 	MaxNotFoundAfter       = 4 * time.Minute
 	DefaultUnknownAfterMax = time.Hour
-	DefaultBatch         = 100
-	DefaultPace          = 100 * time.Millisecond
+	DefaultBatch           = 100
+	DefaultPace            = 100 * time.Millisecond
 	// ResolvedBy is recorded as who resolved the calls it resolves.
 	ResolvedBy = "reconciler"
 )
@@ -163,7 +163,7 @@ type Result struct {
 	Settled, Released, Undecided int
 	// Escalated counts the calls past UnknownAfterMax, left to an operator.
 	Escalated int
-	Locked                       bool // another node held the lock: nothing was done
+	Locked    bool // another node held the lock: nothing was done
 }
 
 // RunOnce looks at each vendor's unknown calls and stale reservations,
