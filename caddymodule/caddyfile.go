@@ -41,6 +41,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		stale_reservation_after <duration>
 //		reconcile_interval <duration>
 //		reconcile_not_found_after <duration>
+//		unknown_after_max <duration>
 //		vendor <name> {
 //			kind         <stripe|twilio|resend|declared|…>
 //			upstream     <url>
@@ -84,7 +85,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after",
-			"reconcile_interval", "reconcile_not_found_after":
+			"reconcile_interval", "reconcile_not_found_after", "unknown_after_max":
 			opt := d.Val()
 			dur, err := vendormodule.DurationArg(d)
 			if err != nil {
@@ -101,6 +102,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.ReconcileInterval = dur
 			case "reconcile_not_found_after":
 				a.ReconcileNotFoundAfter = dur
+			case "unknown_after_max":
+				a.UnknownAfterMax = dur
 			default:
 				a.KeyCacheTTL = dur
 			}

@@ -49,6 +49,7 @@ func (b *backgroundJobs) addReconciler(rc *reconcile.Reconciler) {
 		fields: []zap.Field{
 			zap.Duration("interval", orDefault(rc.Interval, reconcile.DefaultInterval)),
 			zap.Duration("not_found_after", orDefault(rc.NotFoundAfter, reconcile.DefaultNotFoundAfter)),
+			zap.Duration("unknown_after_max", orDefault(rc.UnknownAfterMax, reconcile.DefaultUnknownAfterMax)),
 			zap.Bool("locked", rc.Lock != nil),
 		},
 	})
