@@ -272,9 +272,9 @@ func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
 		return nil
 	}
 	rc := &reconcile.Reconciler{
-		Store:         store,
-		Finders:       finders,
-		StaleAfter:    time.Duration(a.StaleReservationAfter),
+		Store:           store,
+		Finders:         finders,
+		StaleAfter:      time.Duration(a.StaleReservationAfter),
 		NotFoundAfter:   time.Duration(a.ReconcileNotFoundAfter),
 		UnknownAfterMax: time.Duration(a.UnknownAfterMax),
 		Interval:        time.Duration(a.ReconcileInterval),
