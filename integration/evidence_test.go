@@ -23,43 +23,43 @@ import (
 // a call Keybrake could not tag, or a tag the client could forge, move or
 // remove, is refused before it reaches Stripe.
 
-// evidenceNode is a real Caddy node, its reconciler on short settings, in
-// front of the simulated Stripe (search lagging its writes by the minute
-// Stripe documents) behind a front that holds the answer to a create whose
-// description is "hangup" until Caddy gives up on it: Stripe has acted, the
-// client never hears of it.
-func evidenceNode(t *testing.T, ledgerDSN string) (*node, *simvendor.Sim) {
+// hangingNode is a real Caddy node, its reconciler on short settings, in
+// front of a simulated vendor behind a front that holds the answer to a
+// POST hold picks until Caddy gives up on it: the vendor has acted, the
+// client never hears of it. vendorBlock is the vendor's block less its
+// upstream, route the path the vendor is served on.
+func hangingNode(t *testing.T, ledgerDSN, name, vendorBlock, route string, h http.Handler, hold func(body url.Values) bool) *node {
 	t.Helper()
-	sim := newSim()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/v1/") {
-			sim.Stripe().ServeHTTP(w, r)
-			return
-		}
 		body, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(body))
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if form.Get("description") != "hangup" {
-			sim.Stripe().ServeHTTP(w, r)
+		form, _ := url.ParseQuery(string(body))
+		if r.Method != http.MethodPost || !hold(form) {
+			h.ServeHTTP(w, r)
 			return
 		}
-		sim.Stripe().ServeHTTP(httptest.NewRecorder(), r)
+		h.ServeHTTP(httptest.NewRecorder(), r)
 		select {
 		case <-r.Context().Done(): // the client left; Caddy dropped the request
 		case <-time.After(10 * time.Second):
 		}
 	}))
 	t.Cleanup(front.Close)
-	caddyfile := writeCaddyfile(t, fmt.Sprintf(`		reconcile_interval 300ms
-		reconcile_not_found_after 1s
-		vendor stripe {
-			secret_key %s
-			upstream %s
-		}`, simStripeSecret, front.URL), fmt.Sprintf(`	handle /v1/* {
-		keybrake stripe
-		reverse_proxy %s
-	}`, front.URL))
-	return startNode(t, nodeConfig{caddyfile: caddyfile, ledger: ledgerDSN}), sim
+	caddyfile := writeCaddyfile(t, fmt.Sprintf("\t\treconcile_interval 300ms\n\t\treconcile_not_found_after 1s\n"+
+		"\t\tvendor %s {\n%s\n\t\t\tupstream %s\n\t\t}", name, vendorBlock, front.URL),
+		fmt.Sprintf("\thandle %s {\n\t\tkeybrake %s\n\t\treverse_proxy %s\n\t}", route, name, front.URL))
+	return startNode(t, nodeConfig{caddyfile: caddyfile, ledger: ledgerDSN})
+}
+
+// evidenceNode is hangingNode for the simulated Stripe (its search lagging
+// its writes by the minute Stripe documents), holding the answer to a
+// create whose description is "hangup".
+func evidenceNode(t *testing.T, ledgerDSN string) (*node, *simvendor.Sim) {
+	t.Helper()
+	sim := newSim()
+	n := hangingNode(t, ledgerDSN, "stripe", "\t\t\tsecret_key "+simStripeSecret, "/v1/*", sim.Stripe(),
+		func(f url.Values) bool { return f.Get("description") == "hangup" })
+	return n, sim
 }
 
 // hangUp sends a Stripe call and leaves before the answer (as curl -m does).
@@ -230,29 +230,8 @@ func TestCapHoldsOnEvidenceTagTampering(t *testing.T) {
 func TestTwilioToForwardedAndRecordedAsPriced(t *testing.T) {
 	need(t, false)
 	sim := newSim()
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			sim.Twilio().ServeHTTP(w, r)
-			return
-		}
-		sim.Twilio().ServeHTTP(httptest.NewRecorder(), r)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
-		}
-	}))
-	t.Cleanup(front.Close)
-	caddyfile := writeCaddyfile(t, fmt.Sprintf(`		reconcile_interval 300ms
-		reconcile_not_found_after 1s
-		vendor twilio {
-			account_sid %s
-			auth_token %s
-			upstream %s
-		}`, simTwilioSID, simTwilioToken, front.URL), fmt.Sprintf(`	handle /2010-04-01/* {
-		keybrake twilio
-		reverse_proxy %s
-	}`, front.URL))
-	n := startNode(t, nodeConfig{caddyfile: caddyfile, ledger: sqliteLedger(t)})
+	n := hangingNode(t, sqliteLedger(t), "twilio", fmt.Sprintf("\t\t\taccount_sid %s\n\t\t\tauth_token %s", simTwilioSID, simTwilioToken),
+		"/2010-04-01/*", sim.Twilio(), func(url.Values) bool { return true })
 	key := issueKey(t, n, map[string]any{"vendor": "twilio", "total_usd_cap": 0.01, "agent_run_label": "twilio-to",
 		"allowed_endpoints": []string{"POST /2010-04-01/Accounts/*/Messages.json"}})
 	send := func(timeout time.Duration) int {
