@@ -7,7 +7,6 @@ package gate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -102,6 +101,10 @@ type Gate struct {
 	cfg  Config
 	log  *zap.Logger
 	idem idempotencyPolicy
+	// settleLater is the Store as a ledger.Batcher when settlements follow
+	// the answer (SettleAfterResponse); nil when they commit before the
+	// handler returns.
+	settleLater ledger.Batcher
 }
 
 // New returns a Gate.
@@ -127,7 +130,11 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.AuthLimiter == nil {
 		cfg.AuthLimiter = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
 	}
-	return &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}, nil
+	g := &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}
+	if b, ok := cfg.Store.(ledger.Batcher); ok && cfg.SettleAfterResponse {
+		g.settleLater = b
+	}
+	return g, nil
 }
 
 // Header names Keybrake sets on its answers.
@@ -139,81 +146,3 @@ const (
 	HeaderCallID    = "X-Keybrake-Call-Id"
 	HeaderRemaining = "X-Keybrake-Remaining-Usd"
 )
-
-// refusal is a call refused by the gate, before anything is forwarded.
-type refusal struct {
-	status    int
-	code      string
-	message   string
-	errType   string // the vendor's error type, when not its default
-	outcome   string
-	capHit    bool
-	budget    string // the X-Keybrake-Budget value, when a budget stopped it
-	retryable bool
-	// nothingSent: the call provably never reached the vendor.
-	nothingSent bool
-	// record says the refusal is written to the ledger (it is, whenever a
-	// key is known; refusals of unknown credentials are only logged, so
-	// that a flood of garbage cannot fill the ledger).
-	record bool
-}
-
-func (f *refusal) vendorError() *vendors.Error {
-	return &vendors.Error{Status: f.status, Code: f.code, Message: f.message, Type: f.errType, CapHit: f.capHit, Retryable: f.retryable,
-		NothingSent: f.nothingSent}
-}
-
-func unavailable() *refusal {
-	return &refusal{
-		status: http.StatusServiceUnavailable, code: "keybrake_ledger_unavailable",
-		message:   "Keybrake cannot reach its ledger, so it forwards nothing. Try again shortly.",
-		outcome:   "ledger_unavailable",
-		retryable: true,
-	}
-}
-
-// unreachable is the answer to a call that never reached the vendor: no
-// connection to it could be made. Nothing is held; a retry is safe.
-func unreachable() *refusal {
-	return &refusal{
-		status: http.StatusBadGateway, code: "keybrake_upstream_unreachable",
-		message: "Keybrake could not connect to the vendor, so the call was not made and nothing is reserved. " +
-			"Retrying is safe.",
-		outcome: ledger.OutcomeUpstreamUnreachable, retryable: true, nothingSent: true,
-	}
-}
-
-func capHitRefusal(remaining money.Micros) *refusal {
-	return &refusal{
-		status: http.StatusTooManyRequests, code: "keybrake_cap_hit",
-		message: fmt.Sprintf("This vault key has reached its spending cap (%s left, not enough for this call). "+
-			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
-		outcome: ledger.OutcomeCapHit, capHit: true,
-	}
-}
-
-// budgetHitRefusal: the key had room, the budget of the token that issued
-// it did not.
-func budgetHitRefusal(remaining money.Micros) *refusal {
-	return &refusal{
-		status: http.StatusTooManyRequests, code: "keybrake_budget_hit",
-		message: fmt.Sprintf("The API token that issued this vault key has reached its budget across its keys (%s left, not enough for this call). "+
-			"Keybrake forwarded nothing; retrying will not help.", remaining.Dollars()),
-		outcome: ledger.OutcomeBudgetHit, capHit: true, budget: "token",
-	}
-}
-
-func keyStatusRefusal(outcome string) *refusal {
-	f := &refusal{status: http.StatusUnauthorized, outcome: outcome, record: true}
-	switch outcome {
-	case ledger.OutcomeRevoked:
-		f.code, f.message = "keybrake_key_revoked", "This vault key has been revoked."
-	case ledger.OutcomeExpired:
-		f.code, f.message = "keybrake_key_expired", "This vault key has expired."
-	case ledger.OutcomeWrongVendor:
-		f.code, f.message = "keybrake_wrong_vendor", "This vault key was issued for another vendor."
-	default:
-		f.code, f.message = "keybrake_invalid_key", "Invalid vault key."
-	}
-	return f
-}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -17,24 +16,21 @@ const maxIdempotencyKey = 255
 // idempotency reads the call's idempotency key and, when the vendor honours
 // it for this method, the replay window and the request's fingerprint: a
 // replay is free only when it is the same request as its original.
-func (g *Gate) idempotency(r *http.Request, c *call, body []byte) *refusal {
+func (g *Gate) idempotency(r *http.Request, c *call) *refusal {
 	idem, ok := g.idem.header(r)
 	if !ok {
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
-			message: "Send one Idempotency-Key header at most.", outcome: ledger.OutcomeBadRequest, record: true}
+		return manyIdempotencyKeys()
 	}
 	if idem == "" {
 		return nil
 	}
 	if len(idem) > maxIdempotencyKey || !utf8.ValidString(idem) || strings.ContainsFunc(idem, isControl) {
-		return &refusal{status: http.StatusBadRequest, code: "keybrake_bad_idempotency_key",
-			message: "The Idempotency-Key must be at most 255 characters of valid UTF-8 with no control characters.",
-			outcome: ledger.OutcomeBadRequest, record: true}
+		return badIdempotencyKey()
 	}
 	c.idemKey = idem
 	if g.idem.Honours(r.Method, c.path) {
 		c.replayWindow = g.idem.Window
-		c.fingerprint = fingerprint(r, c.path, body, g.idem.ScopeHeaders)
+		c.fingerprint = fingerprint(r, c.path, c.body, g.idem.ScopeHeaders)
 	}
 	return nil
 }
@@ -93,21 +89,6 @@ func fingerprint(r *http.Request, path string, body []byte, scope []string) stri
 	}
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// idempotencyRefusal is the vendor's own refusal of a reused idempotency
-// key: with another request, or while its original is still in flight.
-func (g *Gate) idempotencyRefusal(outcome string) *refusal {
-	e := g.idem.Mismatch
-	if outcome == ledger.OutcomeIdempotencyInFlight {
-		e = g.idem.InFlight
-	}
-	f := &refusal{status: e.Status, code: e.Code, message: e.Message, errType: e.Type, retryable: e.Retryable, outcome: outcome}
-	if f.status == 0 {
-		f.status, f.code = http.StatusBadRequest, "keybrake_idempotency_mismatch"
-		f.message = "This Idempotency-Key was used with another request."
-	}
-	return f
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

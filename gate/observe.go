@@ -12,7 +12,7 @@ import (
 type Event struct {
 	Vendor   string
 	Outcome  string // forwarded, idempotent_replay, cap_hit, revoked, ...
-	Decision string // settle, unpriced, release, unknown; "" for a refusal
+	Decision string // a vendors.Decision: settle, unpriced, release, unknown; "" for a refusal
 	Status   int
 	Reserved money.Micros
 	Cost     money.Micros

@@ -16,7 +16,12 @@ import (
 // original's settlement was queued before the handler returned.
 func TestGateSettlesAfterResponse(t *testing.T) {
 	f := newGTFixture(t, "100")
-	f.gate.cfg.SettleAfterResponse = true
+	cfg := f.gate.cfg
+	cfg.SettleAfterResponse = true
+	var err error
+	if f.gate, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
 	b, ok := f.store.(ledger.Batcher)
 	if !ok {
 		t.Fatal("the embedded ledger writes no batches")

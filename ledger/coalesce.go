@@ -9,18 +9,21 @@ import (
 	"time"
 )
 
-// Finish modes: how a call's reservation ends (Settle, Release,
-// MarkUnknown).
+// FinishMode is how a call's reservation ends: Settle, Release or
+// MarkUnknown. The gate maps a vendor's decision (vendors.Decision) to one.
+type FinishMode string
+
+// Finish modes.
 const (
-	FinishSettle  = "settle"
-	FinishRelease = "release"
-	FinishUnknown = "unknown"
+	FinishSettle  FinishMode = "settle"
+	FinishRelease FinishMode = "release"
+	FinishUnknown FinishMode = "unknown"
 )
 
 // Finish is a Settle, Release or MarkUnknown of one call, as a batch op.
 type Finish struct {
 	CallID     string
-	Mode       string // FinishSettle, FinishRelease or FinishUnknown
+	Mode       FinishMode
 	Settlement Settlement
 }
 

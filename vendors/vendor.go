@@ -124,17 +124,22 @@ type ScopeRecorder interface {
 	RecordedScope(r *http.Request, body []byte) string
 }
 
-// Settle decisions: what the response means for the reservation.
+// Decision is what a vendor's response means for the call's reservation.
+// The gate finishes the call in the ledger from it (ledger.FinishMode):
+// settle and unpriced settle, release releases, unknown marks it unknown.
+type Decision string
+
+// Settle decisions.
 const (
-	DecisionSettle   = "settle"   // money moved: record the real cost
-	DecisionUnpriced = "unpriced" // money moved, price not known yet: keep the estimate as provisional cost
-	DecisionRelease  = "release"  // the vendor refused; no money moved
-	DecisionUnknown  = "unknown"  // ambiguous; keep the reservation for reconciliation
+	DecisionSettle   Decision = "settle"   // money moved: record the real cost
+	DecisionUnpriced Decision = "unpriced" // money moved, price not known yet: keep the estimate as provisional cost
+	DecisionRelease  Decision = "release"  // the vendor refused; no money moved
+	DecisionUnknown  Decision = "unknown"  // ambiguous; keep the reservation for reconciliation
 )
 
 // Result is what a vendor's response says about the call.
 type Result struct {
-	Decision string
+	Decision Decision
 	// Cost is the real cost when Decision is DecisionSettle; for
 	// DecisionUnpriced it is ignored and the estimate is kept.
 	Cost     money.Micros
@@ -220,7 +225,7 @@ type Vendor interface {
 
 // StatusDecision is the default reading of a response status: 2xx moved
 // money, 5xx (and anything else unexpected) is ambiguous, 4xx moved none.
-func StatusDecision(status int) string {
+func StatusDecision(status int) Decision {
 	switch {
 	case status >= 200 && status < 300:
 		return DecisionSettle

@@ -30,7 +30,7 @@ func (f *fixture) writeBatch(ops []ledger.Op) ([]ledger.ReserveResult, []error) 
 
 func reserveOp(r ledger.ReserveRequest) ledger.Op { return ledger.Op{Reserve: &r} }
 
-func finishOp(callID, mode string, s ledger.Settlement) ledger.Op {
+func finishOp(callID string, mode ledger.FinishMode, s ledger.Settlement) ledger.Op {
 	return ledger.Op{Finish: &ledger.Finish{CallID: callID, Mode: mode, Settlement: s}}
 }
 

@@ -31,14 +31,14 @@ func (s *postgresStore) Reserve(ctx context.Context, r ledger.ReserveRequest) (l
 
 // finish queues a settlement, release or unknown for the next batch and
 // waits for it.
-func (s *postgresStore) finish(ctx context.Context, _, callID, mode, state string, st ledger.Settlement) error {
+func (s *postgresStore) finish(ctx context.Context, _, callID string, mode ledger.FinishMode, state string, st ledger.Settlement) error {
 	st.CostState = state
 	_, err := s.Coalescer.Do(ctx, ledger.Op{Finish: &ledger.Finish{CallID: callID, Mode: mode, Settlement: st}})
 	return err
 }
 
 // checkFinish refuses a settlement the ledger cannot record.
-func checkFinish(mode, state string, st ledger.Settlement) error {
+func checkFinish(mode ledger.FinishMode, state string, st ledger.Settlement) error {
 	if mode != ledger.FinishSettle {
 		return nil
 	}
@@ -134,7 +134,7 @@ func (a *postgresBatchArgs) add(i int, op ledger.Op) {
 	st := f.Settlement
 	a.fIdx = append(a.fIdx, i)
 	a.fCallIDs = append(a.fCallIDs, f.CallID)
-	a.fModes = append(a.fModes, f.Mode)
+	a.fModes = append(a.fModes, string(f.Mode))
 	a.fCosts = append(a.fCosts, int64(st.Cost))
 	a.fStates = append(a.fStates, state)
 	a.fStatuses = append(a.fStatuses, int32(st.StatusCode))
@@ -215,7 +215,7 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 			i := a.fIdx[idx-1]
 			switch {
 			case state == "not_found":
-				op, _ := finishArgs(ledger.Finish{Mode: a.fModes[idx-1]})
+				op, _ := finishArgs(ledger.Finish{Mode: ledger.FinishMode(a.fModes[idx-1])})
 				errs[i] = fmt.Errorf("%s: %w", op, ledger.ErrNotFound)
 			case state == "":
 				s.logger.Debug("call no longer open; settlement ignored",

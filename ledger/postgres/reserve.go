@@ -49,17 +49,17 @@ func (s *postgresStore) Settle(ctx context.Context, callID string, st ledger.Set
 	if state == "" {
 		state = ledger.CostSettled
 	}
-	return s.finish(ctx, "settling call", callID, "settle", state, st)
+	return s.finish(ctx, "settling call", callID, ledger.FinishSettle, state, st)
 }
 
 // Release returns a call's reservation: the vendor moved no money.
 func (s *postgresStore) Release(ctx context.Context, callID string, st ledger.Settlement) error {
-	return s.finish(ctx, "releasing call", callID, "release", ledger.CostReleased, st)
+	return s.finish(ctx, "releasing call", callID, ledger.FinishRelease, ledger.CostReleased, st)
 }
 
 // MarkUnknown keeps a call's reservation for reconciliation.
 func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st ledger.Settlement) error {
-	return s.finish(ctx, "marking call cost unknown", callID, "unknown", ledger.CostUnknown, st)
+	return s.finish(ctx, "marking call cost unknown", callID, ledger.FinishUnknown, ledger.CostUnknown, st)
 }
 
 // finishAlone runs keybrake_finish in a transaction of its own; it moves the
@@ -72,7 +72,7 @@ func (s *postgresStore) MarkUnknown(ctx context.Context, callID string, st ledge
 // the reconciler finds it; the reservation itself, written before the
 // vendor is called, is always a durable commit. It halves the fsyncs a
 // spend call costs.
-func (s *postgresStore) finishAlone(ctx context.Context, op, callID, mode, state string, st ledger.Settlement) error {
+func (s *postgresStore) finishAlone(ctx context.Context, op, callID string, mode ledger.FinishMode, state string, st ledger.Settlement) error {
 	if err := checkFinish(mode, state, st); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (s *postgresStore) finishAlone(ctx context.Context, op, callID, mode, state
 	err := s.pool.QueryRow(ctx,
 		`SELECT keybrake_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		 FROM set_config('synchronous_commit', 'off', true)`,
-		callID, mode, int64(st.Cost), state, st.StatusCode, st.VendorAmount,
+		callID, string(mode), int64(st.Cost), state, st.StatusCode, st.VendorAmount,
 		st.VendorCurrency, st.VendorTxnID, st.Outcome, st.Now,
 	).Scan(&newState)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *postgresStore) finishAlone(ctx context.Context, op, callID, mode, state
 		// Expected for a retried or late settlement; worth seeing when
 		// chasing a reconciliation question.
 		s.logger.Debug("call no longer open; settlement ignored",
-			zap.String("call_id", callID), zap.String("mode", mode))
+			zap.String("call_id", callID), zap.String("mode", string(mode)))
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func (s *sqliteStore) finish(ctx context.Context, callID string, st ledger.Settl
 }
 
 // mode is the Finish mode of how.
-func (f sqliteFinish) mode() string {
+func (f sqliteFinish) mode() ledger.FinishMode {
 	switch f {
 	case sqliteSettle:
 		return ledger.FinishSettle
