@@ -36,7 +36,6 @@ type Ledger interface {
 	Release(ctx context.Context, callID string, s ledger.Settlement) error
 	MarkUnknown(ctx context.Context, callID string, s ledger.Settlement) error
 	RecordRefusal(ctx context.Context, c ledger.Call) error
-	TagCall(ctx context.Context, callID, tag string, replayWindow time.Duration) (string, error)
 	ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error)
 }
 

@@ -1,14 +1,8 @@
 package gate
 
 import (
-	"cmp"
-	"errors"
 	"net/http"
 	"strings"
-
-	"go.uber.org/zap"
-
-	"github.com/keybrake/keybrake/vendors"
 )
 
 // prepareUpstream rewrites the request for the vendor: Keybrake's own
@@ -30,7 +24,7 @@ func (g *Gate) prepareUpstream(r *http.Request, c *call) *refusal {
 	if keyInPath(r, c.secret) {
 		return keyInURL()
 	}
-	return g.tag(r, c)
+	return g.writeTag(r, c)
 }
 
 // keyInPath reports whether the vault key is still in the path the vendor
@@ -54,41 +48,4 @@ func dropKeyHeaders(r *http.Request, secret string) {
 			}
 		}
 	}
-}
-
-// tag writes the call's tag on the object it creates, when the vendor
-// takes one (vendors.Tagger), and records it on the call before anything
-// is forwarded: a fresh random tag, or the first attempt's for a retry or
-// replay of one idempotent request (ledger TagCall). It runs after
-// pricing and fingerprinting, which read the client's own body. A create
-// that cannot carry the tag is refused: the reconciler could never show
-// that such a call did nothing.
-func (g *Gate) tag(r *http.Request, c *call) *refusal {
-	t, ok := g.cfg.Vendor.(vendors.Tagger)
-	if !ok {
-		return nil
-	}
-	tag := vendors.CallTag{ID: newTagID(), RunLabel: c.key.RunLabel}
-	out, err := t.Tag(r, c.path, c.body, tag)
-	if err != nil {
-		return authorizeRefusal(err)
-	}
-	if out == nil {
-		return nil
-	}
-	ctx, cancel := g.ledgerContext(r)
-	defer cancel()
-	recorded, err := g.cfg.Store.TagCall(ctx, c.id, tag.ID, c.replayWindow)
-	if err != nil {
-		g.log.Error("recording a call's tag", zap.String("call_id", c.id), zap.Error(err))
-		return unavailable()
-	}
-	if recorded != tag.ID {
-		tag.ID = recorded
-		if out, err = t.Tag(r, c.path, c.body, tag); err != nil || out == nil {
-			return authorizeRefusal(cmp.Or(err, errors.New("the call's first attempt was tagged, this one cannot be")))
-		}
-	}
-	setBody(r, out)
-	return nil
 }

@@ -172,7 +172,16 @@ type ReserveRequest struct {
 	// forwarding (a PaymentIntent being confirmed); it is recorded as the
 	// call's vendor transaction id, so ObjectExposure counts this call.
 	Object string
-	Now    time.Time
+	// Tag is the tag the call will write on the vendor object it creates
+	// (vendors.Tagger), "" for none. It is recorded on the call when the
+	// call goes ahead (OutcomeForwarded, OutcomeIdempotentReplay), in the
+	// same commit as the reservation, unless an earlier call of the key
+	// sent the same request (Fingerprint) under the same idempotency key
+	// within ReplayWindow and was tagged: every attempt of one idempotent
+	// request must send the vendor the same body, so that first attempt's
+	// tag is recorded instead. ReserveResult.Tag is the tag recorded.
+	Tag string
+	Now time.Time
 }
 
 // ReserveResult is the outcome of Reserve.
@@ -192,6 +201,9 @@ type ReserveResult struct {
 	// Reserved is what was held for a forwarded call: the estimate, or
 	// less when a Minimum let it shrink to the headroom.
 	Reserved money.Micros
+	// Tag is the tag recorded on a call that goes ahead with a Tag: the
+	// request's, or its idempotent request's first attempt's.
+	Tag string
 }
 
 // Allowed reports whether the call may be forwarded.
@@ -408,15 +420,6 @@ type Store interface {
 	// nothing, if it is in any other state (already settled, released,
 	// still in flight...), so resolving twice counts once.
 	Resolve(ctx context.Context, callID string, res Resolution) (Call, error)
-
-	// TagCall records on a call, before it is forwarded, the tag the gate
-	// writes on the vendor object it creates, and returns the tag
-	// recorded: tag itself, unless an earlier call of the same key sent
-	// the same request (fingerprint) with the same idempotency key within
-	// replayWindow and was tagged: that call's tag is recorded and
-	// returned, since every attempt of one idempotent request must send
-	// the vendor the same body. ErrNotFound if there is no such call.
-	TagCall(ctx context.Context, callID, tag string, replayWindow time.Duration) (string, error)
 
 	// RecordRefusal records a call refused before reservation (bad
 	// credential, endpoint outside the allowlist, unknown cost...). Reserved

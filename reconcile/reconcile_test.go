@@ -72,16 +72,16 @@ func newFixture(t *testing.T) *fixture {
 // lost answer does.
 func (f *fixture) call(path string, usd int64, at time.Time, idem string, unknown bool) string {
 	f.t.Helper()
-	id := f.untagged(path, usd, at, idem, unknown)
-	f.n++
-	if _, err := f.store.TagCall(f.ctx, id, fmt.Sprintf("ktRecon%d", f.n), 24*time.Hour); err != nil {
-		f.t.Fatal(err)
-	}
-	return id
+	return f.reserve(path, usd, at, idem, unknown, fmt.Sprintf("ktRecon%d", f.n+1))
 }
 
 // untagged is call for a call that wrote no tag.
 func (f *fixture) untagged(path string, usd int64, at time.Time, idem string, unknown bool) string {
+	f.t.Helper()
+	return f.reserve(path, usd, at, idem, unknown, "")
+}
+
+func (f *fixture) reserve(path string, usd int64, at time.Time, idem string, unknown bool, tag string) string {
 	f.t.Helper()
 	f.n++
 	id := "clRecon" + strings.Repeat("0", 10) + string(rune('A'+f.n))
@@ -91,7 +91,7 @@ func (f *fixture) untagged(path string, usd int64, at time.Time, idem string, un
 	}
 	if _, err := f.store.Reserve(f.ctx, ledger.ReserveRequest{CallID: id, KeyID: f.key.ID, Vendor: "stripe", Method: "POST",
 		Path: path, Endpoint: "POST /v1/*", Estimate: money.Micros(usd) * money.PerDollar, IdempotencyKey: idem,
-		Fingerprint: fp, ReplayWindow: 24 * time.Hour, Now: at}); err != nil {
+		Fingerprint: fp, ReplayWindow: 24 * time.Hour, Tag: tag, Now: at}); err != nil {
 		f.t.Fatal(err)
 	}
 	if unknown {

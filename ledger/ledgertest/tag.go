@@ -7,54 +7,56 @@ import (
 	"github.com/keybrake/keybrake/ledger"
 )
 
-// tagCall records tag on a call and returns the tag recorded.
-func (f *fixture) tagCall(callID, tag string) string {
+// tagged reserves r with tag and returns the tag recorded.
+func (f *fixture) tagged(r ledger.ReserveRequest, tag, wantOutcome string) string {
 	f.t.Helper()
-	got, err := f.s.TagCall(context.Background(), callID, tag, replayWindow)
-	if err != nil {
-		f.t.Fatalf("TagCall(%s, %s): %v", callID, tag, err)
-	}
-	return got
+	r.Tag = tag
+	return f.reserveReq(r, wantOutcome).Tag
 }
 
-// testTagCall: a call's tag is recorded as given and read back with the
-// call; an untagged call reads ""; every attempt of one idempotent request
-// (a retry after an unknown or released original, a replay) gets the first
-// attempt's tag, while another request, another idempotency key, another
-// vault key or an attempt past the replay window gets its own.
-func testTagCall(f *fixture) {
+// testReserveTag: a call's tag is recorded with its reservation and read
+// back with the call; an untagged call reads ""; a refused call records
+// none; every attempt of one idempotent request (a retry after an unknown
+// or released original, a replay) records the first attempt's tag, while
+// another request, another idempotency key, another vault key or an
+// attempt past the replay window records its own.
+func testReserveTag(f *fixture) {
 	t := f.t
 	k := f.newKey(func(k *ledger.Key) { k.TotalCap = capOf("100") })
 
-	plain := f.reserve(k, usd("1"), t0, ledger.OutcomeForwarded)
-	untagged := f.reserve(k, usd("1"), t0, ledger.OutcomeForwarded)
-	if got := f.tagCall(plain, "tgPlain"); got != "tgPlain" {
+	plain := f.request(k, usd("1"), t0, nil)
+	if got := f.tagged(plain, "tgPlain", ledger.OutcomeForwarded); got != "tgPlain" {
 		t.Fatalf("tag = %q; want tgPlain", got)
 	}
-	if c := f.call(k.ID, plain); c.Tag != "tgPlain" {
+	untagged := f.reserve(k, usd("1"), t0, ledger.OutcomeForwarded)
+	if c := f.call(k.ID, plain.CallID); c.Tag != "tgPlain" {
 		t.Fatalf("call tag = %q; want tgPlain", c.Tag)
 	}
 	if c := f.call(k.ID, untagged); c.Tag != "" {
 		t.Fatalf("untagged call tag = %q; want none", c.Tag)
 	}
+	capHit := f.request(k, usd("1000"), t0, nil)
+	if got := f.tagged(capHit, "tgRefused", ledger.OutcomeCapHit); got != "" {
+		t.Fatalf("a cap hit recorded the tag %q", got)
+	}
+	if c := f.call(k.ID, capHit.CallID); c.Tag != "" {
+		t.Fatalf("a cap hit's call tag = %q; want none: nothing was forwarded", c.Tag)
+	}
 
 	first := f.request(k, usd("1"), t0, withIdem("idemT", "fpT"))
-	f.reserveReq(first, ledger.OutcomeForwarded)
-	if got := f.tagCall(first.CallID, "tgFirst"); got != "tgFirst" {
+	if got := f.tagged(first, "tgFirst", ledger.OutcomeForwarded); got != "tgFirst" {
 		t.Fatalf("first attempt tag = %q", got)
 	}
 	f.markUnknown(first.CallID, ledger.Settlement{StatusCode: 502, Now: t0.Add(time.Second)})
 	// The retry of an unknown original is reserved anew, and sends the
 	// vendor the original's body: its tag.
 	retry := f.request(k, usd("1"), t0.Add(2*time.Second), withIdem("idemT", "fpT"))
-	f.reserveReq(retry, ledger.OutcomeForwarded)
-	if got := f.tagCall(retry.CallID, "tgRetry"); got != "tgFirst" {
+	if got := f.tagged(retry, "tgRetry", ledger.OutcomeForwarded); got != "tgFirst" {
 		t.Fatalf("retry tag = %q; want the first attempt's tgFirst", got)
 	}
 	f.settle(retry.CallID, ledger.Settlement{StatusCode: 200, Cost: usd("1"), Now: t0.Add(3 * time.Second)})
 	replay := f.request(k, usd("1"), t0.Add(4*time.Second), withIdem("idemT", "fpT"))
-	f.reserveReq(replay, ledger.OutcomeIdempotentReplay)
-	if got := f.tagCall(replay.CallID, "tgReplay"); got != "tgFirst" {
+	if got := f.tagged(replay, "tgReplay", ledger.OutcomeIdempotentReplay); got != "tgFirst" {
 		t.Fatalf("replay tag = %q; want tgFirst", got)
 	}
 	if c := f.call(k.ID, retry.CallID); c.Tag != "tgFirst" {
@@ -64,8 +66,7 @@ func testTagCall(f *fixture) {
 	// A released first attempt makes no original: another request under
 	// its idempotency key goes ahead, and is another request to tag.
 	released := f.request(k, usd("1"), t0, withIdem("idemV", "fpV1"))
-	f.reserveReq(released, ledger.OutcomeForwarded)
-	f.tagCall(released.CallID, "tgReleased")
+	f.tagged(released, "tgReleased", ledger.OutcomeForwarded)
 	f.release(released.CallID, ledger.Settlement{StatusCode: 400, Now: t0.Add(time.Second)})
 
 	other := f.newKey(func(k *ledger.Key) { k.TotalCap = capOf("100") })
@@ -76,15 +77,10 @@ func testTagCall(f *fixture) {
 		"past the window":         f.request(k, usd("1"), t0.Add(replayWindow+time.Hour), withIdem("idemT", "fpT")),
 		"no idempotency key":      f.request(k, usd("1"), t0.Add(5*time.Second), nil),
 	} {
+		r.Tag = "tgOwn"
 		res, err := f.s.Reserve(context.Background(), r)
-		if err != nil || !res.Allowed() {
-			t.Fatalf("%s: reserve %+v, %v", name, res, err)
-		}
-		if got := f.tagCall(r.CallID, "tgOwn"); got != "tgOwn" {
-			t.Fatalf("%s: tag = %q; want its own", name, got)
+		if err != nil || !res.Allowed() || res.Tag != "tgOwn" {
+			t.Fatalf("%s: reserve %+v, %v; want it allowed with its own tag", name, res, err)
 		}
 	}
-
-	_, err := f.s.TagCall(context.Background(), "clNoSuchCall", "tgX", replayWindow)
-	wantErrIs(t, "TagCall of no call", err, ledger.ErrNotFound)
 }
