@@ -131,6 +131,7 @@ type auditCall struct {
 	StartedAt   string      `json:"started_at"`
 	ResolvedBy  string      `json:"resolved_by"`
 	ResolvedAt  *string     `json:"resolved_at"`
+	Tag         string      `json:"tag"`
 }
 
 // audit reads every page of the audit log for a run.

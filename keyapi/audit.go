@@ -34,6 +34,10 @@ type callView struct {
 	ResolvedBy    *string `json:"resolved_by"`
 	ResolvedAt    *string `json:"resolved_at"`
 	ResolveReason *string `json:"resolve_reason"`
+	// Tag is what Keybrake wrote on the vendor object the call creates
+	// (Stripe metadata keybrake_call_id, Resend tag keybrake_call_id): an
+	// operator finds the object by it. null when the call wrote none.
+	Tag *string `json:"tag"`
 }
 
 func newCallView(c ledger.Call) callView {
@@ -60,6 +64,7 @@ func newCallView(c ledger.Call) callView {
 		ResolvedBy:     optional(c.ResolvedBy),
 		ResolvedAt:     formatTimePtr(c.ResolvedAt),
 		ResolveReason:  optional(c.ResolveReason),
+		Tag:            optional(c.Tag),
 	}
 }
 
