@@ -10,7 +10,7 @@ import (
 // call whose answer was lost.
 type CallTag struct {
 	// ID is the call's tag: random, drawn by the gate for each call and
-	// recorded on it before forwarding (ledger.Store.TagCall), never
+	// recorded with its reservation (ledger.ReserveRequest.Tag), never
 	// derived from anything the client sent. Only the attempts of one
 	// idempotent request share one, the first attempt's, so the vendor
 	// sees the same parameters on every attempt.
