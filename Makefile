@@ -16,12 +16,23 @@ XCADDY_WITH    ?=
 # file proxy in front answers "no versions" so the local replacement is used.
 LOCAL_PROXY := $(CURDIR)/bin/goproxy
 # bin/caddy is rebuilt only when a Go source, an embedded file (the UI, the
-# ledger's migrations), go.mod or go.sum is newer.
+# ledger's migrations), go.mod or go.sum is newer, or XCADDY_WITH changed.
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*' -not -name '*_test.go' 2>/dev/null) \
 	$(shell find . -name '*.sql' -path '*migrations*' -not -path './bin/*' 2>/dev/null) \
 	$(wildcard keyapi/ui/*) go.mod go.sum
+# bin/.xcaddy-with holds the XCADDY_WITH of the last build: it is rewritten
+# (when make reads this file, so `make -n` tells the truth) only when the
+# value changes, so another XCADDY_WITH rebuilds bin/caddy. A bin/caddy from
+# before the stamp existed is taken as a build without XCADDY_WITH.
+XCADDY_STAMP := bin/.xcaddy-with
+$(shell mkdir -p bin; \
+	if [ ! -e $(XCADDY_STAMP) ] && [ -z '$(XCADDY_WITH)' ] && [ -e bin/caddy ]; then \
+		printf '\n' > $(XCADDY_STAMP) && touch -r bin/caddy $(XCADDY_STAMP); \
+	elif ! printf '%s\n' '$(XCADDY_WITH)' | cmp -s - $(XCADDY_STAMP); then \
+		printf '%s\n' '$(XCADDY_WITH)' > $(XCADDY_STAMP); \
+	fi)
 build: bin/caddy
-bin/caddy: $(GO_SOURCES)
+bin/caddy: $(GO_SOURCES) $(XCADDY_STAMP)
 	@mkdir -p bin $(LOCAL_PROXY)/github.com/keybrake/keybrake/@v
 	@: > $(LOCAL_PROXY)/github.com/keybrake/keybrake/@v/list
 	@echo "Building bin/caddy: Caddy $(CADDY_VERSION) with the Keybrake modules (xcaddy)."

@@ -13,10 +13,10 @@ import (
 	// The vendor kinds, guest modules of the keybrake app in the
 	// keybrake.vendors namespace. Another kind is added the same way: a
 	// package that registers a vendormodule.Module, imported into the build.
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/declared"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/resend"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/stripe"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/twilio"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/declared"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/resend"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/stripe"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/twilio"
 	// The ledger backends register themselves with the ledger package.
 	_ "github.com/keybrake/keybrake/ledger/postgres"
 	_ "github.com/keybrake/keybrake/ledger/sqlite"

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/randid"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -203,6 +203,7 @@ func (a *Alerter) KeySpent(ctx context.Context, keyID string, now time.Time) {
 		return
 	}
 	day := ledger.Day(now).Format(time.DateOnly)
+	at := crossingClock(now)
 	type capUse struct {
 		name, day       string
 		cap             *money.Micros
@@ -225,13 +226,26 @@ func (a *Alerter) KeySpent(ctx context.Context, keyID string, now time.Time) {
 					break
 				}
 				dedupe := fmt.Sprintf("%s:%s:%s:%s%d", EventKeyThreshold, ku.ID, c.name, dayPart(c.day), pct)
-				a.enqueue(ctx, w, EventKeyThreshold, dedupe, now, KeyThresholdData{
+				a.enqueue(ctx, w, EventKeyThreshold, dedupe, at(), KeyThresholdData{
 					KeyID: ku.ID, RunLabel: ku.RunLabel, Vendor: ku.Vendor, Cap: c.name, Day: c.day,
 					ThresholdPercent: pct, CapUSD: *c.cap, SpentUSD: c.spent, ReservedUSD: c.reserved,
 					RemainingUSD: max(0, *c.cap-c.spent-c.reserved),
 				})
 			}
 		}
+	}
+}
+
+// crossingClock stamps the events of one crossing (a charge that reaches
+// 50, 80 and 100% at once) a microsecond apart, in threshold order: the
+// outbox hands out due events oldest first, so they are sent in that order
+// rather than in the order of their random ids. A microsecond is the
+// resolution both ledgers keep.
+func crossingClock(now time.Time) func() time.Time {
+	n := 0
+	return func() time.Time {
+		n++
+		return now.Add(time.Duration(n-1) * time.Microsecond)
 	}
 }
 
@@ -271,7 +285,9 @@ func (a *Alerter) Revoked(ctx context.Context, k ledger.Key, now time.Time) {
 }
 
 // RevokedID enqueues key.revoked for the key with that id, read from the
-// ledger.
+// ledger, if it is revoked: the key API tells the same hook of a PATCH,
+// which must neither alert nor, since the event is sent once per key,
+// silence the real revocation's alert.
 func (a *Alerter) RevokedID(ctx context.Context, keyID string, now time.Time) {
 	if !a.active() || a.Keys == nil {
 		return
@@ -279,6 +295,9 @@ func (a *Alerter) RevokedID(ctx context.Context, keyID string, now time.Time) {
 	ku, err := a.Keys.GetKey(ctx, keyID, now)
 	if err != nil {
 		a.logger().Error("reading revoked key for alerts", zap.String("key_id", keyID), zap.Error(err))
+		return
+	}
+	if ku.RevokedAt == nil {
 		return
 	}
 	a.Revoked(ctx, ku.Key, now)
@@ -340,6 +359,7 @@ func (a *Alerter) BudgetSpent(ctx context.Context, b Budget, now time.Time) {
 	if b.Kind == "daily" {
 		day = ledger.Day(now).Format(time.DateOnly)
 	}
+	at := crossingClock(now)
 	for i := range a.Webhooks {
 		w := &a.Webhooks[i]
 		if !w.wants(EventBudgetThreshold) {
@@ -350,7 +370,7 @@ func (a *Alerter) BudgetSpent(ctx context.Context, b Budget, now time.Time) {
 				break
 			}
 			dedupe := fmt.Sprintf("%s:%s:%s:%s%d", EventBudgetThreshold, b.TokenID, b.Kind, dayPart(day), pct)
-			a.enqueue(ctx, w, EventBudgetThreshold, dedupe, now, BudgetThresholdData{
+			a.enqueue(ctx, w, EventBudgetThreshold, dedupe, at(), BudgetThresholdData{
 				TokenID: b.TokenID, TokenName: b.TokenName, Budget: b.Kind, Day: day,
 				ThresholdPercent: pct, CapUSD: b.Cap, SpentUSD: b.Spent,
 			})
@@ -408,19 +428,7 @@ func (a *Alerter) enqueue(ctx context.Context, w *Webhook, typ, dedupe string, n
 	}
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 // newEventID returns "evt" and 22 random base62 characters.
 func newEventID() string {
-	b := make([]byte, 0, 22)
-	var buf [32]byte
-	for len(b) < 22 {
-		_, _ = rand.Read(buf[:])
-		for _, x := range buf {
-			if x < 248 && len(b) < 22 {
-				b = append(b, base62[x%62])
-			}
-		}
-	}
-	return "evt" + string(b)
+	return "evt" + randid.Base62(22)
 }

@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -209,13 +210,16 @@ func TestThresholdsOncePerCrossing(t *testing.T) {
 	other := &Alerter{Outbox: ob, Keys: store, Webhooks: hooks}
 	other.KeySpent(ctx, key.ID, clk.Now())
 	other.CapHit(ctx, &key, "clZ", "POST /v1/charges", 0, clk.Now())
+	// A PATCH tells the revocation hook too: a key still active is no
+	// revocation, and must not use up the one key.revoked the key gets.
+	a.RevokedID(ctx, key.ID, clk.Now())
 	clk.Add(time.Second)
 	revoked, err := store.RevokeKey(ctx, key.ID, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.Revoked(ctx, revoked, clk.Now())
-	a.Revoked(ctx, revoked, clk.Now())
+	a.RevokedID(ctx, key.ID, clk.Now())
 
 	s := &Sender{Outbox: ob, Webhooks: hooks, Now: clk.Now}
 	if d, f, err := s.RunOnce(ctx); err != nil || f != 0 || d != 6 {
@@ -224,6 +228,9 @@ func TestThresholdsOncePerCrossing(t *testing.T) {
 	want := "[key.threshold key.threshold key.threshold key.cap_hit key.revoked]"
 	if got := rc.types(); fmtList(got) != want {
 		t.Errorf("ops got %v, want %s", got, want)
+	}
+	if at := rc.got[len(rc.got)-1]["data"].(map[string]any)["revoked_at"]; at != revoked.RevokedAt.UTC().Format(time.RFC3339Nano) {
+		t.Errorf("key.revoked at %v; want the revocation's %v", at, revoked.RevokedAt)
 	}
 	var pcts []any
 	for _, m := range rc.got[:3] {
@@ -376,4 +383,87 @@ func fmtList[T any](v []T) string {
 	b, _ := json.Marshal(v)
 	s := strings.NewReplacer(`"`, "", ",", " ").Replace(string(b))
 	return s
+}
+
+// TestSlackTextEscaped (issue 17): a run label, path or endpoint written
+// by a client cannot mention a channel or hide a link in a Slack alert.
+func TestSlackTextEscaped(t *testing.T) {
+	payload := `{"id":"ev1","data":{"agent_run_label":"<!channel> run & co","key_id":"vk1","vendor":"stripe",` +
+		`"call_id":"c1","method":"POST","path":"/v1/<http://evil.example|ok>","reserved_usd":"9","endpoint":"@everyone"}}`
+	for _, typ := range []string{EventCallUnknown, EventKeyCapHit} {
+		b, err := slackBody(typ, []byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		text := m["text"]
+		if strings.ContainsAny(text, "<>") || strings.Contains(text, "@everyone") || !strings.Contains(text, "&lt;!channel&gt; run &amp; co") {
+			t.Errorf("%s: %q", typ, text)
+		}
+	}
+	if text := Text(EventCallUnknown, map[string]any{"path": "/v1/<http://evil.example|ok>"}); !strings.Contains(text, "/v1/&lt;http://evil.example|ok&gt;") {
+		t.Errorf("path not escaped: %s", text)
+	}
+}
+
+// TestOneChargeCrossingThresholdsInOrder: a charge that reaches 50, 80 and
+// 100% of a key's cap at once sends the three key.threshold events in that
+// order (the outbox's random ids used to decide it), for each of 12 keys.
+func TestOneChargeCrossingThresholdsInOrder(t *testing.T) {
+	store := openStore(t)
+	clk := &clock{t: t0}
+	rc := &receiver{t: t, secret: "whsec_a", now: clk.Now}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	hooks := []Webhook{{Name: "ops", URL: srv.URL, Secret: "whsec_a", Events: []string{EventKeyThreshold}}}
+	if err := hooks[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ob := store.(ledger.Outbox)
+	a := &Alerter{Outbox: ob, Keys: store, Webhooks: hooks}
+	ctx := context.Background()
+	const keys = 12
+	for i := range keys {
+		key := ledger.Key{ID: fmt.Sprintf("vkO%02d", i), Hash: ledger.HashSecret(fmt.Sprint("o", i)), Vendor: "stripe",
+			TotalCap: ptr(usd("10")), AllowedEndpoints: []string{"POST /v1/charges"}, RunLabel: "run-o",
+			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+		if err := store.CreateKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		callID := fmt.Sprintf("clO%02d", i)
+		if _, err := store.Reserve(ctx, ledger.ReserveRequest{CallID: callID, KeyID: key.ID, Vendor: "stripe", Method: "POST",
+			Path: "/v1/charges", Endpoint: "POST /v1/charges", Estimate: usd("10"), Now: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Settle(ctx, callID, ledger.Settlement{StatusCode: 200, Cost: usd("10"), Now: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		a.KeySpent(ctx, key.ID, clk.Now())
+		clk.Add(time.Second)
+	}
+	s := &Sender{Outbox: ob, Webhooks: hooks, Now: clk.Now, Batch: 5} // batches cut through crossings
+	for range 3 * keys {
+		if d, f, err := s.RunOnce(ctx); err != nil || f != 0 || d == 0 {
+			break
+		}
+	}
+	if len(rc.got) != 3*keys {
+		t.Fatalf("%d events delivered; want %d", len(rc.got), 3*keys)
+	}
+	for i := range keys {
+		var pcts []any
+		for _, m := range rc.got[3*i : 3*i+3] {
+			d := m["data"].(map[string]any)
+			if d["key_id"] != fmt.Sprintf("vkO%02d", i) {
+				t.Fatalf("event %v out of key order", d)
+			}
+			pcts = append(pcts, d["threshold_percent"])
+		}
+		if fmtList(pcts) != "[50 80 100]" {
+			t.Errorf("key %d: thresholds sent %v, want [50 80 100]", i, pcts)
+		}
+	}
 }

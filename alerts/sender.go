@@ -2,11 +2,13 @@ package alerts
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -80,17 +82,10 @@ func (s *Sender) log() *zap.Logger {
 	return s.Logger
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 // lease is how long a claimed event is kept from other senders: longer than
 // one batch of deliveries can take.
 func (s *Sender) lease(n int) time.Duration {
-	return time.Duration(n+1)*orDefault(s.Timeout, DefaultTimeout) + time.Minute
+	return time.Duration(n+1)*cmp.Or(max(s.Timeout, 0), DefaultTimeout) + time.Minute
 }
 
 // RunOnce claims the due events and tries each once. It returns how many
@@ -104,12 +99,16 @@ func (s *Sender) RunOnce(ctx context.Context) (delivered, failed int, err error)
 	// The claim is not cut short by ctx: a claim the ledger committed while
 	// the sender stopped listening would keep its events until the lease
 	// ends. Once it returns, a stopping sender hands them back.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(s.Timeout, DefaultTimeout))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(max(s.Timeout, 0), DefaultTimeout))
 	events, err := s.Outbox.ClaimEvents(cctx, now, s.lease(batch), batch)
 	cancel()
 	if err != nil {
 		return 0, 0, fmt.Errorf("claiming events: %w", err)
 	}
+	// The claim picks the oldest due events, but neither ledger returns them
+	// in that order: send them oldest first, so a crossing's thresholds
+	// arrive 50, 80, 100.
+	sort.SliceStable(events, func(i, j int) bool { return events[i].CreatedAt.Before(events[j].CreatedAt) })
 	for i, e := range events {
 		if ctx.Err() != nil {
 			// Stopping: hand the unsent claims back at once, rather than
@@ -163,7 +162,7 @@ func (s *Sender) deliver(ctx context.Context, e ledger.OutboxEvent) bool {
 		s.failed(ctx, log, e, err.Error())
 		return false
 	}
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(s.Timeout, DefaultTimeout))
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(max(s.Timeout, 0), DefaultTimeout))
 	defer cancel()
 	if err := s.Outbox.EventDelivered(mctx, e.ID, s.now()); err != nil {
 		// Delivered but not recorded: it is sent again after the lease
@@ -176,7 +175,7 @@ func (s *Sender) deliver(ctx context.Context, e ledger.OutboxEvent) bool {
 }
 
 func (s *Sender) post(ctx context.Context, w *Webhook, e ledger.OutboxEvent, body []byte) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, orDefault(s.Timeout, DefaultTimeout))
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(max(s.Timeout, 0), DefaultTimeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
@@ -202,7 +201,7 @@ func (s *Sender) post(ctx context.Context, w *Webhook, e ledger.OutboxEvent, bod
 
 // unclaim makes claimed events due now again.
 func (s *Sender) unclaim(events []ledger.OutboxEvent) {
-	ctx, cancel := context.WithTimeout(context.Background(), orDefault(s.Timeout, DefaultTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(max(s.Timeout, 0), DefaultTimeout))
 	defer cancel()
 	for _, e := range events {
 		if err := s.Outbox.EventFailed(ctx, e.ID, "sender stopped", s.now(), false); err != nil {
@@ -215,11 +214,11 @@ func (s *Sender) unclaim(events []ledger.OutboxEvent) {
 // It is recorded even when ctx is done (the sender stopping mid-delivery),
 // so the event does not wait for its lease to end.
 func (s *Sender) failed(ctx context.Context, log *zap.Logger, e ledger.OutboxEvent, reason string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), orDefault(s.Timeout, DefaultTimeout))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(max(s.Timeout, 0), DefaultTimeout))
 	defer cancel()
 	now := s.now()
 	next := now.Add(s.backoff(e.Attempts))
-	giveUp := next.Sub(e.CreatedAt) > orDefault(s.GiveUpAfter, DefaultGiveUpAfter)
+	giveUp := next.Sub(e.CreatedAt) > cmp.Or(max(s.GiveUpAfter, 0), DefaultGiveUpAfter)
 	if err := s.Outbox.EventFailed(ctx, e.ID, reason, next, giveUp); err != nil {
 		log.Error("recording failed event", zap.String("error_reason", reason), zap.Error(err))
 		return
@@ -234,8 +233,8 @@ func (s *Sender) failed(ctx context.Context, log *zap.Logger, e ledger.OutboxEve
 // backoff is the wait after the attempt-th failed attempt: MinBackoff
 // doubled per attempt, at most MaxBackoff.
 func (s *Sender) backoff(attempt int) time.Duration {
-	d := orDefault(s.MinBackoff, DefaultMinBackoff)
-	limit := orDefault(s.MaxBackoff, DefaultMaxBackoff)
+	d := cmp.Or(max(s.MinBackoff, 0), DefaultMinBackoff)
+	limit := cmp.Or(max(s.MaxBackoff, 0), DefaultMaxBackoff)
 	for i := 1; i < attempt && d < limit; i++ {
 		d *= 2
 	}
@@ -245,7 +244,7 @@ func (s *Sender) backoff(attempt int) time.Duration {
 // Run delivers events until ctx is done, polling every Interval (or at
 // once on Wake), and at once again while a batch was full.
 func (s *Sender) Run(ctx context.Context) error {
-	interval := orDefault(s.Interval, DefaultInterval)
+	interval := cmp.Or(max(s.Interval, 0), DefaultInterval)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -260,7 +259,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.log().Error("sending events", zap.Error(err))
 		}
 		wait := interval
-		if batch := max(s.Batch, 0); err == nil && delivered+failed >= orDefaultInt(batch, DefaultBatch) {
+		if batch := max(s.Batch, 0); err == nil && delivered+failed >= cmp.Or(batch, DefaultBatch) {
 			wait = 0
 		}
 		if !t.Stop() {
@@ -271,13 +270,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		t.Reset(wait)
 	}
-}
-
-func orDefaultInt(n, def int) int {
-	if n > 0 {
-		return n
-	}
-	return def
 }
 
 // slackBody renders an event as a Slack incoming-webhook message.

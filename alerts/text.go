@@ -3,24 +3,23 @@ package alerts
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
-// Text is the one-line, human message of an event (the Slack body).
+// slackEscaper escapes what Slack's mrkdwn reads as markup: "&", "<" and
+// ">" (docs.slack.dev, "Formatting text for app surfaces": escaping), so
+// a run label or a path can carry neither a mention ("<!channel>") nor a
+// disguised link ("<http://evil|ok>"). "@everyone" and "@here", which
+// Discord's Slack-compatible endpoint reads as mentions, get a zero-width
+// space after the "@".
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;",
+	"@everyone", "@\u200beveryone", "@here", "@\u200bhere")
+
+// Text is the one-line, human message of an event (the Slack body). Every
+// value from the event is escaped (slackEscaper): run labels, paths and
+// endpoints come from clients.
 func Text(typ string, d map[string]any) string {
-	s := func(k string) string {
-		switch v := d[k].(type) {
-		case string:
-			return v
-		case json.Number:
-			return v.String()
-		case float64:
-			return fmt.Sprint(v)
-		case nil:
-			return ""
-		default:
-			return fmt.Sprint(v)
-		}
-	}
+	s := func(k string) string { return slackEscaper.Replace(value(d, k)) }
 	usd := func(k string) string { return "$" + s(k) }
 	run := s("agent_run_label")
 	if run == "" {
@@ -43,4 +42,18 @@ func Text(typ string, d map[string]any) string {
 			s("token_id"), usd("spent_usd"), s("budget"), usd("cap_usd"), s("threshold_percent"))
 	}
 	return "Keybrake: " + typ
+}
+
+// value is an event field as text.
+func value(d map[string]any, k string) string {
+	switch v := d[k].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
 }

@@ -15,10 +15,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	// The vendor kinds, as keybrake.go builds them in.
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/declared"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/resend"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/stripe"
-	_ "github.com/keybrake/keybrake/caddymodule/vendors/twilio"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/declared"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/resend"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/stripe"
+	_ "github.com/keybrake/keybrake/caddymodule/vendormodule/twilio"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/caddyfile_adapt from what the Caddyfiles adapt to")

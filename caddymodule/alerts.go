@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 	"github.com/keybrake/keybrake/ledger"
 )
 

@@ -5,9 +5,11 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -15,7 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keybrake/keybrake/alerts"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
+	"github.com/keybrake/keybrake/keyapi"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
 )
@@ -97,6 +100,15 @@ type App struct {
 	// WebhookDelivery tunes retries and polling of the webhook sender.
 	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
 
+	// PinnedEnv holds environment variables the Caddyfile reads when it is
+	// adapted ({$NAME}: the site address, bind, upstreams) with the values
+	// they had then, null for unset; the Caddyfile's `pin_env NAME...`
+	// fills it in. Provision refuses a config whose values differ from the
+	// environment of the running process, so a `caddy reload` run from
+	// another shell cannot move the site or send calls to another upstream.
+	// Default: none.
+	PinnedEnv map[string]*string `json:"pinned_env,omitempty"`
+
 	ledger *ledgerHandle
 	dsn    string
 	ctx    caddy.Context
@@ -135,6 +147,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
+	if err := checkPinnedEnv(a.PinnedEnv, os.LookupEnv); err != nil {
+		return err
+	}
 	a.ready = make(chan struct{})
 	a.now = time.Now
 	repl := caddy.NewReplacer()
@@ -144,10 +159,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		dsn = ledger.DefaultDSN
 	}
 	if a.MaxTTL == 0 {
-		a.MaxTTL = caddy.Duration(24 * time.Hour)
+		a.MaxTTL = caddy.Duration(keyapi.DefaultMaxTTL)
 	}
 	if a.DefaultTTL == 0 {
-		a.DefaultTTL = caddy.Duration(time.Hour)
+		a.DefaultTTL = caddy.Duration(keyapi.DefaultDefaultTTL)
 	}
 	if a.KeyCacheTTL == 0 {
 		a.KeyCacheTTL = caddy.Duration(ledger.DefaultKeyCacheTTL)
@@ -297,12 +312,12 @@ func (a *App) Validate() error {
 	if a.DefaultTTL > a.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(a.DefaultTTL), time.Duration(a.MaxTTL))
 	}
-	notFound := orDefault(time.Duration(a.ReconcileNotFoundAfter), reconcile.DefaultNotFoundAfter)
+	notFound := cmp.Or(time.Duration(a.ReconcileNotFoundAfter), reconcile.DefaultNotFoundAfter)
 	if notFound > reconcile.MaxNotFoundAfter {
 		return fmt.Errorf("reconcile_not_found_after %s is longer than %s: the reconciler looks for a call's objects in a window that ends then",
 			notFound, reconcile.MaxNotFoundAfter)
 	}
-	if limit := orDefault(time.Duration(a.UnknownAfterMax), reconcile.DefaultUnknownAfterMax); limit <= notFound {
+	if limit := cmp.Or(time.Duration(a.UnknownAfterMax), reconcile.DefaultUnknownAfterMax); limit <= notFound {
 		return fmt.Errorf("unknown_after_max %s must be longer than reconcile_not_found_after %s", limit, notFound)
 	}
 	return nil

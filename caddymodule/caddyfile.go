@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 )
 
 func init() {
@@ -58,6 +58,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		webhook_delivery {
 //			interval|timeout|min_backoff|max_backoff|give_up_after <duration>
 //		}
+//		pin_env <NAME>...
 //	}
 //
 // api_token may be given more than once; vendor and webhook once per name.
@@ -125,6 +126,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			a.Webhooks = append(a.Webhooks, w)
+		case "pin_env":
+			if a.PinnedEnv == nil {
+				a.PinnedEnv = map[string]*string{}
+			}
+			if err := pinEnv(d, a.PinnedEnv); err != nil {
+				return err
+			}
 		case "webhook_delivery":
 			wd, err := unmarshalWebhookDelivery(d)
 			if err != nil {

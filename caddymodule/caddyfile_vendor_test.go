@@ -19,7 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"go.uber.org/zap"
 
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
@@ -182,12 +182,13 @@ func TestDeclaredOptions(t *testing.T) {
 	if !rt.unknownCost.Reserve || rt.unknownCost.Amount != 250_000 {
 		t.Errorf("unknown cost policy %+v", rt.unknownCost)
 	}
-	// A request the declaration prices: 3 waypoints × 2 alternatives × $0.001.
+	// A request the declaration prices: 3 waypoints × 2 alternatives ×
+	// $0.001, plus its bound, 1 unit × $0.0009.
 	req := httptest.NewRequest("POST", "/v1/routes/fast", nil)
 	req.Header.Set("Content-Type", "application/json")
-	est, err := rt.vendor.Estimate(req, []byte(`{"waypoints":["a","b","c"],"alternatives":2}`))
-	if err != nil || !est.Known || est.Cost != 6000 {
-		t.Fatalf("estimate %+v %v; want 0.006", est, err)
+	est, err := rt.vendor.Estimate(req, []byte(`{"waypoints":["a","b","c"],"alternatives":2,"max_units":1}`))
+	if err != nil || !est.Known || est.Cost != 6900 {
+		t.Fatalf("estimate %+v %v; want 0.0069", est, err)
 	}
 	gw := app.vendors["sms-gw"]
 	if fm := gw.vendor.(*declared.Vendor).Config().FreeMethods; fm == nil || len(fm) != 0 {
@@ -338,6 +339,12 @@ func TestAdaptVendorErrors(t *testing.T) {
 		{"idempotency on the credential header", "vendor llm {\ncredential header X-Api-Key\nidempotency x-api-key {\nwindow 24h\n}\n}", "idempotency: header X-Api-Key carries the credential"},
 		{"idempotency twice", "vendor llm {\nidempotency A {\nwindow 1h\n}\nidempotency B {\nwindow 1h\n}\n}", "option 'idempotency' is given twice"},
 		{"settle bad term", "vendor llm {\nendpoint POST /v1/x {\nsettle usage 3\n}\n}", "settle: unknown term 'usage'"},
+		// A rule whose cost is read from the answer needs a bound (issue 17).
+		{"settle without a bound", "vendor llm {\nendpoint POST /v1/x {\nestimate field max_tokens price 1 default 4\nsettle field usage.n price 1\n}\n}", "which nothing in the request bounds"},
+		{"bound on a settle term", "vendor llm {\nendpoint POST /v1/x {\nestimate field max_tokens price 1 default 4 bound\nsettle field usage.n price 1 bound\n}\n}", "bound is only for estimate terms"},
+		{"bound without a default", "vendor llm {\nendpoint POST /v1/x {\nestimate field max_tokens price 1 bound\nsettle field usage.n price 1\n}\n}", "a bound field needs a default"},
+		{"bound on chars", "vendor llm {\nendpoint POST /v1/x {\nestimate chars m price 1 bound\n}\n}", "bound is only for a field term"},
+		{"bound twice", "vendor llm {\nendpoint POST /v1/x {\nestimate field n price 1 default 1 bound bound\n}\n}", "'bound' is given twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

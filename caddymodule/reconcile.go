@@ -1,13 +1,13 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/reconcile"
 )
@@ -38,7 +38,7 @@ func (b *backgroundJobs) addVendorJob(j *vendormodule.Job, logger *zap.Logger) {
 func (b *backgroundJobs) addSweeper(sw *ledger.StaleSweeper) {
 	b.jobs = append(b.jobs, backgroundJob{
 		name: "stale reservation sweeper", run: sw.Run, logger: sw.Logger,
-		fields: []zap.Field{zap.Duration("stale_after", orDefault(sw.After, ledger.DefaultStaleAfter))},
+		fields: []zap.Field{zap.Duration("stale_after", cmp.Or(max(sw.After, 0), ledger.DefaultStaleAfter))},
 	})
 }
 
@@ -47,9 +47,9 @@ func (b *backgroundJobs) addReconciler(rc *reconcile.Reconciler) {
 	b.jobs = append(b.jobs, backgroundJob{
 		name: "call reconciler", run: rc.Run, logger: rc.Logger,
 		fields: []zap.Field{
-			zap.Duration("interval", orDefault(rc.Interval, reconcile.DefaultInterval)),
-			zap.Duration("not_found_after", orDefault(rc.NotFoundAfter, reconcile.DefaultNotFoundAfter)),
-			zap.Duration("unknown_after_max", orDefault(rc.UnknownAfterMax, reconcile.DefaultUnknownAfterMax)),
+			zap.Duration("interval", cmp.Or(rc.Interval, reconcile.DefaultInterval)),
+			zap.Duration("not_found_after", cmp.Or(rc.NotFoundAfter, reconcile.DefaultNotFoundAfter)),
+			zap.Duration("unknown_after_max", cmp.Or(rc.UnknownAfterMax, reconcile.DefaultUnknownAfterMax)),
 			zap.Bool("locked", rc.Lock != nil),
 		},
 	})
@@ -86,11 +86,4 @@ func (b *backgroundJobs) stop() {
 		cancel()
 	}
 	b.running.Wait()
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }

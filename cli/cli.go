@@ -13,11 +13,13 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,11 +80,12 @@ func Main(args []string, cfg Config) int {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(cfg.Stderr, Usage())
-		if len(args) == 0 {
-			return ExitUsage
-		}
+		return ExitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(cfg.Stdout, Usage()) // asked for: the answer, on stdout
 		return ExitOK
 	}
 	cmd, ok := commands[args[0]]
@@ -92,7 +95,32 @@ func Main(args []string, cfg Config) int {
 	}
 	c := &ctx{cfg: cfg, name: cmd.name, usage: cmd.usage}
 	err := cmd.run(c, args[1:])
+	if c.json || slices.Contains(args[1:], "--json") || slices.Contains(args[1:], "-json") {
+		return reportJSON(cfg.Stdout, err)
+	}
 	return report(cfg.Stderr, cmd.name, err)
+}
+
+// reportJSON is report for --json: the error as one JSON object on stdout,
+// {"error":{"code":…,"message":…}}, the API's own when it refused, so a
+// script reads every answer from one stream. The exit codes are report's.
+func reportJSON(w io.Writer, err error) int {
+	code := report(io.Discard, "", err)
+	if err == nil || errors.Is(err, errHelp) || errors.Is(err, errNothingDone) {
+		return code // nothing done: the API's answer is already printed
+	}
+	var ae *APIError
+	body := map[string]any{"code": map[int]string{ExitUsage: "usage", ExitUnreachable: "unreachable"}[code],
+		"message": err.Error()}
+	if errors.As(err, &ae) {
+		body = map[string]any{"code": ae.Code, "message": ae.Message, "status": ae.Status}
+		if ae.Field != "" {
+			body["field"] = ae.Field
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"error": body})
+	fmt.Fprintln(w, string(b))
+	return code
 }
 
 // report prints err and maps it to an exit code.
@@ -117,6 +145,9 @@ func report(w io.Writer, name string, err error) int {
 	case errors.As(err, &ne):
 		fmt.Fprintf(w, "keybrake %s: %s\n", name, ne.Error())
 		return ExitUnreachable
+	case errors.Is(err, errNothingDone):
+		fmt.Fprintf(w, "keybrake %s: %v\n", name, err)
+		return ExitAPIError
 	default:
 		fmt.Fprintf(w, "keybrake %s: %v\n", name, err)
 		return ExitUnreachable
@@ -158,3 +189,8 @@ func (e *unreachableError) Error() string {
 func (e *unreachableError) Unwrap() error { return e.err }
 
 var errHelp = errors.New("help shown")
+
+// errNothingDone wraps the error of a command the API accepted but that
+// changed nothing the user asked for (revoke --run of a run with no active
+// key): exit 1, as a refusal.
+var errNothingDone = errors.New("nothing done")

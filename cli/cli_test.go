@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,17 +145,45 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"summary"}, ExitUsage, "--run LABEL, --day"},
 		{[]string{"summary", "--day", "tomorrow"}, ExitAPIError, "day must be a UTC date"},
 		{[]string{"keys", "-h"}, ExitOK, "--status"},
+		{[]string{"audit", "--csv", "--json"}, ExitUsage, "--csv and --json"},
+		{[]string{"summary", "--run", "x", "--csv", "--json"}, ExitUsage, "--csv and --json"},
+		{[]string{"audit", "--since", "yesterday"}, ExitUsage, "how long ago (90m, 1h, 7d)"},
+		{[]string{"revoke", "--run", "no-such-run"}, ExitAPIError, `no active key of run "no-such-run"`},
 	} {
-		code, _, errOut := run(t, url, tc.args...)
-		if code != tc.code || !strings.Contains(errOut, tc.want) {
-			t.Errorf("%v: exit %d (want %d), stderr %q (want %q)", tc.args, code, tc.code, errOut, tc.want)
+		code, out, errOut := run(t, url, tc.args...)
+		if tc.code == ExitOK { // asked-for help is the answer: stdout
+			errOut = out
 		}
+		if tc.args != nil && slices.Contains(tc.args, "--json") { // errors as JSON, on stdout
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			if json.Unmarshal([]byte(out), &e) != nil || e.Error.Code == "" {
+				t.Errorf("%v: --json error is not JSON on stdout: %q", tc.args, out)
+			}
+			errOut = e.Error.Message
+		}
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d (want %d), output %q (want %q)", tc.args, code, tc.code, errOut, tc.want)
+		}
+	}
+	for _, since := range []string{"1h", "7d", "2026-11-29T10:00:00Z"} {
+		if code, _, errOut := run(t, url, "audit", "--since", since); code != ExitOK {
+			t.Errorf("audit --since %s: exit %d: %s", since, code, errOut)
+		}
+	}
+	code, out, _ := run(t, url, "summary", "--day", "tomorrow", "--json")
+	var apiErr struct {
+		Error struct{ Code, Message string }
+	}
+	if code != ExitAPIError || json.Unmarshal([]byte(out), &apiErr) != nil || apiErr.Error.Code != "parameter_invalid" {
+		t.Errorf("summary --json with a bad day: exit %d, stdout %q; want the API's error as JSON", code, out)
 	}
 
 	// A refused token is the API refusing: 1, with a hint, and the token is
 	// never printed.
-	var out, errOut bytes.Buffer
-	code := Main([]string{"keys"}, Config{URL: url, Token: "wrongTokenValue", Stdout: &out, Stderr: &errOut})
+	var outBuf, errOut bytes.Buffer
+	code = Main([]string{"keys"}, Config{URL: url, Token: "wrongTokenValue", Stdout: &outBuf, Stderr: &errOut})
 	if code != ExitAPIError || !strings.Contains(errOut.String(), "check KEYBRAKE_API_TOKEN") || strings.Contains(errOut.String(), "wrongTokenValue") {
 		t.Errorf("wrong token: exit %d, %q", code, errOut.String())
 	}
@@ -222,7 +251,7 @@ func TestTokensPatchAndRunRevoke(t *testing.T) {
 		t.Fatalf("patch: exit %d: %s%s", code, out, errOut)
 	}
 	code, out, _ = run(t, url, "revoke", "--run", "wm/1")
-	if code != ExitOK || !strings.Contains(out, "revoked the keys of run wm/1") {
+	if code != ExitOK || !strings.Contains(out, "revoked 1 key(s) of run wm/1") {
 		t.Fatalf("revoke --run: exit %d\n%s", code, out)
 	}
 	code, out, _ = run(t, url, "keys", "--run", "wm/1")

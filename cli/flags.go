@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // flags is a command's flag set with the flags every command has.
@@ -49,11 +50,43 @@ func (f *flags) parse(args []string, minArgs, maxArgs int) ([]string, error) {
 }
 
 func (f *flags) printHelp() {
-	w := f.c.cfg.Stderr
+	w := f.c.cfg.Stdout // asked for with -h: the answer, on stdout
 	fmt.Fprintf(w, "usage: caddy keybrake %s\n\nflags:\n", f.c.usage)
 	f.SetOutput(w)
 	f.PrintDefaults()
 	f.SetOutput(io.Discard)
+}
+
+// csvOrJSON refuses --csv with --json: each asks for a whole answer in its
+// own format.
+func (f *flags) csvOrJSON(csv bool) error {
+	if csv && f.c.json {
+		return &usageError{msg: "--csv and --json are two formats of one answer: give one", usage: f.c.usage}
+	}
+	return nil
+}
+
+// timeFlag turns a --since/--until value into the RFC 3339 time the API
+// takes: an RFC 3339 time as is, or a duration (90m, 1h, 7d) meaning that
+// long before now.
+func timeFlag(name, v string, now time.Time) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if _, err := time.Parse(time.RFC3339, v); err == nil {
+		return v, nil
+	}
+	d, err := time.ParseDuration(v)
+	if days, ok := strings.CutSuffix(v, "d"); ok && err != nil {
+		var n int
+		if _, serr := fmt.Sscanf(days, "%d", &n); serr == nil && fmt.Sprint(n) == days {
+			d, err = time.Duration(n)*24*time.Hour, nil
+		}
+	}
+	if err != nil || d <= 0 {
+		return "", &usageError{msg: fmt.Sprintf("--%s %q: give an RFC 3339 time (2026-11-29T10:00:00Z) or how long ago (90m, 1h, 7d)", name, v)}
+	}
+	return now.Add(-d).UTC().Format(time.RFC3339), nil
 }
 
 // listFlag collects a repeatable string flag.

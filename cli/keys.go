@@ -170,12 +170,22 @@ func runRevoke(c *ctx, args []string) error {
 		if err != nil {
 			return err
 		}
-		if c.json {
-			_, err = fmt.Fprintln(c.cfg.Stdout, strings.TrimSpace(string(raw)))
-			return err
+		var res struct {
+			Revoked []string `json:"revoked"`
 		}
-		_, err = fmt.Fprintf(c.cfg.Stdout, "revoked the keys of run %s\n", *run)
-		return err
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("reading the answer: %w", err)
+		}
+		if c.json {
+			fmt.Fprintln(c.cfg.Stdout, strings.TrimSpace(string(raw)))
+		} else if len(res.Revoked) > 0 {
+			fmt.Fprintf(c.cfg.Stdout, "revoked %d key(s) of run %s: %s\n", len(res.Revoked), *run, strings.Join(res.Revoked, " "))
+		}
+		if len(res.Revoked) == 0 {
+			return fmt.Errorf("%w: no active key of run %q to revoke (no such run, its keys already revoked or expired, or, with an issuer token, none of them its own)",
+				errNothingDone, *run)
+		}
+		return nil
 	}
 	var k keyView
 	if printed, err := c.callJSON("DELETE", "/vault/keys/"+url.PathEscape(pos[0]), nil, &k); err != nil || printed {

@@ -6,11 +6,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func init() {
 	register(command{name: "audit", run: runAudit, short: "list recorded calls; find the run behind a charge",
-		usage: "audit [--run LABEL] [--key KEY_ID] [--vendor NAME] [--outcome O] [--txn pi_…] [--since T] [--until T] [--limit N] [--csv]"})
+		usage: "audit [--run LABEL] [--key KEY_ID] [--vendor NAME] [--outcome O] [--txn pi_…] [--since T|1h] [--until T] [--limit N] [--csv]"})
 	register(command{name: "summary", run: runSummary, short: "spend, calls, cap hits and refusals of a run or a UTC day",
 		usage: "summary (--run LABEL | --day YYYY-MM-DD) [--csv]"})
 }
@@ -23,13 +24,25 @@ func runAudit(c *ctx, args []string) error {
 		"vendor":          f.String("vendor", "", "only calls to this vendor"),
 		"outcome":         f.String("outcome", "", "only calls with this outcome (forwarded, cap_hit, revoked…)"),
 		"vendor_txn_id":   f.String("txn", "", "the call behind this vendor transaction id (pi_…, SM…)"),
-		"since":           f.String("since", "", "calls started at or after this RFC 3339 time"),
-		"until":           f.String("until", "", "calls started before this RFC 3339 time"),
+		"since":           f.String("since", "", "calls started at or after this time (RFC 3339, or how long ago: 1h, 7d)"),
+		"until":           f.String("until", "", "calls started before this time (RFC 3339, or how long ago)"),
 	}
 	limit := f.Int("limit", 100, "at most this many calls (1 to 1000; with --csv up to 100000)")
 	csv := f.Bool("csv", false, "print the API's CSV export")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
+	}
+	if err := f.csvOrJSON(*csv); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, name := range []string{"since", "until"} {
+		t, err := timeFlag(name, *filters[name], now)
+		if err != nil {
+			err.(*usageError).usage = c.usage
+			return err
+		}
+		*filters[name] = t
 	}
 	q := url.Values{}
 	for k, v := range filters {
@@ -70,6 +83,9 @@ func runSummary(c *ctx, args []string) error {
 	}
 	if *run == "" && *day == "" {
 		return &usageError{msg: "give --run LABEL, --day YYYY-MM-DD or both", usage: c.usage}
+	}
+	if err := f.csvOrJSON(*csv); err != nil {
+		return err
 	}
 	q := url.Values{}
 	if *run != "" {

@@ -5,20 +5,25 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/vendors"
 )
 
-// allow makes the call's path canonical, as the allowlist, the pricing and
-// the audit see it, and refuses it unless the key's allowlist has an entry
-// for it.
+// allow refuses a method-override header (the call has the method on its
+// line, no other), makes the call's path canonical, as the allowlist, the
+// pricing and the audit see it, and refuses it unless the key's allowlist
+// has an entry for it.
 func (g *Gate) allow(r *http.Request, c *call) *refusal {
+	if e := vendors.CheckMethodOverride(r); e != nil { // one reading: one method
+		return estimateRefusal(e)
+	}
 	path, err := vendors.CanonicalPath(r)
 	if err != nil {
 		return badPath(err)
 	}
 	c.path, c.recorded = path, path
 	if pr, ok := g.cfg.Vendor.(vendors.PathRecorder); ok {
-		c.recorded = truncate(pr.RecordedPath(path), 512)
+		c.recorded = text.Truncate(pr.RecordedPath(path), 512)
 	}
 	endpoint, ok := c.cached.Allowlist.Match(r.Method, path)
 	if !ok {

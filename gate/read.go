@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -21,7 +22,7 @@ func (g *Gate) read(r *http.Request, c *call) *refusal {
 	c.body = body
 	if sr, ok := g.cfg.Vendor.(vendors.ScopeRecorder); ok {
 		if scope := sr.RecordedScope(r, body); scope != "" {
-			c.recorded = truncate(c.recorded+"?"+scope, 512)
+			c.recorded = text.Truncate(c.recorded+"?"+scope, 512)
 		}
 	}
 	return misplacedKey(r, c.secret, body)

@@ -121,15 +121,20 @@ func badIdempotencyKey() *refusal {
 }
 
 // estimateRefusal is the refusal of a call the vendor could not price
-// (Vendor.Estimate failed): the vendor's own *vendors.Error, with its
-// outcome, when it is one, else a 400.
+// (Vendor.Estimate failed), bound to its reservation (Estimate.Fit failed:
+// a cap hit when the reservation covers no unit of the bound) or read one
+// way only (vendors.CheckMethodOverride): the vendor's own *vendors.Error,
+// with its outcome, when it is one, else a 400.
 func estimateRefusal(err error) *refusal {
 	f := badRequest(err)
 	var ve *vendors.Error
 	if errors.As(err, &ve) {
-		f.status, f.code, f.message, f.errType = ve.Status, ve.Code, ve.Message, ve.Type
-		if ve.Outcome != "" {
+		f.status, f.code, f.message, f.errType, f.capHit = ve.Status, ve.Code, ve.Message, ve.Type, ve.CapHit
+		switch {
+		case ve.Outcome != "":
 			f.outcome = ve.Outcome
+		case ve.CapHit: // a Fit the reservation cannot cover
+			f.outcome = ledger.OutcomeCapHit
 		}
 	}
 	return f
@@ -146,8 +151,7 @@ func unknownCost(reason string) *refusal {
 		outcome: ledger.OutcomeUnknownCost}
 }
 
-// badRequest refuses a request the gate could not bound or rewrite as the
-// reservation requires (estimate.Fit failed).
+// badRequest refuses a request with err's message.
 func badRequest(err error) *refusal {
 	return malformed("keybrake_bad_request", err.Error())
 }

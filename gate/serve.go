@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -146,14 +147,7 @@ func (c *call) pathForRecord(r *http.Request) string {
 	if c.secret != "" {
 		p = strings.ReplaceAll(p, c.secret, "{vault_key}")
 	}
-	return truncate(p, 512)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return text.Truncate(p, 512)
 }
 
 func ptr[T any](v T) *T { return &v }

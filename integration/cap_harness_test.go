@@ -19,6 +19,7 @@ import (
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/ledger"
 	_ "github.com/keybrake/keybrake/ledger/postgres"
 	_ "github.com/keybrake/keybrake/ledger/sqlite"
@@ -61,7 +62,7 @@ type capResponse struct {
 }
 
 func (r capResponse) String() string {
-	return fmt.Sprintf("%d %s", r.status, truncateString(r.body, 300))
+	return fmt.Sprintf("%d %s", r.status, text.Truncate(r.body, 300))
 }
 
 // capKey is an issued vault key.
@@ -257,8 +258,9 @@ func (c capNode) counted(t testing.TB, k capKey) money.Micros {
 }
 
 // startCapNode runs a Caddy node whose vendors are the simulator's, on the
-// given ledger.
-func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string) capNode {
+// given ledger. more, when given, is added to the keybrake global option
+// (more[0]) and to the site's routes (more[1]).
+func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string, more ...string) capNode {
 	t.Helper()
 	stripeSrv := httptest.NewServer(sim.Stripe())
 	twilioSrv := httptest.NewServer(sim.Twilio())
@@ -291,6 +293,9 @@ func startCapNode(t *testing.T, sim *simvendor.Sim, ledgerDSN string) capNode {
 		keybrake resend
 		reverse_proxy %s
 	}`, stripeSrv.URL, twilioSrv.URL, resendSrv.URL)
+	if len(more) == 2 {
+		vendorBlocks, routes = vendorBlocks+"\n"+more[0], routes+"\n"+more[1]
+	}
 	n := startNode(t, nodeConfig{caddyfile: writeCaddyfile(t, vendorBlocks, routes), ledger: ledgerDSN})
 	return capNode{n: n}
 }
@@ -313,13 +318,6 @@ func randAlnum(n int) string {
 		b[i] = alnum[x.Int64()]
 	}
 	return string(b)
-}
-
-func truncateString(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 func form(kv ...string) string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/reconcile"
@@ -321,7 +322,7 @@ func (s *evidenceSeq) stage() int { return s.rng.IntN(stages) }
 func (s *evidenceSeq) doAt(req capRequest, stage int) capResponse {
 	r := s.l.doStaged(s.key, req, stage)
 	s.calls++
-	s.note("[%s] %s %s %s → %s", stageNames[stage], req.method, req.path, truncateString(req.body, 100), truncateString(r.String(), 140))
+	s.note("[%s] %s %s %s → %s", stageNames[stage], req.method, req.path, text.Truncate(req.body, 100), text.Truncate(r.String(), 140))
 	if stage == stageAnswered && r.status >= 500 {
 		s.t.Errorf("%s %s: %s", req.method, req.path, r)
 	}
@@ -460,7 +461,7 @@ func (s *evidenceSeq) burst() {
 	wg.Wait()
 	for i := range reqs {
 		s.calls++
-		s.note("  [%s] %s → %s", stageNames[stagesOf[i]], truncateString(reqs[i].body, 100), truncateString(out[i].String(), 140))
+		s.note("  [%s] %s → %s", stageNames[stagesOf[i]], text.Truncate(reqs[i].body, 100), text.Truncate(out[i].String(), 140))
 		if stagesOf[i] == stageAnswered && out[i].status >= 500 {
 			s.t.Errorf("burst: %s", out[i])
 		}

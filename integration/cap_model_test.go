@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/integration/simvendor"
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/stripe"
@@ -220,7 +221,7 @@ func (s *capSeq) burst(op capOp, n int) {
 func (s *capSeq) do(req capRequest) capResponse {
 	r := s.c.do(s.t, s.key, req)
 	s.calls++
-	s.note("%s %s %s → %s", req.method, req.path, truncateString(req.body, 120), truncateString(r.String(), 160))
+	s.note("%s %s %s → %s", req.method, req.path, text.Truncate(req.body, 120), text.Truncate(r.String(), 160))
 	if r.status >= 500 {
 		s.t.Errorf("%s %s: %s", req.method, req.path, r)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,6 +98,23 @@ func TestDashboard(t *testing.T) {
 	)
 	b.checkAccessible(t, "run page")
 	b.screenshot(t, "dashboard-run-revoked")
+	// Refusal reasons in words (the codes stay in the CSV and the API).
+	b.waitText(t, `#run-refusals li[data-outcome="cap_hit"]`, "Cap reached: 11")
+
+	// The finished run stays on the overview, among recent runs, with its
+	// status, when it stopped and its allowlist; the search box finds it.
+	b.do(t, "back to the overview", chromedp.Navigate(n.url+"/vault/ui#/"),
+		chromedp.WaitVisible(chromedp.CSS(css(`#runs li[data-run=%q][data-status="revoked"]`, run))))
+	meta := b.eval(t, `document.querySelector(`+strconv.Quote(css(`#runs li[data-run=%q] .meta`, run))+`).textContent`)
+	if !strings.Contains(meta, "revoked ") || !strings.Contains(meta, "POST /v1/payment_intents") {
+		t.Errorf("the finished run's line says %q; want when it was revoked and its allowlist", meta)
+	}
+	b.do(t, "search for another run", chromedp.SendKeys(chromedp.CSS("#run-search"), "no-such-run"),
+		chromedp.WaitNotPresent(chromedp.CSS(css(`#runs li[data-run=%q]`, run))), chromedp.WaitVisible(chromedp.CSS("#runs-empty")))
+	b.do(t, "search for this run", chromedp.SendKeys(chromedp.CSS("#run-search"), strings.Repeat(kb.Backspace, len("no-such-run"))+"ui-e"),
+		chromedp.WaitVisible(chromedp.CSS(css(`#runs li[data-run=%q]`, run))))
+	b.screenshot(t, "dashboard-recent-runs")
+	b.do(t, "back to the run", chromedp.Navigate(n.url+"/vault/ui#/run/"+run), chromedp.WaitVisible(chromedp.CSS(keyBar)))
 
 	// The next proxied call with the key is refused.
 	_, err := createPI(stripeClient(n, key.VaultKey, ""), 75, "")

@@ -23,7 +23,7 @@ const openaiVendor = `
 			errors json
 			unknown_cost deny
 			endpoint POST /v1/chat/completions {
-				estimate field max_completion_tokens|max_tokens price 0.0000006 default 4096 times n
+				estimate field max_completion_tokens|max_tokens price 0.0000006 default 4096 times n bound
 				estimate chars messages.*.content price 0.00000015 per 4
 				estimate chars tools price 0.00000015 per 4
 				settle txn_id id
@@ -58,9 +58,12 @@ func fakeOpenAI(t *testing.T) *recorder {
 // TestDeclaredOpenAIThroughKeybrake: an OpenAI-compatible API declared in
 // the Caddyfile (the docs/vendors.md example) is capped like the built-in
 // vendors. Each call reserves max_tokens × the output price plus the
-// prompt's estimate (62 µ$) and settles from usage (7 µ$), so on a 100 µ$
-// cap six calls go through and the seventh (42 + 62 > 100) is refused with
-// 429, X-Keybrake-Cap-Hit and x-should-retry: false.
+// prompt's estimate (62 µ$) and settles from usage (7 µ$). On a 100 µ$ cap
+// six calls go through whole; max_tokens is the rule's bound, so from the
+// seventh (42 + 62 > 100) a call reserves what is left and goes out with
+// max_tokens lowered to it, while that covers one token and the prompt
+// (3 µ$): fourteen calls, and the fifteenth (98 spent) is refused with 429,
+// X-Keybrake-Cap-Hit and x-should-retry: false.
 func TestDeclaredOpenAIThroughKeybrake(t *testing.T) {
 	need(t, false)
 	fake := fakeOpenAI(t)
@@ -100,7 +103,7 @@ func TestDeclaredOpenAIThroughKeybrake(t *testing.T) {
 		return resp.StatusCode, resp.Header, out
 	}
 	var ids []string
-	for i := 1; i <= 6; i++ {
+	for i := 1; i <= 14; i++ {
 		status, _, out := chat()
 		id, _ := out["id"].(string)
 		if status != 200 || !strings.HasPrefix(id, "chatcmpl-") {
@@ -112,13 +115,17 @@ func TestDeclaredOpenAIThroughKeybrake(t *testing.T) {
 	errObj, _ := out["error"].(map[string]any)
 	if status != 429 || h.Get("X-Keybrake-Cap-Hit") != "true" || h.Get("X-Should-Retry") != "false" ||
 		errObj == nil || errObj["code"] != "keybrake_cap_hit" {
-		t.Fatalf("7th call: %d %v %v; want 429 keybrake_cap_hit with X-Keybrake-Cap-Hit and x-should-retry: false", status, h, out)
+		t.Fatalf("15th call: %d %v %v; want 429 keybrake_cap_hit with X-Keybrake-Cap-Hit and x-should-retry: false", status, h, out)
 	}
-	if got := tr.count(); got != 7 {
-		t.Fatalf("sent %d requests; want 7", got)
+	if got := tr.count(); got != 15 {
+		t.Fatalf("sent %d requests; want 15", got)
 	}
-	if got := fake.count("POST", "/v1/chat/completions"); got != 6 || fake.total() != 6 {
-		t.Fatalf("the API got %d completions (%d requests); want 6", got, fake.total())
+	if got := fake.count("POST", "/v1/chat/completions"); got != 14 || fake.total() != 14 {
+		t.Fatalf("the API got %d completions (%d requests); want 14", got, fake.total())
+	}
+	// The 7th reserved 58 µ$: (58 − 2) ÷ 0.6 = 93 tokens.
+	if b := fake.requests()[6].Body; !strings.Contains(b, `"max_tokens":93,`) {
+		t.Fatalf("7th call forwarded %s; want max_tokens lowered to 93", b)
 	}
 	for _, q := range fake.requests() {
 		if q.Header.Get("Authorization") != "Bearer "+openaiRealKey {
@@ -131,17 +138,17 @@ func TestDeclaredOpenAIThroughKeybrake(t *testing.T) {
 
 	calls := audit(t, n, label)
 	groups := byOutcome(calls)
-	if len(calls) != 7 || len(groups["forwarded"]) != 6 || len(groups["cap_hit"]) != 1 {
-		t.Fatalf("audit = %+v; want 6 forwarded, 1 cap hit", calls)
+	if len(calls) != 15 || len(groups["forwarded"]) != 14 || len(groups["cap_hit"]) != 1 {
+		t.Fatalf("audit = %+v; want 14 forwarded, 1 cap hit", calls)
 	}
-	for i, c := range groups["forwarded"] {
+	for i, c := range groups["forwarded"][:6] {
 		if c.VendorTxnID != ids[i] || c.Reserved.String() != "0.000062" || c.Cost.String() != "0.000007" ||
 			c.CostState != "settled" || c.Endpoint != "POST /v1/chat/completions" || c.Vendor != "openai" {
 			t.Fatalf("row %d = %+v; want %s reserved 0.000062, settled at 0.000007", i, c, ids[i])
 		}
 	}
-	if k := getKey(t, n, key.KeyID); k.Spent.String() != "0.000042" || k.Reserved.String() != "0" || k.Calls != 6 || k.CapHits != 1 {
-		t.Fatalf("key = %+v; want 0.000042 spent, 6 calls, 1 cap hit", k)
+	if k := getKey(t, n, key.KeyID); k.Spent.String() != "0.000098" || k.Reserved.String() != "0" || k.Calls != 14 || k.CapHits != 1 {
+		t.Fatalf("key = %+v; want 0.000098 spent, 14 calls, 1 cap hit", k)
 	}
 	if logs := n.log(t); strings.Contains(logs, openaiRealKey) || strings.Contains(logs, key.VaultKey) {
 		t.Fatal("a secret appeared in Caddy's log")

@@ -94,6 +94,16 @@ func TestTokenBudgetAcrossNodes(t *testing.T) {
 	if got := rec.total(); got != budget {
 		t.Fatalf("Stripe saw %d requests; want exactly %d", got, budget)
 	}
+	// Node a may still hold settlements in its batch queue when node b is
+	// read: wait until no key has money reserved, then read the totals.
+	waitFor(t, "every reservation settled", func() bool {
+		for _, k := range keys {
+			if getKey(t, b, k.KeyID).Reserved.String() != "0" {
+				return false
+			}
+		}
+		return true
+	})
 	var spent, calls, capHits int64
 	for _, k := range keys {
 		v := getKey(t, b, k.KeyID)

@@ -42,14 +42,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 	now := h.clock()
 	totalCap := perRunTotal(spec.dailyCap, spec.totalCap, now, now.Add(spec.ttl))
 	for range createAttempts {
-		id, err := newKeyID()
-		if err != nil {
-			return fmt.Errorf("key id: %w", err)
-		}
-		secret, err := newSecret()
-		if err != nil {
-			return fmt.Errorf("vault key: %w", err)
-		}
+		id, secret := newKeyID(), newSecret()
 		k := ledger.Key{
 			ID:               id,
 			Hash:             ledger.HashSecret(secret),

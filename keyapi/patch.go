@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -45,6 +46,11 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 	}
 	if cur.RevokedAt != nil {
 		return &apiError{Status: http.StatusConflict, Code: "key_revoked", Message: "a revoked key cannot be changed"}
+	}
+	if !cur.ExpiresAt.After(now) {
+		// An expired key stays expired: a new expires_in would revive a
+		// key whose run is over, and nothing else is worth changing.
+		return &apiError{Status: http.StatusConflict, Code: "key_expired", Message: "an expired key cannot be changed; issue a new one"}
 	}
 	var p ledger.KeyPatch
 	if p.DailyCap, err = parseCap("daily_usd_cap", req.DailyUSDCap); err != nil {
@@ -97,6 +103,12 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 		p.TotalCap, total = t, t
 	}
 	if pol := principalOf(r).Policy; pol != nil {
+		if life := expires.Sub(cur.CreatedAt); req.ExpiresIn != nil && pol.maxTTL > 0 && life > pol.maxTTL {
+			// max_ttl bounds a key's whole life, not each PATCH: repeated
+			// PATCHes must not keep it alive past creation + max_ttl.
+			return violation("expires_in", "expires_in %s would make the key live %s from its issue, above this token's max_ttl %s",
+				*req.ExpiresIn, life.Round(time.Second), pol.maxTTLRaw)
+		}
 		if req.ExpiresIn == nil {
 			ttl = 0 // the expiry is not changed: nothing to bound
 		}

@@ -3,6 +3,7 @@ package keyapi
 import (
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
@@ -103,12 +104,17 @@ type summaryRequest struct {
 // a run, a UTC day across runs, or a run on one day. A run with no calls is
 // all zeros, not a 404.
 func (h *Handler) summary(w http.ResponseWriter, r *http.Request) error {
-	if err := requireRole(r, RoleAdmin, RoleReader); err != nil {
+	if err := requireRole(r, RoleAdmin, RoleReader, RoleIssuer); err != nil {
 		return err
 	}
 	req, err := parseSummaryRequest(r)
 	if err != nil {
 		return err
+	}
+	if principalOf(r).Role == RoleIssuer {
+		if err := h.issuerOwnsRun(r, req.filter.RunLabel); err != nil {
+			return err
+		}
 	}
 	rows, err := h.store.Summary(r.Context(), req.filter)
 	if err != nil {
@@ -160,6 +166,47 @@ func parseSummaryRequest(r *http.Request) (summaryRequest, error) {
 		return req, invalidField("format", "format must be json or csv")
 	}
 	return req, nil
+}
+
+// issuerOwnsRun lets an issuer read the summary of a run it alone issued
+// keys for (a Windmill error handler reads what its run spent): the run has
+// at least one key and every key of it was issued by this token. A day view
+// across runs, a run with another token's keys and a run with no keys
+// answer 403, 404 and 404: an issuer learns nothing of others' spend.
+func (h *Handler) issuerOwnsRun(r *http.Request, label string) error {
+	if label == "" {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+			Message: "an issuer token reads the summary of its own runs: give agent_run_label"}
+	}
+	p := principalOf(r)
+	f := ledger.KeyFilter{RunLabel: label, Now: h.clock(), Limit: maxPageLimit}
+	seen := 0
+	for seen < maxRunKeys {
+		keys, next, err := h.store.ListKeys(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		for _, u := range keys {
+			if !p.owns(u.Key) {
+				return errNoRun(label)
+			}
+		}
+		seen += len(keys)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	if seen == 0 {
+		return errNoRun(label)
+	}
+	return nil
+}
+
+// errNoRun is the 404 of a run an issuer may not read.
+func errNoRun(label string) error {
+	return &apiError{Status: http.StatusNotFound, Code: codeNotFound,
+		Message: "no run " + strconv.Quote(label) + " with keys this token issued"}
 }
 
 // runKeys lists every key of a run with its cap and remaining, oldest first.

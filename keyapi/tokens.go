@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/randid"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -110,14 +111,8 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.clock()
 	for range createAttempts {
-		id, err := randomBase62(keyIDChars)
-		if err != nil {
-			return fmt.Errorf("token id: %w", err)
-		}
-		secret, err := randomBase62(secretChars)
-		if err != nil {
-			return fmt.Errorf("api token: %w", err)
-		}
+		id, secret := randid.Base62(keyIDChars), randid.Base62(secretChars)
+		var err error
 		t := ledger.Token{
 			ID:        tokenIDPrefix + id,
 			Hash:      ledger.HashSecret(tokenSecretPrefix + secret),

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -99,7 +100,10 @@ func TestTokenRoles(t *testing.T) {
 		{issuer, "GET", "/vault/tokens", "", 403, codeForbidden},
 		{issuer, "POST", "/vault/tokens", `{"name":"x","role":"admin"}`, 403, codeForbidden},
 		{issuer, "DELETE", "/vault/tokens/" + issuerID, "", 403, codeForbidden},
-		{issuer, "GET", "/vault/summary?agent_run_label=windmill/r1", "", 403, codeForbidden},
+		// An issuer reads the summary of a run only it issued keys for.
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/0193abc", "", 404, codeNotFound},
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/none", "", 404, codeNotFound},
+		{issuer, "GET", "/vault/summary?day=2026-11-29", "", 403, codeForbidden},
 		{issuer, "GET", "/vault/audit", "", 403, codeForbidden},
 		{issuer, "GET", "/vault/keys/" + adminKey, "", 404, codeNotFound},
 		{issuer, "GET", "/vault/keys/" + otherKey, "", 404, codeNotFound},
@@ -122,6 +126,7 @@ func TestTokenRoles(t *testing.T) {
 		{reader, "GET", "/vault/summary?agent_run_label=windmill/r1"},
 		{issuer, "GET", "/vault/keys/" + own},
 		{issuer, "GET", "/vault/audit?key_id=" + own},
+		{issuer, "GET", "/vault/summary?agent_run_label=windmill/r1"},
 	} {
 		if rec := e.as(tc.token, tc.method, tc.target, ""); rec.Code != http.StatusOK {
 			t.Errorf("%s %s: %d %s", tc.method, tc.target, rec.Code, rec.Body)
@@ -344,4 +349,45 @@ func TestFailedAuthSlowed(t *testing.T) {
 	if logs := e.logText(); strings.Contains(logs, "guess") {
 		t.Errorf("a candidate token was logged:\n%s", logs)
 	}
+}
+
+// TestPatchKeepsExpiryBounded (issue 17): PATCH expires_in never revives an
+// expired or revoked key, and an issuer's PATCHes never keep a key alive
+// past its issue + the policy's max_ttl, however many there are.
+func TestPatchKeepsExpiryBounded(t *testing.T) {
+	e := ledgerEnv(t)
+	_, issuer := e.newToken(`{"name":"windmill","role":"issuer","policy":` + issuerPolicy + `}`) // max_ttl 6h
+	key := `{"vendor":"stripe","total_usd_cap":50,"allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1h","agent_run_label":"windmill/r9"}`
+	id := decodeMap(t, e.as(issuer, "POST", "/vault/keys", key))["key_id"].(string)
+	issued := e.now
+
+	// Each PATCH asks for 5 hours from now, within max_ttl from now; the
+	// third would end 7 hours after the key was issued.
+	for i, wantStatus := range []int{200, 200, 403} {
+		e.now = issued.Add(time.Duration(i) * time.Hour)
+		rec := e.as(issuer, "PATCH", "/vault/keys/"+id, `{"expires_in":"5h"}`)
+		if wantStatus == 403 {
+			wantError(t, rec, http.StatusForbidden, codePolicyViolation, "expires_in")
+		} else if rec.Code != 200 {
+			t.Fatalf("PATCH %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	// Up to the bound itself is fine: 2h + 4h = 6h after issue.
+	if rec := e.as(issuer, "PATCH", "/vault/keys/"+id, `{"expires_in":"4h"}`); rec.Code != 200 {
+		t.Fatalf("PATCH to exactly max_ttl: %d %s", rec.Code, rec.Body)
+	}
+
+	// Once expired, the key stays expired: for the issuer and the admin.
+	e.now = issued.Add(6*time.Hour + time.Second)
+	wantError(t, e.as(issuer, "PATCH", "/vault/keys/"+id, `{"expires_in":"1h"}`), http.StatusConflict, "key_expired", "")
+	wantError(t, e.do("PATCH", "/vault/keys/"+id, `{"expires_in":"1h"}`), http.StatusConflict, "key_expired", "")
+	if m := decodeMap(t, e.do("GET", "/vault/keys/"+id, "")); m["status"] != "expired" {
+		t.Fatalf("status after PATCHes of an expired key: %v", m["status"])
+	}
+	// A revoked key stays revoked.
+	id2 := e.createKey(`{"vendor":"stripe","total_usd_cap":5,"expires_in":"1h","agent_run_label":"windmill/r9"}`)["key_id"].(string)
+	if rec := e.do("DELETE", "/vault/keys/"+id2, ""); rec.Code != 200 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	wantError(t, e.do("PATCH", "/vault/keys/"+id2, `{"expires_in":"2h"}`), http.StatusConflict, "key_revoked", "")
 }

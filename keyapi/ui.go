@@ -13,7 +13,7 @@ const UIPath = PathPrefix + "ui"
 
 // uiFiles is the dashboard: plain HTML, CSS and JavaScript, no build step.
 //
-//go:embed ui/index.html ui/app.css ui/app.js
+//go:embed ui/index.html ui/app.css ui/app.js ui/favicon.svg
 var uiFiles embed.FS
 
 // uiAssets maps a path under UIPath to its embedded file and type.
@@ -22,6 +22,9 @@ var uiAssets = map[string]struct{ file, contentType string }{
 	"/":        {"ui/index.html", "text/html; charset=utf-8"},
 	"/app.js":  {"ui/app.js", "text/javascript; charset=utf-8"},
 	"/app.css": {"ui/app.css", "text/css; charset=utf-8"},
+	// The page names its icon, so browsers do not ask the site root for
+	// /favicon.ico (a 404 outside /vault/).
+	"/favicon.svg": {"ui/favicon.svg", "image/svg+xml"},
 }
 
 // uiCSP allows the page its own script, style and API only: no inline

@@ -14,6 +14,8 @@ func TestUIServedWithoutToken(t *testing.T) {
 		"/vault/ui/":        "text/html",
 		"/vault/ui/app.js":  "text/javascript",
 		"/vault/ui/app.css": "text/css",
+		// The page's icon: no /favicon.ico request to the site root (404).
+		"/vault/ui/favicon.svg": "image/svg+xml",
 	} {
 		rec := e.doAuth(http.MethodGet, path, "", "")
 		if rec.Code != http.StatusOK {

@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+
+	"github.com/keybrake/keybrake/internal/text"
 )
 
 // maxMicros bounds every exact amount converted to Micros (MaxUSD dollars).
@@ -22,11 +24,11 @@ var exactDecimal = regexp.MustCompile(`^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[
 func ParseDecimal(s string) (*big.Rat, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > 64 || !exactDecimal.MatchString(s) {
-		return nil, fmt.Errorf("%q is not a number", truncate(s, 40))
+		return nil, fmt.Errorf("%q is not a number", text.Truncate(s, 40))
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
-		return nil, fmt.Errorf("%q is not a number", truncate(s, 40))
+		return nil, fmt.Errorf("%q is not a number", text.Truncate(s, 40))
 	}
 	if r.Sign() < 0 {
 		return nil, fmt.Errorf("%q is negative", s)
@@ -63,11 +65,4 @@ func ParseUSDCeil(s string) (Micros, error) {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidAmount, err)
 	}
 	return CeilMicros(r)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

@@ -20,6 +20,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/periodic"
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 )
@@ -150,14 +152,6 @@ func (rc *Reconciler) log() *zap.Logger {
 	return zap.NewNop()
 }
 
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // Result counts what one run did.
 type Result struct {
 	Settled, Released, Undecided int
@@ -186,8 +180,8 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 		defer release()
 	}
 	now := rc.now()
-	staleBefore := now.Add(-or(rc.StaleAfter, ledger.DefaultStaleAfter))
-	batch := or(rc.Batch, DefaultBatch)
+	staleBefore := now.Add(-cmp.Or(rc.StaleAfter, ledger.DefaultStaleAfter))
+	batch := cmp.Or(rc.Batch, DefaultBatch)
 	var errs []error
 	asked := 0
 	for vendor, f := range rc.Finders {
@@ -203,7 +197,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 			calls = append(calls, cs...)
 		}
 		for _, c := range calls {
-			if age := now.Sub(c.StartedAt); age > or(rc.UnknownAfterMax, DefaultUnknownAfterMax) {
+			if age := now.Sub(c.StartedAt); age > cmp.Or(rc.UnknownAfterMax, DefaultUnknownAfterMax) {
 				// Never back to the key by itself: an operator decides.
 				if rc.Escalate != nil {
 					rc.Escalate(ctx, c, fmt.Sprintf("the reconciler could not decide this call in %s; an operator resolves it", age.Round(time.Second)), now)
@@ -236,7 +230,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 
 // pause waits Pace, false when ctx ends first.
 func (rc *Reconciler) pause(ctx context.Context) bool {
-	t := time.NewTimer(or(rc.Pace, DefaultPace))
+	t := time.NewTimer(cmp.Or(rc.Pace, DefaultPace))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -271,7 +265,7 @@ func (rc *Reconciler) reconcile(ctx context.Context, f Finder, c ledger.Call, no
 			r.Reason += fmt.Sprintf("; %s already counted by another call", counted)
 		}
 	case Absent:
-		if now.Sub(c.StartedAt) < or(rc.NotFoundAfter, DefaultNotFoundAfter) {
+		if now.Sub(c.StartedAt) < cmp.Or(rc.NotFoundAfter, DefaultNotFoundAfter) {
 			return Undecided, nil
 		}
 		r.Release = true
@@ -317,28 +311,14 @@ func (rc *Reconciler) pick(ctx context.Context, c ledger.Call, fd Finding) (Find
 // Run runs RunOnce every Interval (or on every value of Ticks) until ctx is
 // done. It returns ctx's error, or nil when Ticks is closed.
 func (rc *Reconciler) Run(ctx context.Context) error {
-	ticks := rc.Ticks
-	if ticks == nil {
-		t := time.NewTicker(or(rc.Interval, DefaultInterval))
-		defer t.Stop()
-		ticks = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case _, ok := <-ticks:
-			if !ok {
-				return nil
-			}
-			res, err := rc.RunOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
-			case res.Settled+res.Released > 0:
-				rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
-					zap.Int("undecided", res.Undecided))
-			}
+	return periodic.Run(ctx, rc.Ticks, cmp.Or(rc.Interval, DefaultInterval), func(ctx context.Context) {
+		res, err := rc.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rc.log().Warn("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released), zap.Error(err))
+		case res.Settled+res.Released > 0:
+			rc.log().Info("reconciliation run", zap.Int("settled", res.Settled), zap.Int("released", res.Released),
+				zap.Int("undecided", res.Undecided))
 		}
-	}
+	})
 }

@@ -59,6 +59,17 @@ MSG
 	fi
 done
 
+# KEYBRAKE_LISTEN names the site; Caddy still listens on every address
+# unless told where (bind). An IP address or localhost means that address.
+if [[ -z "${KEYBRAKE_BIND:-}" ]]; then
+	case "$host" in
+	localhost) export KEYBRAKE_BIND=127.0.0.1 ;;
+	\[*\]) export KEYBRAKE_BIND="${host:1:${#host}-2}" ;;
+	*[!0-9.]* | "") ;;
+	*) export KEYBRAKE_BIND="$host" ;;
+	esac
+fi
+
 scheme=http
 if [[ "$KEYBRAKE_LISTEN" != http://* && "$KEYBRAKE_LISTEN" != https://* && -n "$host" ]]; then
 	# Caddy's rule: a site address with a host (an IP address, localhost
@@ -77,7 +88,7 @@ fi
 base="${scheme}://${host:-localhost}:${port:-443}"
 [[ "$KEYBRAKE_LISTEN" == http://* ]] && base="http://${host:-localhost}:${port:-80}"
 cat <<MSG
-Keybrake is starting on ${KEYBRAKE_LISTEN} (ledger: ${KEYBRAKE_LEDGER%%\?*})
+Keybrake is starting on ${KEYBRAKE_LISTEN}${KEYBRAKE_BIND:+, listening on ${KEYBRAKE_BIND} only} (ledger: ${KEYBRAKE_LEDGER%%\?*})
 
   key API        ${base}/vault/keys   (Authorization: Bearer ${KEYBRAKE_API_TOKEN})
   Stripe         ${base}/v1/…  and  ${base}/stripe/v1/…

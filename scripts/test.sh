@@ -104,7 +104,7 @@ echo "==> make demo"
 scripts/demo.sh
 
 if [[ -f examples/windmill/check.sh ]]; then
-	echo "==> examples: syntax check"
+	echo "==> examples: the Windmill kit with windmill-cli, its parsers and the OpenFlow schema"
 	bash examples/windmill/check.sh
 fi
 

@@ -51,6 +51,12 @@ type Estimate struct {
 	// before this call. Settle uses it to price the call from the vendor's
 	// answer.
 	Counted money.Micros
+
+	// Items, for a batch the vendor answers item by item (Resend's
+	// /emails/batch in permissive mode), is the cost of each item in the
+	// request's order; Cost is their sum. Settle charges the items the
+	// vendor reports sent, each at its own cost, never an average.
+	Items []money.Micros
 }
 
 // Idempotency says how a vendor honours an idempotency header. A true

@@ -8,9 +8,14 @@
 import Stripe from "npm:stripe@17";
 import { isCapHit, withRetry } from "./retry.ts";
 
-type Item = { id: string; amount_cents: number };
-
-export async function main(keybrake_url: string, vault_key: string, run_label: string, item: Item) {
+// `item` is typed inline: Windmill's parser turns a named type (`Item`) or a
+// `Record<…>` parameter into a resource type the flow does not have.
+export async function main(
+  keybrake_url: string,
+  vault_key: string,
+  run_label: string,
+  item: { id: string; amount_cents: number },
+) {
   const url = new URL(keybrake_url);
   if (url.pathname !== "/") {
     throw new Error(`stripe-node cannot use a path prefix (${url.pathname}); pass the bare Keybrake address`);

@@ -1,117 +1,77 @@
 #!/usr/bin/env bash
-# Syntax check of the Windmill examples, for CI. Needs python3, node >= 18 and
-# the npm registry; no Deno, no stripe package, no network beyond npm.
+# Checks the Windmill kit with Windmill's own tools, offline. Needs python3,
+# node >= 18 and the npm registry on the first run (the packages are cached in
+# .cache/windmill-check/ at the repository root, gitignored; KEYBRAKE_NPM_CACHE
+# moves it). Run by `make test` (scripts/test.sh) and `make check-examples`.
 #  1. python3 -m py_compile on every .py (bytecode goes to a temp dir).
-#  2. typescript@5 + yaml@2 into a temp dir; every .ts (and the inline script
-#     in flow.yaml) through ts.transpileModule: any syntactic diagnostic fails.
-#     Only syntax is checked, so `npm:` imports and `Deno` globals are fine.
-#  3. flow.yaml parses, and each f/keybrake/<name> step exists as both
-#     <name>.deno.ts and <name>.py with main() parameters equal to the step's
-#     input_transforms, so either language set can back the flow.
-# Exits non-zero on the first failing stage.
+#  2. check.mjs: TypeScript syntax (typescript@5) of every .ts and inline
+#     script; both flows against Windmill's OpenFlow schema
+#     (testdata/openflow.json, checked equal to the one windmill-cli carries)
+#     with ajv; Windmill's own script parsers (the wasm parsers windmill-cli
+#     uses to generate a script's schema and its relative-import graph): no
+#     parameter becomes a resource type other than `keybrake`, every relative
+#     import is a kit script, every step's inputs equal its script's main()
+#     parameters in both language sets.
+#  3. For each language set, a wmill repo made by `wmill init --use-default`
+#     (nonDottedPaths) with the kit copied in as f/keybrake/, then
+#     `wmill lint --fail-on-warn`: the flow folders' names and every flow
+#     file as `wmill sync push` would take them.
+# `wmill generate-metadata` needs a logged-in Windmill server (it starts with
+# GET /api/users/whoami and resolves locks there), so it is not run here; the
+# schemas it would write come from the same parsers step 2 runs.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cache="${KEYBRAKE_NPM_CACHE:-$root/.cache/windmill-check}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+
+# Pinned: the OpenFlow schema in testdata/ is the one windmill-cli@WMILL carries.
+WMILL=1.819.0
+# stripe@17: what charge.deno.ts imports (npm:stripe@17), for the
+# integration tests that run the Deno scripts under Node (testdata/deno_steps.mjs).
+pkgs="windmill-cli@$WMILL typescript@5.9.3 yaml@2.8.1 ajv@8.17.1 stripe@17.7.0"
+
+# --install-only: just make the cache (the integration tests' first step).
+if [[ "$(cat "$cache/.installed" 2>/dev/null)" != "$pkgs" ]]; then
+  echo "== npm: installing $pkgs into $cache"
+  rm -rf "$cache" && mkdir -p "$cache"
+  # --ignore-scripts: nothing here needs esbuild's postinstall binary check.
+  npm install --no-save --no-audit --no-fund --no-package-lock --ignore-scripts --loglevel=error \
+    --prefix "$cache" $pkgs >/dev/null
+  echo "$pkgs" >"$cache/.installed"
+fi
+if [[ "${1:-}" == "--install-only" ]]; then
+  echo "$cache/node_modules"
+  exit 0
+fi
 
 echo "== python: py_compile"
 for f in "$here"/*.py; do
   PYTHONPYCACHEPREFIX="$tmp/pycache" python3 -m py_compile "$f"
   echo "ok   $(basename "$f")"
 done
-python3 - "$here" >"$tmp/py_params.json" <<'EOF'
-import ast, json, pathlib, sys
-out = {}
-for p in sorted(pathlib.Path(sys.argv[1]).glob("*.py")):
-    for node in ast.parse(p.read_text()).body:
-        if isinstance(node, ast.FunctionDef) and node.name == "main":
-            out[p.stem] = [a.arg for a in node.args.args]
-print(json.dumps(out))
-EOF
 
-echo "== typescript: installing typescript@5 yaml@2 into a temp dir"
-npm install --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
-  --prefix "$tmp" typescript@5 yaml@2 >/dev/null
+echo "== windmill parsers, OpenFlow schema, TypeScript syntax"
+node "$here/check.mjs" "$here" "$cache/node_modules"
 
-node - "$here" "$tmp" <<'EOF'
-const fs = require("fs");
-const path = require("path");
-const [here, tmp] = process.argv.slice(2);
-const ts = require(path.join(tmp, "node_modules", "typescript"));
-const YAML = require(path.join(tmp, "node_modules", "yaml"));
-console.log(`   typescript ${ts.version}`);
-
-let passed = 0, failed = 0;
-const ok = (what) => { passed++; console.log(`ok   ${what}`); };
-const bad = (what, why) => { failed++; console.log(`FAIL ${what}: ${why}`); };
-
-function syntax(name, src) {
-  const out = ts.transpileModule(src, {
-    fileName: name,
-    reportDiagnostics: true,
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
-  });
-  const diags = out.diagnostics || [];
-  if (diags.length === 0) return ok(name);
-  for (const d of diags) {
-    const msg = ts.flattenDiagnosticMessageText(d.messageText, "\n");
-    const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : null;
-    bad(name, at ? `${at.line + 1}:${at.character + 1} ${msg}` : msg);
-  }
+wmill() {
+  WMILL_CONFIG_DIR="$tmp/wmill-config" HOME="$tmp/home" node "$cache/node_modules/windmill-cli/esm/main.js" "$@"
 }
-
-function tsMainParams(src) {
-  const sf = ts.createSourceFile("x.ts", src, ts.ScriptTarget.ES2022, true);
-  for (const s of sf.statements) {
-    if (ts.isFunctionDeclaration(s) && s.name && s.name.text === "main") {
-      return s.parameters.map((p) => p.name.getText(sf));
-    }
-  }
-  return null;
-}
-
-const tsFiles = fs.readdirSync(here).filter((f) => f.endsWith(".ts")).sort();
-for (const f of tsFiles) syntax(f, fs.readFileSync(path.join(here, f), "utf8"));
-
-console.log("== flow.yaml");
-let flow;
-try {
-  flow = YAML.parse(fs.readFileSync(path.join(here, "flow.yaml"), "utf8"));
-  ok("flow.yaml parses");
-} catch (e) {
-  bad("flow.yaml", e.message);
-}
-if (flow) {
-  const pyParams = JSON.parse(fs.readFileSync(path.join(tmp, "py_params.json"), "utf8"));
-  const steps = [];
-  const walk = (mods) => {
-    for (const m of mods || []) {
-      steps.push(m);
-      if (m.value && m.value.modules) walk(m.value.modules);
-    }
-  };
-  walk(flow.value.modules);
-  if (flow.value.failure_module) steps.push(flow.value.failure_module);
-  const same = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
-  for (const m of steps) {
-    const v = m.value;
-    if (v.type === "rawscript") syntax(`flow.yaml#${m.id} (inline ${v.language})`, v.content);
-    if (v.type !== "script") continue;
-    const name = path.basename(v.path);
-    const inputs = Object.keys(v.input_transforms || {});
-    const tsFile = path.join(here, `${name}.deno.ts`);
-    const tsp = fs.existsSync(tsFile) ? tsMainParams(fs.readFileSync(tsFile, "utf8")) : null;
-    const pyp = pyParams[name] || null;
-    const what = `flow.yaml#${m.id} -> ${v.path}`;
-    if (!tsp) bad(what, `no main() in ${name}.deno.ts`);
-    else if (!pyp) bad(what, `no main() in ${name}.py`);
-    else if (!same(tsp, inputs)) bad(what, `inputs [${inputs}] != ${name}.deno.ts main(${tsp})`);
-    else if (!same(pyp, inputs)) bad(what, `inputs [${inputs}] != ${name}.py main(${pyp})`);
-    else ok(`${what} (inputs match .deno.ts and .py)`);
-  }
-}
-
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
-EOF
+mkdir -p "$tmp/home"
+for set in deno py; do
+  repo="$tmp/repo-$set"
+  mkdir -p "$repo" && (cd "$repo" && wmill init --use-default --no-bind-profile >/dev/null 2>&1)
+  grep -q '^nonDottedPaths: true' "$repo/wmill.yaml" || { echo "FAIL wmill init no longer sets nonDottedPaths: true"; exit 1; }
+  mkdir -p "$repo/f/keybrake"
+  if [[ $set == deno ]]; then cp "$here"/*.deno.ts "$repo/f/keybrake/"; else cp "$here"/*.py "$repo/f/keybrake/"; fi
+  cp -r "$here"/*__flow "$repo/f/keybrake/"
+  cp "$here/keybrake.resource-type.yaml" "$repo/"
+  if out="$(cd "$repo" && wmill lint --fail-on-warn 2>&1)"; then
+    echo "ok   wmill lint ($set set): $(grep -o '[0-9]* file(s) validated[^)]*' <<<"$out" | sed 's/\x1b\[[0-9;]*m//g')"
+  else
+    echo "FAIL wmill lint ($set set)"; sed 's/\x1b\[[0-9;]*m//g' <<<"$out"; exit 1
+  fi
+done
+echo "windmill kit: all checks passed"

@@ -1,7 +1,11 @@
-// Windmill step: ask Keybrake for a short-lived, capped Stripe vault key for
-// this flow run. Runs after the approval step, so an unapproved run never
-// holds spend power. The run label is the flow's job id (WM_FLOW_JOB_ID);
-// `run_label` is used only when the script runs outside a flow.
+// Windmill step: ask Keybrake for a short-lived, capped vault key (Stripe,
+// Twilio, ...) for this flow run. Runs after the approval step, so an
+// unapproved run never holds spend power. The run label is
+// `windmill/<WM_FLOW_JOB_ID>`, the flow run's id (the prefix an issuer token's
+// `run_label_prefix` asks for); `run_label` is used only when the script runs
+// outside a flow. Every later step, the error handler included, takes the
+// label from this step's result: inside a for-each iteration WM_FLOW_JOB_ID is
+// the iteration's id, not the run's.
 
 // The Windmill resource type "keybrake" (keybrake.resource-type.yaml).
 type Keybrake = { url: string; api_token: string };
@@ -13,18 +17,20 @@ const usd6 = (x: number) => Math.round(x * 1e6) / 1e6;
 
 export async function main(
   keybrake: Keybrake, // "$res:f/keybrake/keybrake"
+  vendor: string, // "stripe", "twilio", ...
   cap_usd: number, // lifetime cap of the key (total_usd_cap)
   daily_cap_usd: number = 0, // 0 = no per-day cap
   allowed_endpoints: string[] = ["POST /v1/payment_intents"],
   expires_in: string = "2h",
   run_label: string = "",
-  metadata: Record<string, string> = {},
+  metadata: object = {}, // added to the key's metadata
 ) {
-  const label = Deno.env.get("WM_FLOW_JOB_ID") || run_label;
+  const job = Deno.env.get("WM_FLOW_JOB_ID");
+  const label = job ? `windmill/${job}` : run_label;
   if (!label) throw new Error("no run label: run inside a flow (WM_FLOW_JOB_ID) or pass run_label");
 
-  const body: Record<string, unknown> = {
-    vendor: "stripe",
+  const body: { [field: string]: unknown } = {
+    vendor,
     total_usd_cap: usd6(cap_usd),
     allowed_endpoints,
     expires_in,

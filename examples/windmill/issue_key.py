@@ -1,7 +1,11 @@
-"""Windmill step: ask Keybrake for a short-lived, capped Stripe vault key for
-this flow run. Runs after the approval step, so an unapproved run never holds
-spend power. The run label is the flow's job id (WM_FLOW_JOB_ID); `run_label`
-is used only when the script runs outside a flow. Standard library only.
+"""Windmill step: ask Keybrake for a short-lived, capped vault key (Stripe,
+Twilio, ...) for this flow run. Runs after the approval step, so an unapproved
+run never holds spend power. The run label is `windmill/<WM_FLOW_JOB_ID>`, the
+flow run's id (the prefix an issuer token's `run_label_prefix` asks for);
+`run_label` is used only when the script runs outside a flow. Every later step,
+the error handler included, takes the label from this step's result: inside a
+for-each iteration WM_FLOW_JOB_ID is the iteration's id, not the run's.
+Standard library only.
 """
 
 import json
@@ -27,6 +31,7 @@ def usd6(x: float) -> float:
 
 def main(
     keybrake: keybrake,  # "$res:f/keybrake/keybrake"
+    vendor: str,  # "stripe", "twilio", ...
     cap_usd: float,  # lifetime cap of the key (total_usd_cap)
     daily_cap_usd: float = 0,  # 0 = no per-day cap
     allowed_endpoints: list = ["POST /v1/payment_intents"],
@@ -34,12 +39,13 @@ def main(
     run_label: str = "",
     metadata: dict = {},
 ):
-    label = os.environ.get("WM_FLOW_JOB_ID") or run_label
+    job = os.environ.get("WM_FLOW_JOB_ID")
+    label = f"windmill/{job}" if job else run_label
     if not label:
         raise ValueError("no run label: run inside a flow (WM_FLOW_JOB_ID) or pass run_label")
 
     body = {
-        "vendor": "stripe",
+        "vendor": vendor,
         "total_usd_cap": usd6(cap_usd),
         "allowed_endpoints": list(allowed_endpoints),
         "expires_in": expires_in,

@@ -1,14 +1,15 @@
-"""Windmill step: revoke vault keys. Used twice in the flow:
+"""Windmill step: revoke vault keys. Used twice in each flow:
  - as the last step, with key_id = results.issue_key.key_id;
- - as the flow's error handler, with no key_id: it then revokes every active
-   key of the run label (run_label, else WM_FLOW_JOB_ID), which also covers a
-   failure that happened before issue_key returned.
-A revoked key is refused (401) on the next vendor call, on every node.
-Standard library only.
+ - in the error handler (on_failure), with the run label and key id from
+   results.issue_key: `DELETE /vault/keys?agent_run_label=…` revokes every
+   key of the run at once (an issuer token: those it issued).
+The label always comes from the flow, never from WM_FLOW_JOB_ID: in the error
+handler of a parallel for-each iteration that is the iteration's id, which
+labels no key. A revoked key is refused (401) on the next vendor call, on
+every node. Standard library only.
 """
 
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,40 +23,27 @@ class keybrake(TypedDict):
     api_token: str
 
 
-def _call(method, url, api_token):
-    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {api_token}"})
+def _delete(url, api_token):
+    req = urllib.request.Request(url, method="DELETE", headers={"Authorization": f"Bearer {api_token}"})
     with urllib.request.urlopen(req, timeout=30) as res:
         body = res.read()
-    return json.loads(body) if body else None
+    return json.loads(body) if body else {}
 
 
 def main(keybrake: keybrake, key_id: str = "", run_label: str = ""):
+    if not key_id and not run_label:
+        raise ValueError("nothing to revoke: pass key_id or run_label (results.issue_key)")
     base = keybrake["url"].rstrip("/")
     api_token = keybrake["api_token"]
-
-    ids = [key_id] if key_id else []
-    if not key_id:
-        label = run_label or os.environ.get("WM_FLOW_JOB_ID")
-        if not label:
-            raise ValueError("nothing to revoke: pass key_id or run_label, or run inside a flow")
-        cursor = ""
-        while True:
-            q = {"agent_run_label": label, "status": "active"}
-            if cursor:
-                q["cursor"] = cursor
-            page = _call("GET", f"{base}/vault/keys?{urllib.parse.urlencode(q)}", api_token)
-            ids += [k["key_id"] for k in page.get("data") or []]
-            cursor = page.get("next_cursor") or ""
-            if not cursor:
-                break
-
     revoked = []
-    for kid in ids:
+    if run_label:
+        q = urllib.parse.urlencode({"agent_run_label": run_label})
+        revoked += _delete(f"{base}/vault/keys?{q}", api_token).get("revoked") or []
+    if key_id and key_id not in revoked:
         try:
-            _call("DELETE", f"{base}/vault/keys/{urllib.parse.quote(kid)}", api_token)
+            _delete(f"{base}/vault/keys/{urllib.parse.quote(key_id)}", api_token)
+            revoked.append(key_id)
         except urllib.error.HTTPError as e:
-            if e.code == 404:
-                continue  # already gone
-            raise
-        revoked.append(kid)
+            if e.code != 404:  # 404: already revoked, or not this token's
+                raise
     return {"revoked": revoked}

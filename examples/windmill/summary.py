@@ -1,10 +1,10 @@
 """Windmill step: what did this run spend? Reads Keybrake's ledger for the run
 label (calls, spend, cap hits, by endpoint) and returns it next to the
-per-item results of the charge loop, as the flow's result. Standard library only.
+per-item results of the loop, as the flow's result. An issuer token may read
+the summary of a run whose keys it issued. Standard library only.
 """
 
 import json
-import os
 import urllib.parse
 import urllib.request
 from typing import TypedDict
@@ -17,10 +17,10 @@ class keybrake(TypedDict):
     api_token: str
 
 
-def main(keybrake: keybrake, run_label: str = "", charges: list = []):
-    label = run_label or os.environ.get("WM_FLOW_JOB_ID")
+def main(keybrake: keybrake, run_label: str, charges: list = []):
+    label = run_label  # results.issue_key.agent_run_label
     if not label:
-        raise ValueError("no run label: pass run_label or run inside a flow")
+        raise ValueError("no run label: pass results.issue_key.agent_run_label")
     url = keybrake["url"].rstrip("/") + "/vault/summary?" + urllib.parse.urlencode({"agent_run_label": label})
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {keybrake['api_token']}"})
     with urllib.request.urlopen(req, timeout=30) as res:

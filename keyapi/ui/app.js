@@ -9,11 +9,26 @@
   const TOKEN_KEY = "keybrake_api_token";
   const POLL_MS = 2000;
   const AUDIT_LIMIT = 500;
+  const RECENT_KEYS = 500; // the overview groups the newest keys into runs
 
   const $ = (id) => document.getElementById(id);
   let pollTimer = null;
   let resolveAvailable = false;
   let busy = false;
+  let lastRuns = [];
+
+  // Outcomes in words: a person reads "Endpoint not in the allowlist", the
+  // code (endpoint_denied) stays in the CSV and the API.
+  const OUTCOME_WORDS = {
+    forwarded: "Forwarded", idempotent_replay: "Replay, not charged again",
+    cap_hit: "Cap reached", budget_hit: "Token budget reached", revoked: "Key revoked", expired: "Key expired",
+    wrong_vendor: "Key is for another vendor", endpoint_denied: "Endpoint not in the allowlist",
+    unknown_cost_denied: "Cost could not be priced", bad_request: "Malformed request",
+    unauthenticated: "Unknown or missing vault key", idempotency_mismatch: "Idempotency key reused for another request",
+    idempotency_in_flight: "Same idempotency key still in flight", upstream_error: "Vendor answered with an error",
+    upstream_unreachable: "Vendor unreachable", client_gone: "Client left before the answer",
+  };
+  function outcomeWords(code) { return OUTCOME_WORDS[code] || code; }
 
   // ---- money: the API sends dollars with at most 6 decimals; sums are
   // done in integer micro-dollars, like the server.
@@ -141,10 +156,11 @@
 
   async function renderOverview() {
     const day = todayUTC();
-    const [{ data: sum }, keys] = await Promise.all([
+    const [{ data: sum }, { data: recent }] = await Promise.all([
       api("GET", "summary?day=" + day),
-      listKeys("status=active"),
+      api("GET", "keys?limit=" + RECENT_KEYS),
     ]);
+    const keys = recent.data;
     $("today-date").textContent = day;
     stats($("today-stats"), [
       ["Spent", fmtUSD(micros(sum.spent_usd)), "today-spent"],
@@ -154,39 +170,59 @@
       ["Other refusals", String(sum.refused), "today-refused"],
     ]);
 
+    lastRuns = groupRuns(keys);
+    renderRuns();
+  }
+
+  // groupRuns groups keys (newest first) into runs: a run is active while
+  // one of its keys is; its bar counts its active keys, or all of them once
+  // none is; its expiry is its active keys' latest, else when it stopped.
+  function groupRuns(keys) {
     const runs = new Map();
     for (const k of keys) {
-      const r = runs.get(k.agent_run_label) || { label: k.agent_run_label, used: 0, cap: 0, keys: 0, newest: "" };
-      r.used += micros(k.spent_usd) + micros(k.reserved_usd);
-      r.cap += capOf(k);
-      r.keys += 1;
+      const r = runs.get(k.agent_run_label) || { label: k.agent_run_label, keys: [], newest: "" };
+      r.keys.push(k);
       if (k.created_at > r.newest) r.newest = k.created_at;
       runs.set(k.agent_run_label, r);
     }
-    const list = [...runs.values()].sort((a, b) => (a.newest < b.newest ? 1 : -1));
+    for (const r of runs.values()) {
+      const active = r.keys.filter((k) => k.status === "active");
+      const counted = active.length ? active : r.keys;
+      r.status = active.length ? "active" : r.keys[0].status;
+      r.used = counted.reduce((s, k) => s + micros(k.spent_usd) + micros(k.reserved_usd), 0);
+      r.cap = counted.reduce((s, k) => s + capOf(k), 0);
+      r.until = active.length ? active.map((k) => k.expires_at).sort().pop()
+        : r.keys.map((k) => k.revoked_at || k.expires_at).sort().pop();
+      r.vendors = [...new Set(r.keys.map((k) => k.vendor))];
+      r.endpoints = [...new Set(r.keys.flatMap((k) => k.allowed_endpoints || []))];
+    }
+    return [...runs.values()].sort((a, b) =>
+      (a.status === "active") !== (b.status === "active") ? (a.status === "active" ? -1 : 1)
+        : (a.newest < b.newest ? 1 : -1));
+  }
+
+  function shortTime(iso) { return iso ? iso.replace("T", " ").replace(/(:\d\d)(\.\d+)?Z$/, "$1") + " UTC" : ""; }
+
+  // renderRuns shows the runs matching the search box.
+  function renderRuns() {
+    const q = $("run-search").value.trim().toLowerCase();
+    const list = lastRuns.filter((r) => !q || [r.label, ...r.vendors, ...r.endpoints].some((s) => (s || "").toLowerCase().includes(q)));
     $("runs").replaceChildren(...list.map((r) => {
       const name = r.label || "(no run label)";
       const pct = percent(r.used, r.cap);
-      return el("li", { "data-run": r.label },
+      const when = r.status === "active" ? "expires " + shortTime(r.until)
+        : (r.status === "revoked" ? "revoked " : "expired ") + shortTime(r.until);
+      return el("li", { "data-run": r.label, "data-status": r.status },
         el("div", { class: "head" },
-          el("a", { class: "name", href: "#/run/" + encodeURIComponent(r.label), text: name }),
+          el("span", { class: "name" }, el("a", { href: "#/run/" + encodeURIComponent(r.label), text: name }), " ",
+            el("span", { class: "badge " + r.status, text: r.status })),
           el("span", { class: "figures", text: fmtUSD(r.used) + " of " + fmtUSD(r.cap) + " · " + pct + "%" +
-            (r.keys > 1 ? " · " + r.keys + " keys" : "") })),
-        bar("Spend of run " + name + " against its cap", r.used, r.cap));
+            (r.keys.length > 1 ? " · " + r.keys.length + " keys" : "") })),
+        bar("Spend of run " + name + " against its cap", r.used, r.cap),
+        el("p", { class: "meta", text: r.vendors.join(", ") + " · " + when + " · " + r.endpoints.join(", ") }));
     }));
     $("runs-empty").hidden = list.length > 0;
-  }
-
-  async function listKeys(query) {
-    const out = [];
-    let cursor = "";
-    for (let i = 0; i < 10; i++) {
-      const { data } = await api("GET", "keys?limit=1000&" + query + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
-      out.push(...data.data);
-      if (!data.next_cursor) break;
-      cursor = data.next_cursor;
-    }
-    return out;
+    $("runs-empty").textContent = lastRuns.length ? "No run matches “" + q + "”." : "No keys yet.";
   }
 
   async function renderRun(label) {
@@ -207,7 +243,7 @@
     renderKeys(sum.keys || []);
     const reasons = Object.entries(sum.refusals || {});
     $("run-refusals").replaceChildren(...(reasons.length ? reasons.map(([k, n]) =>
-      el("li", { text: k + ": " + n })) : [el("li", { text: "none" })]));
+      el("li", { "data-outcome": k, text: outcomeWords(k) + ": " + n })) : [el("li", { text: "none" })]));
     renderCalls(audit.data, label);
     $("calls-note").textContent = audit.next_cursor
       ? "Showing the first " + AUDIT_LIMIT + " calls; the CSV has them all." : "";
@@ -280,7 +316,7 @@
         "data-resolving": resolveAvailable && openID === c.call_id },
         el("td", { text: c.started_at.replace("T", " ").replace(/\.\d+Z$|Z$/, "") }),
         el("td", { class: "mono", text: c.method + " " + c.path }),
-        el("td", { text: c.outcome }),
+        el("td", { title: c.outcome, "data-outcome": c.outcome, text: outcomeWords(c.outcome) }),
         el("td", { text: String(c.status_code || "") }),
         el("td", { class: "num", text: fmtUSD(micros(c.reserved_usd)) }),
         el("td", { class: "num", text: fmtUSD(micros(c.cost_usd)) }),
@@ -458,6 +494,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("signin-form").addEventListener("submit", signIn);
     $("txn-form").addEventListener("submit", findTxn);
+    $("run-search").addEventListener("input", renderRuns);
     $("signout").addEventListener("click", () => signOut(""));
     $("csv").addEventListener("click", downloadCSV);
     window.addEventListener("hashchange", () => { refresh(); $("main").focus(); });

@@ -116,6 +116,14 @@ type Term struct {
 	// the number of completions asked for), 1 when absent. Not with
 	// FlatUSD.
 	Times string `json:"times,omitempty"`
+	// Bound says the vendor takes this field as the most the call may use
+	// (an LLM's max_tokens): Keybrake then writes it into the forwarded
+	// body, set to Default when the request has none and lowered to what
+	// the reservation covers, so the call cannot outspend its reservation.
+	// Only on an estimate field term with a Default, whose path names
+	// object keys only (no "*" or index). An endpoint whose cost is read
+	// from the answer (settle terms) needs exactly one. Default false.
+	Bound bool `json:"bound,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
@@ -141,6 +149,7 @@ type term struct {
 	cpu   int64
 	def   *big.Rat
 	times string
+	bound bool
 }
 
 type endpoint struct {
@@ -149,6 +158,11 @@ type endpoint struct {
 	estimate []term
 	txnPath  string
 	settle   []term
+	// boundAt is the index of the bound estimate term, -1 when none.
+	boundAt int
+	// fields and singles are the request fields the estimate reads
+	// (requestFields).
+	fields, singles []string
 }
 
 type compiled struct {
@@ -212,6 +226,9 @@ func compile(c Config) (*compiled, error) {
 		e := endpoint{match: list, entry: entry}
 		for j, t := range ep.Estimate {
 			ct, err := compileTerm(t)
+			if err == nil && t.Bound {
+				err = checkBound(t)
+			}
 			if err != nil {
 				return nil, wrap(fmt.Errorf("%s: estimate[%d]: %v", where, j, err))
 			}
@@ -225,11 +242,18 @@ func compile(c Config) (*compiled, error) {
 		}
 		for j, t := range ep.Settle.Terms {
 			ct, err := compileTerm(t)
+			if err == nil && t.Bound {
+				err = fmt.Errorf("bound is only for estimate terms: it names a field of the request")
+			}
 			if err != nil {
 				return nil, wrap(fmt.Errorf("%s: settle.terms[%d]: %v", where, j, err))
 			}
 			e.settle = append(e.settle, ct)
 		}
+		if err := e.checkBounded(); err != nil {
+			return nil, wrap(fmt.Errorf("%s: %v", where, err))
+		}
+		e.fields, e.singles = e.requestFields()
 		out.endpoints = append(out.endpoints, e)
 	}
 	return out, nil
@@ -279,6 +303,7 @@ func compileTerm(t Term) (term, error) {
 		return ct, fmt.Errorf("price_usd: %v", err)
 	}
 	ct.price = p
+	ct.bound = t.Bound
 	if t.Default != "" {
 		if ct.kind != kindField {
 			return ct, fmt.Errorf("default is only for field")

@@ -327,7 +327,8 @@ func TestSettle(t *testing.T) {
 		Endpoints: []Endpoint{
 			{Match: "POST /v1/send", Estimate: []Term{{FlatUSD: "0.01"}},
 				Settle: SettleConfig{TxnIDPath: "data.*.id"}},
-			{Match: "POST /v1/metered", Estimate: []Term{{FlatUSD: "1"}},
+			{Match: "POST /v1/metered", Estimate: []Term{{FlatUSD: "0.001"},
+				{Field: "max_units", PriceUSD: "0.003", Default: "3", Bound: true}},
 				Settle: SettleConfig{TxnIDPath: "id", Terms: []Term{
 					{Field: "usage.units", PriceUSD: "0.003"},
 					{Field: "usage.extra", PriceUSD: "1", Default: "0"},
@@ -351,8 +352,11 @@ func TestSettle(t *testing.T) {
 			vendors.Result{Decision: vendors.DecisionSettle, Cost: 10_000, TxnID: "a1,b2"}},
 		{"2xx unreadable body still settles at estimate", send, 200, `<html>`,
 			vendors.Result{Decision: vendors.DecisionSettle, Cost: 10_000}},
-		{"2xx metered", metered, 201, `{"id":"m_1","usage":{"units":7}}`,
-			vendors.Result{Decision: vendors.DecisionSettle, Cost: 21_000, TxnID: "m_1"}},
+		{"2xx metered", metered, 201, `{"id":"m_1","usage":{"units":3}}`,
+			vendors.Result{Decision: vendors.DecisionSettle, Cost: 9_000, TxnID: "m_1"}},
+		// An answer above the reservation settles at the reservation.
+		{"2xx metered, more than reserved", metered, 201, `{"id":"m_3","usage":{"units":7}}`,
+			vendors.Result{Decision: vendors.DecisionSettle, Cost: 10_000, TxnID: "m_3"}},
 		{"2xx metered, usage missing", metered, 200, `{"id":"m_2"}`,
 			vendors.Result{Decision: vendors.DecisionUnpriced, TxnID: "m_2"}},
 		{"2xx metered, streamed", metered, 200, "data: {\"id\":\"x\"}\n\n",

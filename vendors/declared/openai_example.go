@@ -36,7 +36,7 @@ func OpenAIChatExample(apiKey string) Config {
 		Endpoints: []Endpoint{{
 			Match: "POST /v1/chat/completions",
 			Estimate: []Term{
-				{Field: "max_completion_tokens|max_tokens", Default: "4096", Times: "n", PriceUSD: outputPrice},
+				{Field: "max_completion_tokens|max_tokens", Default: "4096", Times: "n", PriceUSD: outputPrice, Bound: true},
 				{Chars: "messages.*.content", CharsPerUnit: 4, PriceUSD: inputPrice},
 				{Chars: "tools", CharsPerUnit: 4, PriceUSD: inputPrice},
 			},

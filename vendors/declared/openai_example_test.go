@@ -64,7 +64,7 @@ func TestOpenAIChatExample(t *testing.T) {
 		t.Fatalf("settle = %+v", got)
 	}
 	// Exact products need no rounding: 1000 prompt and 500 completion tokens.
-	got = v.Settle(r, 200, nil, []byte(`{"id":"c2","usage":{"prompt_tokens":1000,"completion_tokens":500}}`), est)
+	got = v.Settle(r, 200, nil, []byte(`{"id":"c2","usage":{"prompt_tokens":1000,"completion_tokens":500}}`), est3)
 	if got.Cost != 150+300 {
 		t.Fatalf("settle exact = %+v", got)
 	}

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/keybrake/keybrake/vendors"
 )
 
 // A path names values in a JSON document: segments joined by dots. A
@@ -48,35 +49,39 @@ type body struct {
 	isJSON, isForm bool
 }
 
-// parseBody parses a request body by its Content-Type: JSON (application/json
-// or any +json type; also a body that looks like JSON when no Content-Type
-// is given), or a form. An empty body parses as nothing.
-func parseBody(contentType string, raw []byte) (*body, error) {
+// parseBody parses a request body by its Content-Type, one way only (see
+// vendors/reading.go): JSON (application/json or any +json type; also a
+// body that looks like JSON when no Content-Type is given), with no key
+// given twice at any depth; or a form, which must not be JSON and must not
+// give any of fields twice. An empty body parses as nothing.
+func parseBody(mt string, raw []byte, fields []string) (*body, *vendors.Error) {
 	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 {
+	switch {
+	case len(trimmed) == 0 && mt == "application/x-www-form-urlencoded":
+		return &body{form: url.Values{}, isForm: true}, nil
+	case len(trimmed) == 0:
 		return &body{}, nil
 	}
-	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
 	case mt == "application/x-www-form-urlencoded":
-		form, err := url.ParseQuery(string(raw))
-		if err != nil {
-			return nil, fmt.Errorf("the form body cannot be parsed")
+		form, bad := vendors.ReadForm(raw, fields)
+		if bad != nil {
+			return nil, bad
 		}
 		return &body{form: form, isForm: true}, nil
-	case mt == "application/json" || strings.HasSuffix(mt, "+json") ||
-		(mt == "" && (trimmed[0] == '{' || trimmed[0] == '[')):
-		v, err := decodeJSON(trimmed)
+	case vendors.IsJSONType(mt) || (mt == "" && (trimmed[0] == '{' || trimmed[0] == '[')):
+		v, err := vendors.DecodeJSON(trimmed)
 		if err != nil {
-			return nil, fmt.Errorf("the JSON body cannot be parsed")
+			return nil, vendors.Ambiguous("Keybrake cannot price this request: " + err.Error() + ".")
 		}
 		return &body{json: v, isJSON: true}, nil
 	default:
-		return nil, fmt.Errorf("the body's content type %q cannot be priced", mt)
+		return nil, vendors.Ambiguous(fmt.Sprintf("Keybrake cannot price this request: the body's content type %q cannot be priced.", mt))
 	}
 }
 
-// decodeJSON decodes one JSON value keeping numbers exact.
+// decodeJSON decodes one JSON value keeping numbers exact: a vendor's
+// answer, read as leniently as its SDK would.
 func decodeJSON(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -88,6 +93,17 @@ func decodeJSON(raw []byte) (any, error) {
 		return nil, fmt.Errorf("trailing data after JSON value")
 	}
 	return v, nil
+}
+
+// named reports how many of a path's alternatives name a value.
+func (b *body) named(path string) int {
+	n := 0
+	for _, alt := range strings.Split(path, "|") {
+		if len(b.lookup(alt)) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // lookup returns the values a path names (null values left out), using the

@@ -106,10 +106,3 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the decimal as a JSON string, exactly as written.
 func (d Decimal) MarshalJSON() ([]byte, error) { return json.Marshal(string(d)) }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -49,27 +50,37 @@ func (v *Vendor) Estimate(r *http.Request, raw []byte) (vendors.Estimate, error)
 		if v.c.free[r.Method] {
 			return vendors.Estimate{Known: true}, nil
 		}
-		return vendors.Estimate{Reason: fmt.Sprintf("no cost rule for %s %s", r.Method, truncate(r.URL.Path, 200))}, nil
+		return vendors.Estimate{Reason: fmt.Sprintf("no cost rule for %s %s", r.Method, text.Truncate(r.URL.Path, 200))}, nil
 	}
 	if len(ep.estimate) == 0 {
 		return vendors.Estimate{Known: true}, nil
 	}
-	b, err := parseBody(r.Header.Get("Content-Type"), raw)
-	if err != nil {
-		return vendors.Estimate{}, &vendors.Error{Status: http.StatusBadRequest, Code: "keybrake_bad_request",
-			Message: "Keybrake cannot price this request: " + err.Error() + "."}
+	b, bad := ep.readRequest(r, raw)
+	if bad != nil {
+		return vendors.Estimate{}, bad
 	}
 	cost, reason := sumTerms(ep.estimate, b)
 	if reason != "" {
+		if ep.boundAt >= 0 {
+			// Priced by the unknown_cost policy, the call would go out
+			// with no bound on what its answer may cost.
+			return vendors.Estimate{}, vendors.Ambiguous("Keybrake cannot bound this call's cost: " + reason + ".")
+		}
 		return vendors.Estimate{Reason: reason}, nil
 	}
-	return vendors.Estimate{Cost: cost, Known: true}, nil
+	est := vendors.Estimate{Cost: cost, Known: true}
+	if ep.boundAt >= 0 {
+		if bad := ep.bound(&est, b, raw); bad != nil {
+			return vendors.Estimate{}, bad
+		}
+	}
+	return est, nil
 }
 
 // Settle implements vendors.Vendor. A 2xx settles at the cost the
 // endpoint's settle terms read from the response (or at the estimate when
-// it has none); when they cannot be read the estimate is kept as a
-// provisional cost. A 4xx releases; anything else is ambiguous.
+// it has none), never above the reservation; when they cannot be read the
+// estimate is kept as a provisional cost. A 4xx releases; anything else is ambiguous.
 func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, raw []byte, est vendors.Estimate) vendors.Result {
 	dec := vendors.StatusDecision(status)
 	if dec != vendors.DecisionSettle {
@@ -102,7 +113,9 @@ func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, raw []byte, 
 		res.Decision = vendors.DecisionUnpriced
 		return res
 	}
-	res.Cost = cost
+	// Never above the reservation, whatever the answer says (bound.go):
+	// the key's count must not pass its cap on the vendor's word.
+	res.Cost = min(cost, est.Cost)
 	return res
 }
 

@@ -1,11 +1,10 @@
 package resend
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/keybrake/keybrake/vendors"
 )
 
 // Recipient counting: Resend bills every To, Cc and Bcc address as an
@@ -23,7 +22,7 @@ func (e errUncertain) Error() string { return string(e) }
 
 // countSend counts the recipients of a POST /emails body.
 func countSend(raw []byte) (int64, error) {
-	v, err := decodeStrict(raw)
+	v, err := vendors.DecodeJSON(raw)
 	if err != nil {
 		return 0, err
 	}
@@ -35,29 +34,29 @@ func countSend(raw []byte) (int64, error) {
 }
 
 // countBatch counts the recipients of every email of a POST /emails/batch
-// body (a JSON array of emails).
-func countBatch(raw []byte) (int64, error) {
-	v, err := decodeStrict(raw)
+// body (a JSON array of emails): one count per email, in order.
+func countBatch(raw []byte) ([]int64, error) {
+	v, err := vendors.DecodeJSON(raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return 0, errUncertain("a batch must be a JSON array of emails")
+		return nil, errUncertain("a batch must be a JSON array of emails")
 	}
-	var n int64
+	counts := make([]int64, 0, len(list))
 	for i, el := range list {
 		email, ok := el.(map[string]any)
 		if !ok {
-			return 0, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
+			return nil, errUncertain(fmt.Sprintf("email %d of the batch is not a JSON object", i))
 		}
 		c, err := countEmail(email, fmt.Sprintf("email %d: ", i))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		n += c
+		counts = append(counts, c)
 	}
-	return n, nil
+	return counts, nil
 }
 
 // countEmail counts one email's to, cc and bcc addresses.
@@ -130,64 +129,4 @@ func quote(s string) string {
 		s = string(r[:40]) + "…"
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// decodeStrict decodes one JSON value (numbers kept exact), refusing a key
-// given twice in any object: Keybrake and Resend could read different ones.
-func decodeStrict(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := checkKeys(dec); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errUncertain("the body has data after its JSON value")
-	}
-	var v any
-	d2 := json.NewDecoder(bytes.NewReader(raw))
-	d2.UseNumber()
-	if err := d2.Decode(&v); err != nil {
-		return nil, errUncertain("the JSON body cannot be parsed")
-	}
-	return v, nil
-}
-
-// checkKeys walks one JSON value from dec and refuses duplicate keys.
-func checkKeys(dec *json.Decoder) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return errUncertain("the JSON body cannot be parsed")
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	switch d {
-	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return errUncertain("the JSON body cannot be parsed")
-			}
-			k, _ := kt.(string)
-			if seen[k] {
-				return errUncertain("the key " + quote(k) + " is given twice in one object")
-			}
-			seen[k] = true
-			if err := checkKeys(dec); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := checkKeys(dec); err != nil {
-				return err
-			}
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return errUncertain("the JSON body cannot be parsed")
-	}
-	return nil
 }

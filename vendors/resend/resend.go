@@ -26,11 +26,15 @@
 //   - Settlement: a 2xx settles at the estimate (Resend's response has no
 //     price) with the email id (or, for a batch, the ids of data[] joined
 //     with ",") as the transaction id. A batch sent with
-//     x-batch-validation: permissive may fail some emails: they are listed
-//     in errors[] and cost nothing, so the cost is the estimate scaled by
-//     the share of emails sent, rounded up (Resend does not say which
-//     recipients the failed ones had). A 4xx releases; anything else is
-//     ambiguous and kept for reconciliation.
+//     x-batch-validation: permissive may fail some emails: Resend lists
+//     each in errors[] by its index in the request
+//     (resend.com/docs/dashboard/emails/batch-validation-modes), and it
+//     costs nothing. The batch is reserved email by email (the sum of each
+//     email's to + cc + bcc) and settled at the sum over the emails not
+//     listed, never an average: one email to 150 recipients and 99 failed
+//     one-recipient emails cost 150 emails. An answer whose errors[] does
+//     not add up settles at the whole reservation. A 4xx releases;
+//     anything else is ambiguous and kept for reconciliation.
 //   - Idempotency-Key: Resend honours it on POST /emails and /emails/batch
 //     for 24 hours, so a true replay is free and
 //     the same key with another payload is refused with Resend's own 409.
@@ -50,7 +54,6 @@ package resend
 import (
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"path"
 	"slices"
@@ -96,6 +99,10 @@ var freePOSTs = []string{
 	"POST /topics",
 	"POST /webhooks",
 }
+
+// recipientFields are the fields a send is priced from, which the query
+// string must not also name.
+var recipientFields = []string{"to", "cc", "bcc"}
 
 // freeMethods move no money on Resend: reads, updates and deletes.
 var freeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodDelete}
@@ -176,35 +183,54 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 		}
 		return unknownCost(r), nil
 	}
-	var count func([]byte) (int64, error)
+	batch := false
 	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
 	case "/api-keys":
 		return vendors.Estimate{}, vendors.MintsCredential("Resend API keys (POST /api-keys)")
 	case "/emails":
-		count = countSend
 	case "/emails/batch":
-		count = countBatch
+		batch = true
 	default:
 		if _, free := v.freePOSTs.Match(r.Method, r.URL.Path); free {
 			return vendors.Estimate{Known: true}, nil
 		}
 		return unknownCost(r), nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+	if vendors.MediaType(r) != "application/json" {
 		return vendors.Estimate{}, badRequest("Resend reads the email as JSON: send it with Content-Type: application/json.")
 	}
-	n, err := count(body)
+	if bad := vendors.CheckQuery(r, recipientFields); bad != nil {
+		return vendors.Estimate{}, bad
+	}
+	var counts []int64
+	var err error
+	if batch {
+		counts, err = countBatch(body)
+	} else {
+		var n int64
+		n, err = countSend(body)
+		counts = []int64{n}
+	}
 	if err != nil {
 		return vendors.Estimate{}, badRequest("Keybrake cannot count this email's recipients: " + err.Error() + ".")
 	}
-	if n == 0 {
+	est := vendors.Estimate{Known: true}
+	var total int64
+	for _, n := range counts {
+		cost, err := money.MulDivCeil(n, int64(v.perEmail), 1)
+		total += n
+		if err != nil || cost > int64(money.MaxUSD*money.PerDollar) || est.Cost+money.Micros(cost) > money.MaxUSD*money.PerDollar {
+			return vendors.Estimate{Reason: "too many recipients to price"}, nil
+		}
+		est.Cost += money.Micros(cost)
+		if batch {
+			est.Items = append(est.Items, money.Micros(cost))
+		}
+	}
+	if total == 0 {
 		return vendors.Estimate{Reason: "no recipients found in to, cc or bcc"}, nil
 	}
-	cost, err := money.MulDivCeil(n, int64(v.perEmail), 1)
-	if err != nil || cost > int64(money.MaxUSD*money.PerDollar) {
-		return vendors.Estimate{Reason: "too many recipients to price"}, nil
-	}
-	return vendors.Estimate{Cost: money.Micros(cost), Known: true}, nil
+	return est, nil
 }
 
 // unknownCost is the estimate of a call Keybrake cannot price: a marketing
@@ -225,7 +251,7 @@ func badRequest(msg string) *vendors.Error {
 // Settle implements vendors.Vendor. A 2xx settles at the estimate, with
 // the email id (for a batch, the ids of data[] joined with ",") as the
 // transaction id, except that a batch whose emails partly failed costs only
-// its share of emails sent; a send whose estimate was not known keeps it as
+// the emails sent, each at its own recipients (sentItems); a send whose estimate was not known keeps it as
 // a provisional cost. A 4xx releases; anything else is ambiguous.
 func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, body []byte, est vendors.Estimate) vendors.Result {
 	dec := vendors.StatusDecision(status)
@@ -241,9 +267,7 @@ func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, body []byte,
 		Data []struct {
 			ID json.RawMessage `json:"id"`
 		} `json:"data"`
-		Errors []struct {
-			Index int `json:"index"`
-		} `json:"errors"`
+		Errors []batchError `json:"errors"`
 	}
 	batch := false
 	switch strings.ToLower(path.Clean("/" + r.URL.Path)) {
@@ -273,13 +297,42 @@ func (v *Vendor) Settle(r *http.Request, status int, _ http.Header, body []byte,
 	if res.Decision != vendors.DecisionSettle || len(out.Errors) == 0 {
 		return res
 	}
-	sent, failed := int64(len(out.Data)), int64(len(out.Errors))
-	cost, err := money.MulDivCeil(int64(res.Cost), sent, sent+failed)
-	if err != nil {
-		return res
-	}
-	res.Cost = money.Micros(cost)
+	res.Cost = sentItems(est, len(out.Data), out.Errors)
 	return res
+}
+
+// batchError is one entry of a permissive batch's errors[]: the index of
+// an email of the request that Resend did not create.
+type batchError struct {
+	Index *int `json:"index"`
+}
+
+// sentItems is the cost of a permissive batch's emails that Resend
+// created: every email not named by errors[].index, each at its own
+// recipient count. An answer that does not add up (an index out of range
+// or given twice, data[] not holding every other email) settles at the
+// whole estimate: Keybrake does not guess which emails went out.
+func sentItems(est vendors.Estimate, created int, errs []batchError) money.Micros {
+	if len(est.Items) == 0 {
+		return est.Cost
+	}
+	failed := make(map[int]bool, len(errs))
+	for _, e := range errs {
+		if e.Index == nil || *e.Index < 0 || *e.Index >= len(est.Items) || failed[*e.Index] {
+			return est.Cost
+		}
+		failed[*e.Index] = true
+	}
+	if created != len(est.Items)-len(failed) {
+		return est.Cost
+	}
+	var cost money.Micros
+	for i, c := range est.Items {
+		if !failed[i] {
+			cost += c
+		}
+	}
+	return min(cost, est.Cost)
 }
 
 // idString is an id from Resend's answer: a string, or a number written as

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -154,13 +155,10 @@ func TestSettle(t *testing.T) {
 			vendors.Result{Decision: vendors.DecisionSettle, Cost: 2_700, TxnID: "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794"}},
 		{"batch", batch, 200, `{"data":[{"id":"e1"},{"id":"e2"},{"id":"e3"}]}`, 3_600,
 			vendors.Result{Decision: vendors.DecisionSettle, Cost: 3_600, TxnID: "e1,e2,e3"}},
-		// 2 of 3 emails sent: ceil(3600 × 2/3) = 2400.
-		{"permissive batch, one failed", batch, 200, `{"data":[{"id":"e1"},{"id":"e3"}],"errors":[{"index":1,"message":"invalid to"}]}`, 3_600,
-			vendors.Result{Decision: vendors.DecisionSettle, Cost: 2_400, TxnID: "e1,e3"}},
-		{"permissive batch, rounding up", batch, 200, `{"data":[{"id":"e1"}],"errors":[{"index":1},{"index":2}]}`, 1_000,
-			vendors.Result{Decision: vendors.DecisionSettle, Cost: 334, TxnID: "e1"}},
-		{"permissive batch, all failed", batch, 200, `{"data":[],"errors":[{"index":0}]}`, 900,
-			vendors.Result{Decision: vendors.DecisionSettle, Cost: 0}},
+		// No per-email costs (an estimate from the unknown_cost policy): the
+		// whole estimate, never a share.
+		{"permissive batch without items", batch, 200, `{"data":[{"id":"e1"}],"errors":[{"index":1}]}`, 1_800,
+			vendors.Result{Decision: vendors.DecisionSettle, Cost: 1_800, TxnID: "e1"}},
 		{"422 releases", send, 422, `{"statusCode":422,"name":"validation_error","message":"x"}`, 900,
 			vendors.Result{Decision: vendors.DecisionRelease}},
 		{"429 from Resend releases", send, 429, `{"statusCode":429,"name":"rate_limit_exceeded"}`, 900,
@@ -172,6 +170,61 @@ func TestSettle(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: %+v; want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestSettlePermissiveBatchPerItem: a permissive batch settles at the sum
+// of the emails Resend created, each at its own recipients (issue 17: one
+// email to 150 recipients and 99 failed one-recipient emails cost 150
+// emails, not the average 2.5).
+func TestSettlePermissiveBatchPerItem(t *testing.T) {
+	v := newVendor(t, Config{})
+	batch, _ := jsonReq("POST", "/emails/batch", "")
+	items := append([]money.Micros{150 * 900}, slices.Repeat([]money.Micros{900}, 99)...)
+	est := vendors.Estimate{Cost: 249 * 900, Known: true, Items: items}
+	var errs []string
+	for i := 1; i < 100; i++ {
+		errs = append(errs, fmt.Sprintf(`{"index":%d,"message":"invalid to"}`, i))
+	}
+	answer := `{"data":[{"id":"e0"}],"errors":[` + strings.Join(errs, ",") + `]}`
+	got := v.Settle(batch, 200, http.Header{}, []byte(answer), est)
+	if got.Decision != vendors.DecisionSettle || got.Cost != 150*900 {
+		t.Fatalf("one big email sent, 99 small failed: %+v; want 150 emails", got)
+	}
+	cases := []struct {
+		name   string
+		answer string
+		want   money.Micros
+	}{
+		{"the big one failed", `{"data":[{"id":"a"},{"id":"b"}],"errors":[{"index":0}]}`, 2_700},
+		{"a small one failed", `{"data":[{"id":"a"},{"id":"b"}],"errors":[{"index":2}]}`, 135_000 + 900},
+		{"all failed", `{"data":[],"errors":[{"index":0},{"index":1},{"index":2}]}`, 0},
+		{"none failed", `{"data":[{"id":"a"},{"id":"b"},{"id":"c"}],"errors":[]}`, 137_700},
+		// Answers that do not add up settle at the whole reservation.
+		{"index out of range", `{"data":[{"id":"a"},{"id":"b"}],"errors":[{"index":3}]}`, 137_700},
+		{"negative index", `{"data":[{"id":"a"},{"id":"b"}],"errors":[{"index":-1}]}`, 137_700},
+		{"index twice", `{"data":[{"id":"a"}],"errors":[{"index":0},{"index":0}]}`, 137_700},
+		{"no index", `{"data":[{"id":"a"},{"id":"b"}],"errors":[{"message":"x"}]}`, 137_700},
+		{"too many created", `{"data":[{"id":"a"},{"id":"b"},{"id":"c"}],"errors":[{"index":0}]}`, 137_700},
+	}
+	three := vendors.Estimate{Cost: 137_700, Known: true, Items: []money.Micros{135_000, 900, 1_800}}
+	for _, c := range cases {
+		got := v.Settle(batch, 200, http.Header{}, []byte(c.answer), three)
+		if got.Decision != vendors.DecisionSettle || got.Cost != c.want {
+			t.Errorf("%s: %+v; want cost %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestEstimateBatchItems(t *testing.T) {
+	v := newVendor(t, Config{})
+	r, body := jsonReq("POST", "/emails/batch", `[{"to":["a@x.com","b@x.com"],"cc":"c@x.com"},{"to":"d@x.com","bcc":["e@x.com"]},{"to":[]}]`)
+	est, err := v.Estimate(r, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(est.Items, []money.Micros{2_700, 1_800, 0}) || est.Cost != 4_500 {
+		t.Fatalf("items %v cost %d", est.Items, est.Cost)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )
@@ -35,7 +36,7 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 	case free:
 		return vendors.Estimate{Known: true}, nil
 	case unlisted:
-		return vendors.Estimate{Reason: r.Method + " " + truncate(path, 120) + " may move money and has no price rule"}, nil
+		return vendors.Estimate{Reason: r.Method + " " + text.Truncate(path, 120) + " may move money and has no price rule"}, nil
 	}
 	form, err := parseForm(r, body)
 	if err != nil {
@@ -205,7 +206,7 @@ func amountAndCurrency(form url.Values, amountField string) (*int64, string, err
 	}
 	amount, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || amount < 0 {
-		return nil, "", badParam("parameter_invalid_integer", "Invalid integer: "+truncate(s, 40))
+		return nil, "", badParam("parameter_invalid_integer", "Invalid integer: "+text.Truncate(s, 40))
 	}
 	return &amount, currency, nil
 }
@@ -216,14 +217,15 @@ func (v *Vendor) toUSD(amount int64, currency string) (money.Micros, error) {
 	cost, err := v.rates.ToUSD(amount, currency)
 	if err != nil {
 		return 0, badParam("keybrake_currency_not_priced",
-			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(truncate(currency, 10)), err))
+			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(text.Truncate(currency, 10)), err))
 	}
 	return cost, nil
 }
 
-// parseForm reads Stripe's form-encoded parameters from the body (POST) and
-// the query string. A parameter given twice in different places is refused:
-// Keybrake must price exactly what Stripe will read.
+// parseForm reads Stripe's form-encoded parameters from the body (POST) or
+// the query string (GET). One reading only (vendors/reading.go): a JSON
+// body, a write with a query string, and a parameter given twice (single)
+// are refused: Keybrake must price exactly what Stripe will read.
 func parseForm(r *http.Request, body []byte) (url.Values, error) {
 	form := url.Values{}
 	if len(body) > 0 {
@@ -231,11 +233,20 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 		if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
 			return nil, badParam("keybrake_unsupported_content_type", "Keybrake prices Stripe v1 requests sent as application/x-www-form-urlencoded only.")
 		}
+		if vendors.LooksLikeJSON(body) {
+			return nil, vendors.Ambiguous("Stripe v1 reads form encoding; this body is JSON. Send it as application/x-www-form-urlencoded.")
+		}
 		var err error
 		form, err = url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badParam("keybrake_malformed_body", "The request body is not valid form encoding.")
 		}
+	}
+	if r.Method == http.MethodPost && r.URL.RawQuery != "" {
+		// The SDKs send a write's parameters in its body; one in the query
+		// string could be read there by Stripe and not here, or the
+		// other way round.
+		return nil, vendors.Ambiguous("Keybrake reads the parameters of a Stripe " + r.Method + " from its form body only; move them out of the query string.")
 	}
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -263,11 +274,4 @@ func single(form url.Values, name string) (string, error) {
 // badParam is a 400 refusal of a request parameter; msg names the parameter.
 func badParam(code, msg string) *vendors.Error {
 	return &vendors.Error{Status: http.StatusBadRequest, Code: code, Message: msg}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

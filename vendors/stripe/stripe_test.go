@@ -138,6 +138,20 @@ func TestEstimateRefusesBadInput(t *testing.T) {
 	if _, err := v.Estimate(r, []byte("amount=5000&currency=usd")); err == nil {
 		t.Error("query+body amount accepted")
 	}
+	// One reading (issue 17): a POST takes no query string, and a JSON body
+	// sent as a form is not read as one.
+	for target, body := range map[string]string{
+		"/v1/payment_intents?currency=usd": "amount=5000",
+		"/v1/payment_intents":              `{"amount":5000,"currency":"usd"}`,
+	} {
+		r := httptest.NewRequest("POST", target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		_, err := v.Estimate(r, []byte(body))
+		var ve *vendors.Error
+		if !errors.As(err, &ve) || ve.Code != vendors.CodeAmbiguousRequest {
+			t.Errorf("%s %s: err = %v; want %s", target, body, err, vendors.CodeAmbiguousRequest)
+		}
+	}
 }
 
 func TestSettle(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keybrake/keybrake/internal/text"
 	"github.com/keybrake/keybrake/vendors"
 )
 
@@ -73,7 +74,7 @@ func checkMetadata(r *http.Request, path string, body []byte) error {
 				"object's metadata, and with it the keybrake_call_id tag Keybrake reconciles calls by. Set or unset your "+
 				"own keys one by one (metadata[key]=value).")
 		case strings.Contains(lower, vendors.ReservedPrefix):
-			return badParam("keybrake_reserved_metadata", "Keybrake refuses the parameter "+truncate(k, 80)+
+			return badParam("keybrake_reserved_metadata", "Keybrake refuses the parameter "+text.Truncate(k, 80)+
 				": metadata keys starting with keybrake_ are written by Keybrake only.")
 		case strings.HasPrefix(k, "metadata["):
 			keys++

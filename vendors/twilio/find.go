@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,37 +62,13 @@ func (rc *Reconciler) Find(ctx context.Context, c ledger.Call) (reconcile.Findin
 		return reconcile.Finding{Why: "the call's To was not recorded"}, nil
 	}
 	to := scope.Get("to")
-	base := strings.TrimRight(rc.BaseURL, "/")
-	if base == "" {
-		base = DefaultReconcileBaseURL
-	}
 	q := url.Values{"To": {to}, "PageSize": {fmt.Sprint(findPageSize)}}
-	u := base + "/" + APIVersion + "/Accounts/" + url.PathEscape(rc.AccountSID) + "/Messages.json?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return reconcile.Finding{}, err
-	}
-	user := rc.AccountSID
-	if rc.APIKey != "" {
-		user = rc.APIKey
-	}
-	req.SetBasicAuth(user, rc.AuthToken)
-	req.Header.Set("Accept", "application/json")
-	client := rc.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := client.Do(req)
+	status, body, err := rc.get(ctx, "Messages.json?"+q.Encode(), 8<<20)
 	if err != nil {
 		return reconcile.Finding{}, fmt.Errorf("listing Twilio messages: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return reconcile.Finding{}, fmt.Errorf("reading Twilio's list: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return reconcile.Finding{}, fmt.Errorf("listing Twilio messages: Twilio answered %d", resp.StatusCode)
+	if status != http.StatusOK {
+		return reconcile.Finding{}, fmt.Errorf("listing Twilio messages: Twilio answered %d", status)
 	}
 	var page struct {
 		Messages []struct {

@@ -32,6 +32,9 @@ func readForm(r *http.Request, body []byte, multi map[string]bool) (url.Values, 
 	if mt, _, _ := mime.ParseMediaType(ct); mt != "application/x-www-form-urlencoded" && (ct != "" || len(body) > 0) {
 		return nil, badRequest("Keybrake prices Twilio requests sent as application/x-www-form-urlencoded only.")
 	}
+	if vendors.LooksLikeJSON(body) {
+		return nil, vendors.Ambiguous("Twilio reads form encoding; this body is JSON. Send it as application/x-www-form-urlencoded.")
+	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badRequest("Keybrake cannot read this request's form body.")

@@ -1,18 +1,18 @@
 package twilio
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/internal/periodic"
 	"github.com/keybrake/keybrake/ledger"
 )
 
@@ -97,13 +97,6 @@ func (rc *Reconciler) vendor() string {
 	return Name
 }
 
-func orDuration(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 // RunOnce reconciles up to Batch unpriced calls older than MinAge, oldest
 // first, and returns how many it settled (at their real price, or at their
 // provisional cost when giving up). Errors fetching one call do not stop the
@@ -117,7 +110,7 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (reconciled int, err error) {
 	if batch <= 0 {
 		batch = DefaultReconcileBatch
 	}
-	calls, err := rc.Store.PendingCalls(ctx, rc.vendor(), ledger.CostUnpriced, now.Add(-orDuration(rc.MinAge, DefaultReconcileMinAge)), batch)
+	calls, err := rc.Store.PendingCalls(ctx, rc.vendor(), ledger.CostUnpriced, now.Add(-cmp.Or(max(rc.MinAge, 0), DefaultReconcileMinAge)), batch)
 	if err != nil {
 		return 0, fmt.Errorf("twilio reconcile: listing unpriced calls: %w", err)
 	}
@@ -145,29 +138,15 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (reconciled int, err error) {
 // done, logging each run's outcome. It returns ctx's error, or nil when
 // Ticks is closed.
 func (rc *Reconciler) Run(ctx context.Context) error {
-	ticks := rc.Ticks
-	if ticks == nil {
-		t := time.NewTicker(orDuration(rc.Interval, DefaultReconcileInterval))
-		defer t.Stop()
-		ticks = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case _, ok := <-ticks:
-			if !ok {
-				return nil
-			}
-			n, err := rc.RunOnce(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				rc.log().Warn("Twilio reconciliation run", zap.Int("reconciled", n), zap.Error(err))
-			case n > 0:
-				rc.log().Info("Twilio reconciliation run", zap.Int("reconciled", n))
-			}
+	return periodic.Run(ctx, rc.Ticks, cmp.Or(max(rc.Interval, 0), DefaultReconcileInterval), func(ctx context.Context) {
+		n, err := rc.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rc.log().Warn("Twilio reconciliation run", zap.Int("reconciled", n), zap.Error(err))
+		case n > 0:
+			rc.log().Info("Twilio reconciliation run", zap.Int("reconciled", n))
 		}
-	}
+	})
 }
 
 // resourcePath is the API path of the message or call a sid names.
@@ -190,39 +169,15 @@ func (rc *Reconciler) reconcile(ctx context.Context, c ledger.Call, now time.Tim
 	if !ok {
 		return rc.giveUp(ctx, c, now, "no Twilio sid to fetch the price with")
 	}
-	base := strings.TrimRight(rc.BaseURL, "/")
-	if base == "" {
-		base = DefaultReconcileBaseURL
-	}
-	u := base + "/" + APIVersion + "/Accounts/" + url.PathEscape(rc.AccountSID) + "/" + rel
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, err
-	}
-	user := rc.AccountSID
-	if rc.APIKey != "" {
-		user = rc.APIKey
-	}
-	req.SetBasicAuth(user, rc.AuthToken)
-	req.Header.Set("Accept", "application/json")
-	client := rc.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := client.Do(req)
+	status, body, err := rc.get(ctx, rel, 1<<20)
 	if err != nil {
 		return false, fmt.Errorf("fetching %s: %w", c.VendorTxnID, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", c.VendorTxnID, err)
-	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		return rc.giveUp(ctx, c, now, "Twilio no longer has the resource")
-	case resp.StatusCode != http.StatusOK:
-		return false, fmt.Errorf("fetching %s: Twilio answered %d", c.VendorTxnID, resp.StatusCode)
+	case status != http.StatusOK:
+		return false, fmt.Errorf("fetching %s: Twilio answered %d", c.VendorTxnID, status)
 	}
 	var res resource
 	if err := json.Unmarshal(body, &res); err != nil {
@@ -230,7 +185,7 @@ func (rc *Reconciler) reconcile(ctx context.Context, c ledger.Call, now time.Tim
 	}
 	cost, ok := res.price()
 	if !ok {
-		if now.Sub(c.StartedAt) >= orDuration(rc.GiveUpAfter, DefaultReconcileGiveUpAfter) {
+		if now.Sub(c.StartedAt) >= cmp.Or(max(rc.GiveUpAfter, 0), DefaultReconcileGiveUpAfter) {
 			return rc.giveUp(ctx, c, now, "Twilio has not priced it in time")
 		}
 		return false, nil

@@ -15,10 +15,9 @@
 //
 // Importing the module's package into the Caddy build (a blank import, or
 // xcaddy --with) is all it takes to add the kind; the keybrake app knows no
-// kind by name. The built-in kinds are the packages under this one (the
-// directory is caddymodule/vendors; the package is named vendormodule, as
-// Caddy names caddygzip the package of encode/gzip, so that it reads apart
-// from package vendors, which every vendor module also imports).
+// kind by name. The built-in kinds are the packages under this one. It is
+// named vendormodule, not vendors, so that it reads apart from package
+// vendors, which every vendor module also imports.
 package vendormodule
 
 import (

@@ -20,7 +20,7 @@ import (
 
 	// The keybrake app, gate and key API; no vendor kind.
 	_ "github.com/keybrake/keybrake/caddymodule"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/vendors"
 )

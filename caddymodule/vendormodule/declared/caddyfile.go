@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/keybrake/keybrake/allowlist"
-	vendormodule "github.com/keybrake/keybrake/caddymodule/vendors"
+	"github.com/keybrake/keybrake/caddymodule/vendormodule"
 	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/declared"
 )
@@ -60,11 +60,15 @@ func (m *Module) CaddyfileOptions() []vendormodule.Option {
 // where a <term> is one of
 //
 //	flat  <usd>
-//	field <path> price <usd> [default <n>] [times <path>]
+//	field <path> price <usd> [default <n>] [times <path>] [bound]
 //	count <path> price <usd> [times <path>]
 //	chars <path> price <usd> [per <n>] [times <path>]
 //
-// endpoint may be given once per match. inject's username takes
+// bound marks the estimate field the vendor takes as the most a call may
+// use (an LLM's max_tokens): Keybrake writes it into the forwarded body,
+// the default when absent, lowered to what the reservation covers. An
+// endpoint with settle terms needs one. endpoint may be given once per
+// match. inject's username takes
 // placeholders like the secret. A declared vendor gets free replays only
 // with an idempotency block (window required, methods default POST).
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -220,7 +224,7 @@ func (m *Module) parseEndpoint(d *caddyfile.Dispenser) error {
 // parseTerm reads a cost term:
 //
 //	flat  <usd>
-//	field <path> price <usd> [default <n>] [times <path>]
+//	field <path> price <usd> [default <n>] [times <path>] [bound]
 //	count <path> price <usd> [times <path>]
 //	chars <path> price <usd> [per <n>] [times <path>]
 func parseTerm(d *caddyfile.Dispenser, opt string, args []string) (declared.Term, error) {
@@ -257,6 +261,14 @@ func parseTerm(d *caddyfile.Dispenser, opt string, args []string) (declared.Term
 	seen := map[string]bool{}
 	for i := 0; i < len(rest); i += 2 {
 		mod := rest[i]
+		if mod == "bound" { // checked with the whole declaration
+			if t.Bound {
+				return t, d.Errf("%s %s: 'bound' is given twice", opt, kind)
+			}
+			t.Bound = true
+			i-- // a flag: no value follows
+			continue
+		}
 		if i+1 >= len(rest) {
 			return t, d.Errf("%s %s: '%s' needs a value", opt, kind, mod)
 		}
