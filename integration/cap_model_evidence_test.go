@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,21 +42,9 @@ import (
 // acceptance run), KEYBRAKE_CAP_SEED the first seed, as for TestCapModel.
 func TestCapModelEvidence(t *testing.T) {
 	count := envInt(t, "KEYBRAKE_EVIDENCE_SEQUENCES", 3_000)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("KEYBRAKE_CAP_SEED"); s != "" {
-		if _, err := fmt.Sscan(s, &seed); err != nil {
-			t.Fatalf("KEYBRAKE_CAP_SEED: %v", err)
-		}
-	}
+	seed := capModelSeed(t)
 	t.Run("sqlite", func(t *testing.T) {
-		dir := t.TempDir()
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-			if d, err := os.MkdirTemp("/dev/shm", "keybrake-evidence-"); err == nil {
-				dir = d
-				t.Cleanup(func() { os.RemoveAll(d) })
-			}
-		}
-		runEvidenceModel(t, "sqlite:"+filepath.Join(dir, "ledger.db"), seed, count, 3*time.Minute)
+		runEvidenceModel(t, capModelSQLite(t), seed, count, 3*time.Minute)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		need(t, true)
@@ -67,22 +54,12 @@ func TestCapModelEvidence(t *testing.T) {
 
 func runEvidenceModel(t *testing.T, dsn string, seed uint64, count int, bound time.Duration) {
 	l := newEvidenceLocal(t, dsn)
-	deadline := time.Now().Add(bound)
-	ran, calls := 0, 0
-	for i := range count {
-		if time.Now().After(deadline) {
-			break
-		}
-		s := seed + uint64(i)
+	ran, calls := runSequences(t, seed, count, bound, "KEYBRAKE_EVIDENCE_SEQUENCES", func(s uint64) (int, func() string) {
 		l.sim.Reset()
 		seq := &evidenceSeq{capSeq: newCapSeq(t, l, l.sim, s), l: l}
 		seq.run()
-		calls += seq.calls
-		ran++
-		if t.Failed() {
-			t.Fatalf("sequence with seed %d failed; replay it with KEYBRAKE_CAP_SEED=%d KEYBRAKE_CAP_SEQUENCES=1\n%s", s, s, seq.trace())
-		}
-	}
+		return seq.calls, seq.trace
+	})
 	t.Logf("evidence model: %d sequences, %d calls, seeds %d..%d, every cap held; the reconciler settled %d lost calls and released %d, %d tamperings refused",
 		ran, calls, seed, seed+uint64(ran)-1, l.settled, l.released, l.refused)
 	fmt.Printf("evidence model (%s): %d sequences, %d calls, every cap held; %d lost calls settled, %d released, %d tamperings refused\n",

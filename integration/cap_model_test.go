@@ -35,6 +35,18 @@ import (
 // count, and says how many it ran.
 func TestCapModel(t *testing.T) {
 	count := envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)
+	seed := capModelSeed(t)
+	t.Run("sqlite", func(t *testing.T) {
+		runCapModel(t, capModelSQLite(t), seed, count, 4*time.Minute)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		need(t, true)
+		runCapModel(t, freshDatabase(t), seed, max(count/10, 1), 3*time.Minute)
+	})
+}
+
+// capModelSeed is KEYBRAKE_CAP_SEED, or the clock.
+func capModelSeed(t *testing.T) uint64 {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("KEYBRAKE_CAP_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -43,22 +55,21 @@ func TestCapModel(t *testing.T) {
 		}
 		seed = v
 	}
-	t.Run("sqlite", func(t *testing.T) {
-		// Under /dev/shm when there is one: the model tests the cap
-		// logic, not the disk, and fsyncs on tmpfs are free.
-		dir := t.TempDir()
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-			if d, err := os.MkdirTemp("/dev/shm", "keybrake-capmodel-"); err == nil {
-				dir = d
-				t.Cleanup(func() { os.RemoveAll(d) })
-			}
+	return seed
+}
+
+// capModelSQLite is a fresh embedded ledger for a model test, under
+// /dev/shm when there is one: the model tests the cap logic, not the disk,
+// and fsyncs on tmpfs are free.
+func capModelSQLite(t *testing.T) string {
+	dir := t.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "keybrake-capmodel-"); err == nil {
+			dir = d
+			t.Cleanup(func() { os.RemoveAll(d) })
 		}
-		runCapModel(t, "sqlite:"+filepath.Join(dir, "ledger.db"), seed, count, 4*time.Minute)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		need(t, true)
-		runCapModel(t, freshDatabase(t), seed, max(count/10, 1), 3*time.Minute)
-	})
+	}
+	return "sqlite:" + filepath.Join(dir, "ledger.db")
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -76,27 +87,38 @@ func envInt(t *testing.T, name string, def int) int {
 func runCapModel(t *testing.T, dsn string, seed uint64, count int, bound time.Duration) {
 	sim := newSim()
 	local := newCapLocal(t, dsn, sim, simVendors(t))
-	deadline := time.Now().Add(bound)
-	ran, calls := 0, 0
-	for i := range count {
-		if time.Now().After(deadline) {
-			break
-		}
-		s := seed + uint64(i)
+	ran, calls := runSequences(t, seed, count, bound, "KEYBRAKE_CAP_SEQUENCES", func(s uint64) (int, func() string) {
 		sim.Reset()
 		seq := newCapSeq(t, local, sim, s)
 		seq.run()
-		calls += seq.calls
-		ran++
-		if t.Failed() {
-			t.Fatalf("sequence with seed %d failed; replay it with KEYBRAKE_CAP_SEED=%d KEYBRAKE_CAP_SEQUENCES=1\n%s", s, s, seq.trace())
-		}
-	}
+		return seq.calls, seq.trace
+	})
 	t.Logf("cap model: %d sequences, %d calls, seeds %d..%d, every cap held", ran, calls, seed, seed+uint64(ran)-1)
 	fmt.Printf("cap model (%s): %d sequences, %d calls, every cap held\n", filepath.Base(t.Name()), ran, calls)
 	if ran < count {
 		t.Errorf("only %d of %d sequences ran within %s", ran, count, bound)
 	}
+}
+
+// runSequences runs one sequence per seed from seed on, count of them or
+// as many as bound allows, and stops at the first that fails, saying how
+// to replay it (countVar=1). It returns how many ran and their calls.
+func runSequences(t *testing.T, seed uint64, count int, bound time.Duration, countVar string,
+	run func(seed uint64) (calls int, trace func() string)) (ran, calls int) {
+	deadline := time.Now().Add(bound)
+	for i := range count {
+		if time.Now().After(deadline) {
+			break
+		}
+		s := seed + uint64(i)
+		n, trace := run(s)
+		calls += n
+		ran++
+		if t.Failed() {
+			t.Fatalf("sequence with seed %d failed; replay it with KEYBRAKE_CAP_SEED=%d %s=1\n%s", s, s, countVar, trace())
+		}
+	}
+	return ran, calls
 }
 
 // simVendors are Keybrake's vendors configured like the simulator.
