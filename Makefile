@@ -7,7 +7,7 @@ GO             ?= go
 #   make build XCADDY_WITH="--with github.com/mholt/caddy-l4"
 XCADDY_WITH    ?=
 
-.PHONY: build run test test-unit demo bench check-examples clean
+.PHONY: build run test test-unit demo bench bench-scale check-examples clean
 
 ## build: the custom Caddy with every Keybrake module, at bin/caddy
 # xcaddy asks the module proxy for the newest version of every plugin, even a
@@ -64,6 +64,11 @@ demo: bin/caddy
 ## bench: Keybrake's gate against a plain reverse_proxy, side by side
 bench: bin/caddy
 	@scripts/bench.sh
+	@if [ -n "$(BENCH_SCALE_SIZES)" ]; then scripts/bench-scale.sh; fi
+
+## bench-scale: spend throughput and read latencies on ledgers seeded to 0, 1M and 10M calls (docs/ledger.md)
+bench-scale: bin/caddy
+	@scripts/bench-scale.sh
 
 check-examples:
 	bash examples/windmill/check.sh

@@ -85,6 +85,15 @@ type App struct {
 	// the key by itself. Default: 1h; above reconcile_not_found_after.
 	UnknownAfterMax caddy.Duration `json:"unknown_after_max,omitempty"`
 
+	// RetainCalls is how long call records are kept: older ones that are
+	// settled, released or refused are deleted, in small batches, by one
+	// node at a time (reserved, unknown and unpriced ones are kept
+	// whatever their age). Keys' and tokens' totals and the daily
+	// summaries are not call rows and are never deleted; export the calls
+	// first (`caddy keybrake export`) to archive them. At least 7 days
+	// ("400d" is 400 days). Default: 0, every call is kept.
+	RetainCalls caddy.Duration `json:"retain_calls,omitempty"`
+
 	// Vendors declares the vendors by name. Each is a module of the
 	// keybrake.vendors namespace named by its "kind" (stripe, twilio,
 	// resend, declared, or one built in from another package), with that
@@ -248,6 +257,11 @@ func (a *App) Start() error {
 			a.jobs.addVendorJob(rt.job, logger)
 		}
 	}
+	if ret, err := a.retention(h.store); err != nil {
+		return err
+	} else if ret != nil {
+		a.jobs.addRetention(ret)
+	}
 	if rc := a.vendorReconciler(h.store); rc != nil {
 		a.jobs.addReconciler(rc)
 	}
@@ -307,6 +321,28 @@ func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
 	return rc
 }
 
+// retention is the job that deletes calls older than retain_calls, nil
+// when it is not set. A fleet's nodes take turns under a ledger lock.
+func (a *App) retention(store ledger.Store) (*ledger.Retention, error) {
+	if a.RetainCalls == 0 {
+		return nil, nil
+	}
+	r, ok := store.(ledger.Retainer)
+	if !ok {
+		return nil, fmt.Errorf("retain_calls: the %s ledger cannot delete calls", ledger.RedactDSN(a.dsn))
+	}
+	deleted, err := register(a.ctx.GetMetricsRegistry(), newDeletedCallsMetric())
+	if err != nil {
+		return nil, fmt.Errorf("retain_calls: %w", err)
+	}
+	ret := &ledger.Retention{Store: r, Keep: time.Duration(a.RetainCalls), Logger: a.logger,
+		Deleted: func(n int) { deleted.Add(float64(n)) }}
+	if l, ok := store.(ledger.Locker); ok {
+		ret.Lock = func(ctx context.Context) (func(), bool, error) { return l.TryLock(ctx, "retention") }
+	}
+	return ret, nil
+}
+
 // Validate checks the configuration.
 func (a *App) Validate() error {
 	if a.DefaultTTL > a.MaxTTL {
@@ -319,6 +355,14 @@ func (a *App) Validate() error {
 	}
 	if limit := cmp.Or(time.Duration(a.UnknownAfterMax), reconcile.DefaultUnknownAfterMax); limit <= notFound {
 		return fmt.Errorf("unknown_after_max %s must be longer than reconcile_not_found_after %s", limit, notFound)
+	}
+	if a.RetainCalls < 0 {
+		return fmt.Errorf("retain_calls %s is negative", time.Duration(a.RetainCalls))
+	}
+	if a.RetainCalls != 0 {
+		if err := (&ledger.Retention{Keep: time.Duration(a.RetainCalls)}).Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		reconcile_interval <duration>
 //		reconcile_not_found_after <duration>
 //		unknown_after_max <duration>
+//		retain_calls <duration>
 //		vendor <name> {
 //			kind         <stripe|twilio|resend|declared|…>
 //			upstream     <url>
@@ -86,7 +87,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after",
-			"reconcile_interval", "reconcile_not_found_after", "unknown_after_max":
+			"reconcile_interval", "reconcile_not_found_after", "unknown_after_max", "retain_calls":
 			opt := d.Val()
 			dur, err := vendormodule.DurationArg(d)
 			if err != nil {
@@ -105,6 +106,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.ReconcileNotFoundAfter = dur
 			case "unknown_after_max":
 				a.UnknownAfterMax = dur
+			case "retain_calls":
+				a.RetainCalls = dur
 			default:
 				a.KeyCacheTTL = dur
 			}

@@ -37,6 +37,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 		default_ttl 30m
 		key_cache_ttl 2s
 		stale_reservation_after 30m
+		retain_calls 400d
 		vendor stripe {
 			secret_key {env.STRIPE_SECRET_KEY}
 			unknown_cost reserve 25.50
@@ -53,7 +54,7 @@ func TestAdaptGlobalOption(t *testing.T) {
 	}
 	app := cfg["apps"].(map[string]any)["keybrake"]
 	got, _ := json.Marshal(app)
-	want := `{"api_tokens":["{env.KEYBRAKE_API_TOKEN}","second-token"],"default_ttl":1800000000000,"key_cache_ttl":2000000000,"ledger":"{env.KEYBRAKE_LEDGER}","max_ttl":172800000000000,"stale_reservation_after":1800000000000,"vendors":{"stripe":{"kind":"stripe","rates":{"EUR":"1.08","jpy":"0.0067"},"secret_key":"{env.STRIPE_SECRET_KEY}","unknown_cost":"reserve","unknown_cost_usd":25.5}}}`
+	want := `{"api_tokens":["{env.KEYBRAKE_API_TOKEN}","second-token"],"default_ttl":1800000000000,"key_cache_ttl":2000000000,"ledger":"{env.KEYBRAKE_LEDGER}","max_ttl":172800000000000,"retain_calls":34560000000000000,"stale_reservation_after":1800000000000,"vendors":{"stripe":{"kind":"stripe","rates":{"EUR":"1.08","jpy":"0.0067"},"secret_key":"{env.STRIPE_SECRET_KEY}","unknown_cost":"reserve","unknown_cost_usd":25.5}}}`
 	if string(got) != want {
 		t.Fatalf("keybrake app =\n%s\nwant\n%s", got, want)
 	}

@@ -66,6 +66,14 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 	return m, nil
 }
 
+// newDeletedCallsMetric counts the call records retain_calls deleted.
+func newDeletedCallsMetric() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "calls_deleted_total",
+		Help: "Call records deleted because they were older than retain_calls.",
+	})
+}
+
 // register adds c to reg, or returns the collector another handler of this
 // config registered first under the same name, so they share it.
 func register[T prometheus.Collector](reg *prometheus.Registry, c T) (T, error) {

@@ -105,6 +105,18 @@ func TestAppRejectsDefaultTTLOverMax(t *testing.T) {
 	}
 }
 
+// TestAppRetainCalls: retain_calls is off by default and, when set, at
+// least ledger.MinRetainCalls.
+func TestAppRetainCalls(t *testing.T) {
+	for keep, ok := range map[time.Duration]bool{0: true, ledger.MinRetainCalls: true, 400 * 24 * time.Hour: true,
+		24 * time.Hour: false, -time.Hour: false} {
+		app := &App{MaxTTL: caddy.Duration(time.Hour), DefaultTTL: caddy.Duration(time.Hour), RetainCalls: caddy.Duration(keep)}
+		if err := app.Validate(); (err == nil) != ok {
+			t.Errorf("retain_calls %s: Validate() = %v; want ok %v", keep, err, ok)
+		}
+	}
+}
+
 // TestReloadAppliesKeyCacheTTL: a reload that keeps the ledger but changes
 // key_cache_ttl applies the new TTL to the pooled cache, and drops what was
 // cached under the old one; a reload that fails (the new config cleaned up

@@ -42,6 +42,14 @@ func (b *backgroundJobs) addSweeper(sw *ledger.StaleSweeper) {
 	})
 }
 
+// addRetention readies the deletion of old calls (retain_calls).
+func (b *backgroundJobs) addRetention(r *ledger.Retention) {
+	b.jobs = append(b.jobs, backgroundJob{
+		name: "call retention", run: r.Run, logger: r.Logger,
+		fields: []zap.Field{zap.Duration("retain_calls", r.Keep), zap.Bool("locked", r.Lock != nil)},
+	})
+}
+
 // addReconciler readies the reconciler of unknown and stale calls.
 func (b *backgroundJobs) addReconciler(rc *reconcile.Reconciler) {
 	b.jobs = append(b.jobs, backgroundJob{

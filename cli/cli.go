@@ -46,6 +46,16 @@ type Config struct {
 	Stdout, Stderr io.Writer
 	// HTTPClient; default a client with a 30 s timeout.
 	HTTPClient *http.Client
+	// Now is the clock relative times (--since 24h) are read against;
+	// default time.Now.
+	Now func() time.Time
+}
+
+func (cfg Config) now() time.Time {
+	if cfg.Now != nil {
+		return cfg.Now()
+	}
+	return time.Now()
 }
 
 // FromEnv reads KEYBRAKE_URL and KEYBRAKE_API_TOKEN.

@@ -68,6 +68,24 @@ type ctx struct {
 // call sends a request to the key API and returns the answer's body, or an
 // *APIError for a non-2xx answer, or an *unreachableError.
 func (c *ctx) call(method, path string, body any) ([]byte, error) {
+	resp, err := c.send(c.cfg.HTTPClient, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, c.errorAnswer(method, path, resp)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, &unreachableError{url: strings.TrimRight(c.cfg.URL, "/"), err: fmt.Errorf("reading the answer: %w", err)}
+	}
+	return raw, nil
+}
+
+// send sends a request to the key API with client and returns its answer,
+// whatever its status, or an *unreachableError.
+func (c *ctx) send(client *http.Client, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -88,35 +106,36 @@ func (c *ctx) call(method, path string, body any) ([]byte, error) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", "keybrake-cli")
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, &unreachableError{url: base, err: err}
 	}
-	defer resp.Body.Close()
+	return resp, nil
+}
+
+// errorAnswer reads a non-2xx answer into an *APIError.
+func (c *ctx) errorAnswer(method, path string, resp *http.Response) error {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return nil, &unreachableError{url: base, err: fmt.Errorf("reading the answer: %w", err)}
+		return &unreachableError{url: strings.TrimRight(c.cfg.URL, "/"), err: fmt.Errorf("reading the answer: %w", err)}
 	}
-	if resp.StatusCode/100 != 2 {
-		ae := &APIError{Method: method, Path: path, Status: resp.StatusCode}
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &eb) == nil {
-			ae.Code, ae.Message, ae.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
-		} else {
-			ae.Message = strings.TrimSpace(string(raw))
-			if len(ae.Message) > 200 {
-				ae.Message = ae.Message[:200] + "…"
-			}
-		}
-		return nil, ae
+	ae := &APIError{Method: method, Path: path, Status: resp.StatusCode}
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"error"`
 	}
-	return raw, nil
+	if json.Unmarshal(raw, &eb) == nil {
+		ae.Code, ae.Message, ae.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
+	} else {
+		ae.Message = strings.TrimSpace(string(raw))
+		if len(ae.Message) > 200 {
+			ae.Message = ae.Message[:200] + "…"
+		}
+	}
+	return ae
 }
 
 // callJSON calls the API and, with --json, prints the answer as is;

@@ -12,9 +12,11 @@ import (
 )
 
 // authenticate finds the call's vault key where the vendor's SDK sends its
-// credential, looks it up (an address that keeps presenting unknown keys is
-// refused first), and refuses a key issued for another vendor or no longer
-// active.
+// credential, looks it up, and refuses a key issued for another vendor or no
+// longer active. The key is looked up before the failed-auth limiter is
+// asked (the lookup is cached): a valid key is never refused for what other
+// clients behind the same address sent; only failing attempts are counted
+// and, past the burst, refused with 429.
 func (g *Gate) authenticate(r *http.Request, c *call) *refusal {
 	v := g.cfg.Vendor
 	secret, ok := v.Credential(r)
@@ -22,16 +24,11 @@ func (g *Gate) authenticate(r *http.Request, c *call) *refusal {
 		return missingCredential(v.Name())
 	}
 	c.secret = secret
-	addr := authlimit.ClientAddr(r.RemoteAddr)
-	if ok, _ := g.cfg.AuthLimiter.Allow(addr, c.started); !ok {
-		return authThrottled()
-	}
 	h := ledger.HashSecret(secret)
 	key, err := g.cfg.Keys.Lookup(r.Context(), h)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		g.cfg.AuthLimiter.Fail(addr, c.started)
-		return invalidKey()
+		return g.failedKey(r, c)
 	case err != nil:
 		g.log.Error("looking up vault key", zap.String("call_id", c.id), zap.Error(err))
 		return unavailable()
@@ -39,8 +36,7 @@ func (g *Gate) authenticate(r *http.Request, c *call) *refusal {
 	// The lookup was by hash already; comparing in constant time as well
 	// keeps a future index change from opening a timing side channel.
 	if subtle.ConstantTimeCompare(key.Hash[:], h[:]) != 1 {
-		g.cfg.AuthLimiter.Fail(addr, c.started)
-		return invalidKey()
+		return g.failedKey(r, c)
 	}
 	c.cached = key
 	c.key = &c.cached.Key
@@ -53,4 +49,15 @@ func (g *Gate) authenticate(r *http.Request, c *call) *refusal {
 		return keyStatusRefusal(st)
 	}
 	return nil
+}
+
+// failedKey refuses a vault key that matches none: 401, or 429 once its
+// address has failed more than the limiter's burst.
+func (g *Gate) failedKey(r *http.Request, c *call) *refusal {
+	addr := authlimit.ClientAddr(r.RemoteAddr)
+	if ok, _ := g.cfg.AuthLimiter.Allow(addr, c.started); !ok {
+		return authThrottled()
+	}
+	g.cfg.AuthLimiter.Fail(addr, c.started)
+	return invalidKey()
 }

@@ -52,7 +52,7 @@ func missingCredential(vendor string) *refusal {
 
 func authThrottled() *refusal {
 	return &refusal{status: http.StatusTooManyRequests, code: "keybrake_too_many_failed_attempts",
-		message: "Too many unknown vault keys from this address; Keybrake refuses it for a while.",
+		message: "Too many unknown vault keys from this address; Keybrake refuses unknown keys from it for a while.",
 		outcome: OutcomeAuthThrottled}
 }
 

@@ -132,6 +132,9 @@ type auditCall struct {
 	ResolvedBy  string      `json:"resolved_by"`
 	ResolvedAt  *string     `json:"resolved_at"`
 	Tag         string      `json:"tag"`
+	// Count is how many calls the row stands for: refusals are counted
+	// per key, outcome and minute.
+	Count int `json:"count"`
 }
 
 // audit reads every page of the audit log for a run.

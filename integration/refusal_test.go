@@ -92,11 +92,12 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("the vendor received %d requests; every one should have been refused", got)
 	}
 
-	// A refused call with a known key is in the audit log.
+	// A refused call with a known key is in the audit log, counted in its
+	// key's record of that outcome and minute.
 	calls := audit(t, n, "refusals")
 	outcomes := map[string]int{}
 	for _, c := range calls {
-		outcomes[c.Outcome]++
+		outcomes[c.Outcome] += c.Count
 		if c.Cost.String() != "0" {
 			t.Errorf("refused call with a cost: %+v", c)
 		}

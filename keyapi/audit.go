@@ -2,6 +2,8 @@ package keyapi
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
@@ -38,6 +40,10 @@ type callView struct {
 	// (Stripe metadata keybrake_call_id, Resend tag keybrake_call_id): an
 	// operator finds the object by it. null when the call wrote none.
 	Tag *string `json:"tag"`
+	// Count is how many calls the record stands for: 1, or for a refusal
+	// counted per key, outcome and minute, how many there were (the record
+	// is the first; finished_at is the last one's end).
+	Count int64 `json:"count"`
 }
 
 func newCallView(c ledger.Call) callView {
@@ -65,6 +71,7 @@ func newCallView(c ledger.Call) callView {
 		ResolvedAt:     formatTimePtr(c.ResolvedAt),
 		ResolveReason:  optional(c.ResolveReason),
 		Tag:            optional(c.Tag),
+		Count:          max(c.Count, 1),
 	}
 }
 
@@ -82,50 +89,19 @@ type callList struct {
 	NextCursor *string    `json:"next_cursor"`
 }
 
+// auditParams are the query parameters of the audit's filter.
+var auditParams = []string{"agent_run_label", "key_id", "vendor", "outcome", "cost_state",
+	"vendor_txn_id", "since", "until", "day", "cursor"}
+
 // audit serves GET /vault/audit, as JSON pages or, with format=csv, as one
 // CSV export.
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
-	q, err := parseQuery(r, "agent_run_label", "key_id", "vendor", "outcome", "cost_state",
-		"vendor_txn_id", "since", "until", "cursor", "limit", "format")
+	q, err := parseQuery(r, slices.Concat(auditParams, []string{"limit", "format"})...)
 	if err != nil {
 		return err
 	}
-	var f ledger.AuditFilter
-	if f.RunLabel, err = textParam(q, "agent_run_label", maxLabelLength*4); err != nil {
-		return err
-	}
-	if f.KeyID, err = textParam(q, "key_id", maxKeyIDLen); err != nil {
-		return err
-	}
-	if principalOf(r).Role == RoleIssuer {
-		// An issuer reads the calls of its own keys, one key at a time.
-		if f.KeyID == "" {
-			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-				Message: "an issuer token reads the audit of its own keys: give key_id"}
-		}
-		if _, err := h.ownKey(r, f.KeyID, h.clock(), false); err != nil {
-			return err
-		}
-	}
-	for _, p := range []struct {
-		name string
-		dst  *string
-	}{{"vendor", &f.Vendor}, {"outcome", &f.Outcome}, {"cost_state", &f.CostState},
-		{"vendor_txn_id", &f.VendorTxnID}} {
-		if *p.dst, err = textParam(q, p.name, maxFilterLength); err != nil {
-			return err
-		}
-	}
-	if f.Since, err = timeParam(q, "since"); err != nil {
-		return err
-	}
-	if f.Until, err = timeParam(q, "until"); err != nil {
-		return err
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return invalidField("until", "until must be after since")
-	}
-	if f.Cursor, err = textParam(q, "cursor", maxCursorLength); err != nil {
+	f, err := h.auditFilter(r, q)
+	if err != nil {
 		return err
 	}
 	switch q.Get("format") {
@@ -152,4 +128,66 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// auditFilter reads the audit's filter from q; an issuer token must name
+// one of its own keys.
+func (h *Handler) auditFilter(r *http.Request, q url.Values) (ledger.AuditFilter, error) {
+	var err error
+	var f ledger.AuditFilter
+	if f.RunLabel, err = textParam(q, "agent_run_label", maxLabelLength*4); err != nil {
+		return f, err
+	}
+	if f.KeyID, err = textParam(q, "key_id", maxKeyIDLen); err != nil {
+		return f, err
+	}
+	if principalOf(r).Role == RoleIssuer {
+		// An issuer reads the calls of its own keys, one key at a time.
+		if f.KeyID == "" {
+			return f, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: "an issuer token reads the audit of its own keys: give key_id"}
+		}
+		if _, err := h.ownKey(r, f.KeyID, h.clock(), false); err != nil {
+			return f, err
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"vendor", &f.Vendor}, {"outcome", &f.Outcome}, {"cost_state", &f.CostState},
+		{"vendor_txn_id", &f.VendorTxnID}} {
+		if *p.dst, err = textParam(q, p.name, maxFilterLength); err != nil {
+			return f, err
+		}
+	}
+	if f.Since, err = timeParam(q, "since"); err != nil {
+		return f, err
+	}
+	if f.Until, err = timeParam(q, "until"); err != nil {
+		return f, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return f, invalidField("until", "until must be after since")
+	}
+	// day is the UTC day's window, narrowed by since and until when given
+	// too (it never widens them).
+	day, err := dayParam(q)
+	if err != nil {
+		return f, err
+	}
+	if !day.IsZero() {
+		if f.Since.Before(day) {
+			f.Since = day
+		}
+		if end := day.AddDate(0, 0, 1); f.Until.IsZero() || f.Until.After(end) {
+			f.Until = end
+		}
+		if !f.Until.After(f.Since) {
+			return f, invalidField("day", "since and until leave nothing of day")
+		}
+	}
+	if f.Cursor, err = textParam(q, "cursor", maxCursorLength); err != nil {
+		return f, err
+	}
+	return f, nil
 }

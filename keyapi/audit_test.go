@@ -45,12 +45,12 @@ func TestAuditJSON(t *testing.T) {
 		`"path":"/v1/payment_intents","endpoint":"POST /v1/payment_intents","status_code":200,"outcome":"forwarded",` +
 		`"reserved_usd":19.99,"cost_usd":0.1,"vendor_amount":1999,"vendor_currency":"usd","vendor_txn_id":"pi_123",` +
 		`"idempotency_key":"idem-1","replay_of":"","started_at":"2025-03-01T12:00:00.123456789Z",` +
-		`"finished_at":"2025-03-01T12:00:01.623456789Z","cost_state":"settled","resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null},` +
+		`"finished_at":"2025-03-01T12:00:01.623456789Z","cost_state":"settled","resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null,"count":1},` +
 		`{"call_id":"call2","key_id":"","agent_run_label":"","vendor":"twilio","method":"GET",` +
 		`"path":"/2010-04-01/Accounts","endpoint":"","status_code":401,"outcome":"unauthenticated",` +
 		`"reserved_usd":0,"cost_usd":0,"vendor_amount":null,"vendor_currency":"","vendor_txn_id":"",` +
 		`"idempotency_key":"","replay_of":"","started_at":"2025-03-01T12:00:01.123456789Z",` +
-		`"finished_at":null,"cost_state":"none","resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null}` +
+		`"finished_at":null,"cost_state":"none","resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null,"count":1}` +
 		`],"next_cursor":null}` + "\n"
 	if rec.Body.String() != want {
 		t.Errorf("body\n%s\nwant\n%s", rec.Body, want)
@@ -92,6 +92,26 @@ func TestAuditFiltersAndPagination(t *testing.T) {
 	}
 }
 
+// TestAuditDay: day is the UTC day's window, narrowed (never widened) by
+// since and until.
+func TestAuditDay(t *testing.T) {
+	e := newEnv(t)
+	day := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	for query, want := range map[string][2]time.Time{
+		"day=2025-03-01": {day, day.AddDate(0, 0, 1)},
+		"day=2025-03-01&since=2025-03-01T12:00:00Z":                            {day.Add(12 * time.Hour), day.AddDate(0, 0, 1)},
+		"day=2025-03-01&since=2025-02-01T00:00:00Z&until=2025-03-01T01:00:00Z": {day, day.Add(time.Hour)},
+		"day=2025-03-01&until=2025-04-01T00:00:00Z":                            {day, day.AddDate(0, 0, 1)},
+	} {
+		if rec := e.do(http.MethodGet, "/vault/audit?"+query, ""); rec.Code != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", query, rec.Code, rec.Body)
+		}
+		if f := e.store.lastAuditFilter(); !f.Since.Equal(want[0]) || !f.Until.Equal(want[1]) {
+			t.Errorf("%s: since %s until %s; want %s, %s", query, f.Since, f.Until, want[0], want[1])
+		}
+	}
+}
+
 func TestAuditValidation(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct{ query, code, field string }{
@@ -108,6 +128,8 @@ func TestAuditValidation(t *testing.T) {
 		{"outcome=" + strings.Repeat("o", 201), codeParameterInvalid, "outcome"},
 		{"run=x", codeParameterUnknown, "run"},
 		{"outcome=a&outcome=b", codeParameterInvalid, "outcome"},
+		{"day=2025-3-1", codeParameterInvalid, "day"},
+		{"day=2025-03-01&since=2025-03-02T00:00:00Z", codeParameterInvalid, "day"},
 	}
 	for _, tc := range cases {
 		rec := e.do(http.MethodGet, "/vault/audit?"+tc.query, "")

@@ -29,6 +29,9 @@ type fakeStore struct {
 	createErrs []error
 	// getErr, when set, is returned by GetKey only.
 	getErr error
+	// auditErrAfter, when above 0, makes Audit fail after that many
+	// pages.
+	auditErrAfter int
 
 	keyFilters     []ledger.KeyFilter
 	auditFilters   []ledger.AuditFilter
@@ -129,6 +132,9 @@ func (s *fakeStore) Audit(_ context.Context, f ledger.AuditFilter) ([]ledger.Cal
 	s.auditFilters = append(s.auditFilters, f)
 	if s.err != nil {
 		return nil, "", s.err
+	}
+	if s.auditErrAfter > 0 && len(s.auditFilters) > s.auditErrAfter {
+		return nil, "", ledger.ErrUnavailable
 	}
 	var all []ledger.Call
 	for _, c := range s.calls { // oldest first

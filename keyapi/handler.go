@@ -253,6 +253,11 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(w, "GET")
 		}
 		return h.audit(w, r)
+	case rest == "audit/export":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, "GET")
+		}
+		return h.exportAudit(w, r)
 	case strings.HasPrefix(rest, "calls/") && strings.HasSuffix(rest, "/resolve") &&
 		strings.Count(rest, "/") == 2 && len(rest) > len("calls//resolve"):
 		if r.Method != http.MethodPost {

@@ -76,17 +76,12 @@ func requireRole(r *http.Request, roles ...string) error {
 // contents leak through timing) is a bootstrap admin; any other is looked
 // up by its SHA-256 among the stored tokens, and must not be revoked.
 //
-// An address that keeps failing is refused with 429 before its token is
-// looked at (see authlimit): guessing a token, the bootstrap one above all,
-// is slowed to a crawl.
+// The token is checked before the failed-auth limiter is asked: a valid
+// token is never refused for what other clients behind the same address
+// sent. Only failing attempts count and, past the limiter's burst, are
+// refused with 429 (see authlimit): guessing a token, the bootstrap one
+// above all, is slowed to a crawl.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principal, error) {
-	addr := authlimit.ClientAddr(r.RemoteAddr)
-	if ok, wait := h.authLimit.Allow(addr, h.now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
-		h.log.Warn("key API: too many failed authentications; refused", zap.String("remote_addr", r.RemoteAddr))
-		return principal{}, &apiError{Status: http.StatusTooManyRequests, Code: "too_many_failed_attempts",
-			Message: "too many failed authentications from this address; try again later"}
-	}
 	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -118,6 +113,13 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principa
 			}
 		}
 		return p, nil
+	}
+	addr := authlimit.ClientAddr(r.RemoteAddr)
+	if ok, wait := h.authLimit.Allow(addr, h.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		h.log.Warn("key API: too many failed authentications; refused", zap.String("remote_addr", r.RemoteAddr))
+		return principal{}, &apiError{Status: http.StatusTooManyRequests, Code: "too_many_failed_attempts",
+			Message: "too many failed authentications from this address; try again later"}
 	}
 	h.failedAuth(r, addr)
 	if len(h.tokens) == 0 {

@@ -77,6 +77,20 @@ func timeParam(v url.Values, name string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// dayParam parses day, a UTC date (YYYY-MM-DD), as its midnight; zero
+// when absent.
+func dayParam(v url.Values) (time.Time, error) {
+	s := v.Get("day")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, invalidField("day", `day must be a UTC date, e.g. "2026-11-29"`)
+	}
+	return d, nil
+}
+
 // formatTime renders a time for the API: RFC 3339 in UTC.
 func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)

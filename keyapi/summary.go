@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
@@ -147,13 +146,10 @@ func parseSummaryRequest(r *http.Request) (summaryRequest, error) {
 	if req.filter.RunLabel, err = textParam(q, "agent_run_label", maxLabelLength*4); err != nil {
 		return req, err
 	}
-	if req.day = q.Get("day"); req.day != "" {
-		d, err := time.Parse(time.DateOnly, req.day)
-		if err != nil {
-			return req, invalidField("day", `day must be a UTC date, e.g. "2026-11-29"`)
-		}
-		req.filter.Since, req.filter.Until = d, d.AddDate(0, 0, 1)
+	if req.filter.Day, err = dayParam(q); err != nil {
+		return req, err
 	}
+	req.day = q.Get("day")
 	if req.filter.RunLabel == "" && req.day == "" {
 		return req, &apiError{Status: http.StatusBadRequest, Code: codeParameterMissing,
 			Message: "agent_run_label or day is required", Field: "agent_run_label"}

@@ -72,8 +72,7 @@ func TestSummaryDay(t *testing.T) {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	got := e.store.summaryFilters[len(e.store.summaryFilters)-1]
-	if want := (ledger.SummaryFilter{Since: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC),
-		Until: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)}); got != want {
+	if want := (ledger.SummaryFilter{Day: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)}); got != want {
 		t.Errorf("filter %+v; want %+v", got, want)
 	}
 	body := rec.Body.String()

@@ -258,6 +258,12 @@ type Call struct {
 	ResolvedBy    string
 	ResolvedAt    *time.Time
 	ResolveReason string
+	// Count is how many calls the record stands for: 1, except for a
+	// refusal recorded by RecordRefusal, which is counted per key,
+	// vendor, outcome and minute (RefusalBucket): its record is the
+	// minute's first refusal, FinishedAt the last one's end and Count how
+	// many there were.
+	Count int64
 }
 
 // Resolution settles or releases a call whose outcome the gate could not
@@ -312,11 +318,15 @@ type AuditFilter struct {
 }
 
 // SummaryFilter selects the calls Summary aggregates. Empty fields do not
-// filter: a day view is Since/Until on a UTC day with no run label.
+// filter: a day view is a Day with no run label. Summaries are read from
+// the daily rollups (one row per UTC day, run, vendor, endpoint and
+// outcome, written with the calls), never from the call rows, so they cost
+// the same however many calls there are and outlive retain_calls.
 type SummaryFilter struct {
 	RunLabel string
-	Since    time.Time // inclusive, on StartedAt
-	Until    time.Time // exclusive, on StartedAt
+	// Day, when set, is the UTC day (any time in it) whose calls are
+	// summarised: those that started that day.
+	Day time.Time
 }
 
 // SummaryRow aggregates calls of one run, vendor, endpoint and outcome.
@@ -423,7 +433,11 @@ type Store interface {
 
 	// RecordRefusal records a call refused before reservation (bad
 	// credential, endpoint outside the allowlist, unknown cost...). Reserved
-	// and Cost are zero; CostState is CostNone.
+	// and Cost are zero; CostState is CostNone. Refusals are counted per
+	// RefusalBucket: the first of its minute is written as it is, with
+	// Count 1; each later one adds 1 to that record's Count and moves its
+	// FinishedAt, so a flood of refused calls adds one row per key,
+	// outcome and minute however many calls it sends.
 	RecordRefusal(ctx context.Context, c Call) error
 
 	// ObjectExposure is what a key has counted for one vendor object (a
@@ -493,6 +507,13 @@ type KeyPatch struct {
 	TotalCap         *money.Micros
 	ExpiresAt        *time.Time
 	AllowedEndpoints []string
+}
+
+// RefusalBucket names the record a refusal is counted in: one per key
+// (empty for a credential no key matched), vendor, outcome and UTC minute
+// of StartedAt.
+func RefusalBucket(c Call) string {
+	return c.KeyID + "|" + c.Vendor + "|" + c.Outcome + "|" + c.StartedAt.UTC().Truncate(time.Minute).Format(time.RFC3339)
 }
 
 // Day returns the UTC day of t at midnight, the unit of daily caps.

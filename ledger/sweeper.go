@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keybrake/keybrake/internal/periodic"
 )
 
 // StaleSweeper finds reservations whose node died: calls still "reserved"
@@ -92,14 +94,7 @@ func (s *StaleSweeper) Run(ctx context.Context) error {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
-		}
+	return periodic.Run(ctx, nil, interval, func(ctx context.Context) {
 		n, err := s.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Error("sweeping stale reservations", zap.Error(err))
@@ -108,5 +103,5 @@ func (s *StaleSweeper) Run(ctx context.Context) error {
 			log.Warn("reservations left by a node that stopped are marked unknown for reconciliation",
 				zap.Int("calls", n))
 		}
-	}
+	})
 }

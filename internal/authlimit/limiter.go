@@ -1,6 +1,9 @@
 // Package authlimit slows down credential guessing: it counts failed
 // authentications per client address and, past a burst, refuses that
-// address for a while before its credential is even looked at.
+// address's failing attempts for a while. Callers check the credential
+// first and ask the limiter only about one that failed, so a valid
+// credential is never refused because other clients behind the same
+// address (a NAT, a load balancer) kept failing.
 //
 // It is a GCRA (a token bucket kept as one time per address): every failure
 // pushes the address's "theoretical arrival time" one Refill interval

@@ -273,7 +273,7 @@ func testSummaryDay(f *fixture) {
 	f.reserve(kB, usd("3"), day.Add(23*time.Hour), ledger.OutcomeForwarded)
 	f.settle(f.reserve(kB, usd("4"), day.Add(24*time.Hour), ledger.OutcomeForwarded), ledger.Settlement{StatusCode: 200, Cost: usd("4"), Now: day})
 
-	got, err := f.s.Summary(f.ctx, ledger.SummaryFilter{Since: day, Until: day.Add(24 * time.Hour)})
+	got, err := f.s.Summary(f.ctx, ledger.SummaryFilter{Day: day})
 	if err != nil {
 		t.Fatalf("Summary(day): %v", err)
 	}
@@ -283,7 +283,7 @@ func testSummaryDay(f *fixture) {
 	}
 	f.wantSummaryRows("day", got, []ledger.SummaryRow{row("run/a", usd("2"), 0), row("run/b", 0, usd("3"))})
 
-	got, err = f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/b", Since: day, Until: day.Add(24 * time.Hour)})
+	got, err = f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/b", Day: day.Add(23 * time.Hour)})
 	if err != nil {
 		t.Fatalf("Summary(day, run): %v", err)
 	}

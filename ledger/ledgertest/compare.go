@@ -86,6 +86,9 @@ func callDiff(got, want ledger.Call) string {
 	if got.Cost != want.Cost {
 		add("Cost", got.Cost, want.Cost)
 	}
+	if wantCount := max(want.Count, 1); got.Count != wantCount { // 0 in want: an ordinary call's 1
+		add("Count", got.Count, wantCount)
+	}
 	if !reflect.DeepEqual(got.VendorAmount, want.VendorAmount) {
 		add("VendorAmount", fmtInt64Ptr(got.VendorAmount), fmtInt64Ptr(want.VendorAmount))
 	}

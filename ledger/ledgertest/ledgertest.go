@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Calls/SummaryDay", testSummaryDay},
 		{"Calls/AuditVendorTxn", testAuditVendorTxn},
 		{"Calls/PendingCalls", testPendingCalls},
+		{"Calls/RefusalFlood", testRefusalFlood},
+		{"Calls/Retention", testRetention},
 		{"Paging/InvalidRequests", testInvalidPageRequests},
 
 		{"Concurrent/LifetimeCap", testConcurrentLifetimeCap},

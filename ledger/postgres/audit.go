@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +15,7 @@ import (
 const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
 	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
-	resolved_by, resolved_at, resolve_reason, seq`
+	resolved_by, resolved_at, resolve_reason, call_count, seq`
 
 // ObjectExposure sums what a key has counted for one vendor object.
 func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
@@ -40,6 +39,13 @@ func (s *postgresStore) ObjectExposure(ctx context.Context, keyID, vendor, objec
 	return money.Micros(sum), nil
 }
 
+// postgresDialect writes ledger's shared queries for this backend.
+var postgresDialect = ledger.Dialect{
+	Placeholder: ledger.DollarN,
+	Time:        func(t time.Time) any { return t },
+	Day:         func(t time.Time) any { return ledger.Day(t) },
+}
+
 // Audit lists calls oldest first. The cursor is the position of the last
 // call returned.
 func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
@@ -47,36 +53,7 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
 	}
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
-	var where []string
-	// A fixed order keeps the SQL text, and so pgx's statement cache, stable.
-	for _, eq := range [...]struct{ col, val string }{
-		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
-		{"outcome", f.Outcome}, {"cost_state", f.CostState}, {"vendor_txn_id", f.VendorTxnID},
-	} {
-		if eq.val != "" {
-			where = append(where, eq.col+" = "+arg(eq.val))
-		}
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "started_at >= "+arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "started_at < "+arg(f.Until))
-	}
-	if after != nil {
-		where = append(where, fmt.Sprintf("(started_at, seq) > (%s, %s)", arg(after.StartedAt), arg(after.Seq)))
-	}
-	q := `SELECT ` + postgresCallColumns + ` FROM calls`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY started_at, seq LIMIT " + arg(limit+1)
-
+	q, args := ledger.AuditSQL(postgresDialect, postgresCallColumns, f, limit, after)
 	calls, seqs, err := s.queryCalls(ctx, q, args...)
 	if err != nil {
 		return nil, "", s.wrapErr("listing calls", err)
@@ -87,38 +64,11 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 	return calls, next, nil
 }
 
-// Summary aggregates calls by run, vendor, endpoint and outcome. A call
-// counts as forwarded when it was let through: it held a reservation at some
-// point (its cost state left 'none') or it was an idempotent replay. Spent is
-// what settled and provisional costs add up to; Reserved what open and
-// unknown calls still hold.
+// Summary reads the daily rollups (call_days, kept by the trigger of
+// migration 0011 as calls are written), summing their shards.
 func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
-	where := []string{"true"}
-	if f.RunLabel != "" {
-		where = append(where, "run_label = "+arg(f.RunLabel))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "started_at >= "+arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "started_at < "+arg(f.Until))
-	}
-	rows, err := s.pool.Query(ctx, `SELECT run_label, vendor, endpoint, outcome,
-			count(*),
-			count(*) FILTER (WHERE cost_state <> 'none' OR replay_of <> ''),
-			count(*) FILTER (WHERE replay_of <> ''),
-			count(*) FILTER (WHERE outcome IN ('cap_hit', 'budget_hit')),
-			count(*) FILTER (WHERE cost_state = 'none' AND replay_of = '' AND outcome NOT IN ('cap_hit', 'budget_hit')),
-			coalesce(sum(cost), 0)::bigint,
-			coalesce(sum(reserved) FILTER (WHERE cost_state IN ('reserved', 'unknown')), 0)::bigint
-		FROM calls WHERE `+strings.Join(where, " AND ")+`
-		GROUP BY run_label, vendor, endpoint, outcome
-		ORDER BY run_label, vendor, endpoint, outcome`, args...)
+	q, args := ledger.SummarySQL(postgresDialect, f)
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrapErr("summarising calls", err)
 	}
@@ -174,7 +124,7 @@ func scanPostgresCall(row pgx.Row) (ledger.Call, int64, error) {
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
 		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag,
-		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &seq); err != nil {
+		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &c.Count, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}
 	c.Reserved, c.Cost = money.Micros(reserved), money.Micros(cost)

@@ -18,3 +18,10 @@ func BatchFallbacks(s ledger.Store) uint64 {
 	}
 	return 0
 }
+
+// Dialect and CallColumns are the backend's query pieces, for the plan
+// test.
+var (
+	Dialect     = postgresDialect
+	CallColumns = postgresCallColumns
+)

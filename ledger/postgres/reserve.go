@@ -123,13 +123,18 @@ func (s *postgresStore) RecordRefusal(ctx context.Context, c ledger.Call) error 
 	if c.CallID == "" {
 		return errors.New("recording refusal: empty call id")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO calls
+	// The minute's first refusal of its bucket is written as it is; the
+	// next ones only count into it (ledger.RefusalBucket).
+	_, err := s.pool.Exec(ctx, `INSERT INTO calls AS c
 		(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
 		 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key,
-		 replay_of, cost_state, day, started_at, finished_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		 replay_of, cost_state, day, started_at, finished_at, refusal_bucket)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+		ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+			call_count = c.call_count + 1,
+			finished_at = GREATEST(coalesce(c.finished_at, c.started_at), coalesce(EXCLUDED.finished_at, EXCLUDED.started_at))`,
 		c.CallID, c.KeyID, c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint, c.StatusCode, c.Outcome,
 		c.VendorAmount, c.VendorCurrency, c.VendorTxnID, c.IdempotencyKey,
-		c.ReplayOf, ledger.CostNone, ledger.Day(c.StartedAt), c.StartedAt, c.FinishedAt)
+		c.ReplayOf, ledger.CostNone, ledger.Day(c.StartedAt), c.StartedAt, c.FinishedAt, ledger.RefusalBucket(c))
 	return s.wrapErr("recording refusal", err)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
@@ -17,14 +16,19 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 		finished = sql.NullInt64{Int64: sqliteTime(*c.FinishedAt), Valid: true}
 	}
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
+		// The minute's first refusal of its bucket is written as it is;
+		// the next ones only count into it (ledger.RefusalBucket).
 		_, err := tx.ExecContext(ctx, `INSERT INTO calls
 			(call_id, key_id, run_label, vendor, method, path, endpoint, status_code, outcome,
 			 reserved, cost, vendor_amount, vendor_currency, vendor_txn_id, idempotency_key, replay_of,
-			 cost_state, day, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
+			 cost_state, day, started_at, finished_at, refusal_bucket)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)
+			ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+				call_count = call_count + 1, finished_at = max(coalesce(finished_at, started_at), coalesce(excluded.finished_at, excluded.started_at))`,
 			c.CallID, sqliteNullString(c.KeyID), c.RunLabel, c.Vendor, c.Method, c.Path, c.Endpoint,
 			c.StatusCode, c.Outcome, sqliteNullInt64(c.VendorAmount), c.VendorCurrency, c.VendorTxnID,
-			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished)
+			c.IdempotencyKey, ledger.CostNone, sqliteDay(c.StartedAt), sqliteTime(c.StartedAt), finished,
+			ledger.RefusalBucket(c))
 		return err
 	})
 	if err != nil {
@@ -56,38 +60,20 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 	return money.Micros(sum), nil
 }
 
+// sqliteDialect writes ledger's shared queries for this backend.
+var sqliteDialect = ledger.Dialect{
+	Placeholder: ledger.QuestionMark,
+	Time:        func(t time.Time) any { return sqliteTime(t) },
+	Day:         func(t time.Time) any { return sqliteDay(t) },
+}
+
 func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger.Call, string, error) {
 	limit, after, err := f.Page()
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", err)
 	}
-	where := []string{"1 = 1"}
-	var args []any
-	for _, eq := range []struct{ column, value string }{
-		{"run_label", f.RunLabel}, {"key_id", f.KeyID}, {"vendor", f.Vendor},
-		{"outcome", f.Outcome}, {"cost_state", f.CostState}, {"vendor_txn_id", f.VendorTxnID},
-	} {
-		if eq.value != "" {
-			where = append(where, eq.column+" = ?")
-			args = append(args, eq.value)
-		}
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "started_at >= ?")
-		args = append(args, sqliteTime(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "started_at < ?")
-		args = append(args, sqliteTime(f.Until))
-	}
-	if after != nil {
-		started := sqliteTime(after.StartedAt)
-		where = append(where, "(started_at > ? OR (started_at = ? AND seq > ?))")
-		args = append(args, started, started, after.Seq)
-	}
-	args = append(args, limit+1)
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY started_at, seq LIMIT ?`, args...)
+	q, args := ledger.AuditSQL(sqliteDialect, sqliteCallColumns, f, limit, after)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing calls: %w", s.mapErr(err))
 	}
@@ -101,35 +87,11 @@ func (s *sqliteStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledger
 	return calls, next, nil
 }
 
-// Summary classifies each call the same way as the Postgres backend: a
-// replay names its original (replay_of); a call was forwarded when it held a
-// reservation (its cost state left none) or is a replay; a cap hit is its
-// outcome; every other call refused without a reservation is a refusal.
+// Summary reads the daily rollups (call_days, kept by the triggers of
+// migration 0007 as calls are written), as the Postgres backend does.
 func (s *sqliteStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
-	where := []string{"1 = 1"}
-	var args []any
-	if f.RunLabel != "" {
-		where = append(where, "run_label = ?")
-		args = append(args, f.RunLabel)
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "started_at >= ?")
-		args = append(args, sqliteTime(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "started_at < ?")
-		args = append(args, sqliteTime(f.Until))
-	}
-	rows, err := s.read.QueryContext(ctx, `SELECT run_label, vendor, endpoint, outcome, count(*),
-			sum(cost_state <> 'none' OR replay_of <> ''),
-			sum(replay_of <> ''),
-			sum(outcome IN ('cap_hit', 'budget_hit')),
-			sum(cost_state = 'none' AND replay_of = '' AND outcome NOT IN ('cap_hit', 'budget_hit')),
-			sum(cost),
-			sum(CASE WHEN cost_state IN ('reserved', 'unknown') THEN reserved ELSE 0 END)
-		FROM calls WHERE `+strings.Join(where, " AND ")+`
-		GROUP BY run_label, vendor, endpoint, outcome
-		ORDER BY run_label, vendor, endpoint, outcome`, args...)
+	q, args := ledger.SummarySQL(sqliteDialect, f)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("summarising calls: %w", s.mapErr(err))
 	}

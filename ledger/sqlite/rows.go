@@ -107,7 +107,7 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 const sqliteCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
 	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
-	resolved_by, resolved_at, resolve_reason, seq`
+	resolved_by, resolved_at, resolve_reason, call_count, seq`
 
 func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
 	var (
@@ -123,7 +123,7 @@ func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
 	if err := row.Scan(&c.CallID, &keyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path, &c.Endpoint,
 		&c.StatusCode, &c.Outcome, &reserved, &cost, &vendorAmount, &c.VendorCurrency, &c.VendorTxnID,
 		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag, &started, &finished,
-		&c.ResolvedBy, &resolved, &c.ResolveReason, &seq); err != nil {
+		&c.ResolvedBy, &resolved, &c.ResolveReason, &c.Count, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}
 	c.KeyID = keyID.String

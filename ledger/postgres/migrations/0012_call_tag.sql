@@ -1,4 +1,4 @@
--- 0011: the tag Keybrake wrote on the vendor object a call creates (Stripe
+-- 0012: the tag Keybrake wrote on the vendor object a call creates (Stripe
 -- metadata[keybrake_call_id], Resend tag keybrake_call_id), recorded
 -- before the call is forwarded; '' when it wrote none. The reconciler
 -- finds a call's object by it, and never releases an untagged call on the
