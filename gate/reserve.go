@@ -33,6 +33,7 @@ func (g *Gate) reserve(r *http.Request, c *call) *refusal {
 		Fingerprint:    c.fingerprint,
 		ReplayWindow:   c.replayWindow,
 		Object:         c.estimate.Object,
+		Tag:            c.tag,
 		Now:            c.started,
 	})
 	switch {

@@ -42,6 +42,8 @@ type call struct {
 	replayWindow time.Duration
 	// price
 	estimate vendors.Estimate
+	// tag: the tag drawn for the call, "" when it writes none
+	tag string
 	// reserve
 	reservation ledger.ReserveResult
 
@@ -72,6 +74,7 @@ var beforeReservation = [...]stage{
 	(*Gate).read,         // read.go: the body, the vault key where it must not be
 	(*Gate).idempotency,  // idempotency.go: the idempotency key, the fingerprint
 	(*Gate).price,        // price.go: the estimate, or unknown_cost
+	(*Gate).tag,          // tag.go: the tag the call writes, or a refusal
 }
 
 // afterReservation are the stages between the reservation and forwarding.

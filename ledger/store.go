@@ -175,7 +175,16 @@ type ReserveRequest struct {
 	// forwarding (a PaymentIntent being confirmed); it is recorded as the
 	// call's vendor transaction id, so ObjectExposure counts this call.
 	Object string
-	Now    time.Time
+	// Tag is the tag the call will write on the vendor object it creates
+	// (vendors.Tagger), "" for none. It is recorded on the call when the
+	// call goes ahead (OutcomeForwarded, OutcomeIdempotentReplay), in the
+	// same commit as the reservation, unless an earlier call of the key
+	// sent the same request (Fingerprint) under the same idempotency key
+	// within ReplayWindow and was tagged: every attempt of one idempotent
+	// request must send the vendor the same body, so that first attempt's
+	// tag is recorded instead. ReserveResult.Tag is the tag recorded.
+	Tag string
+	Now time.Time
 }
 
 // ReserveResult is the outcome of Reserve.
@@ -195,6 +204,9 @@ type ReserveResult struct {
 	// Reserved is what was held for a forwarded call: the estimate, or
 	// less when a Minimum let it shrink to the headroom.
 	Reserved money.Micros
+	// Tag is the tag recorded on a call that goes ahead with a Tag: the
+	// request's, or its idempotent request's first attempt's.
+	Tag string
 }
 
 // Allowed reports whether the call may be forwarded.
@@ -235,8 +247,14 @@ type Call struct {
 	IdempotencyKey string
 	ReplayOf       string
 	CostState      string
-	StartedAt      time.Time
-	FinishedAt     *time.Time
+	// Tag is what the gate wrote on the vendor object the call creates
+	// (Stripe metadata[keybrake_call_id], Resend tag keybrake_call_id),
+	// recorded before the call was forwarded: a random id, shared only by
+	// the attempts of one idempotent request. "" when the call wrote none;
+	// the reconciler never releases such a call on the vendor's silence.
+	Tag        string
+	StartedAt  time.Time
+	FinishedAt *time.Time
 	// ResolvedBy, ResolvedAt and ResolveReason record a Resolve: who (an
 	// API token id, or the reconciler), when and why. Empty and nil for a
 	// call the gate settled.

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Reserve/ObjectExposure", testObjectExposure},
 		{"Reserve/RefusalsAreRecorded", testRefusalsAreRecorded},
 		{"Reserve/Remaining", testReserveRemaining},
+		{"Reserve/Tag", testReserveTag},
 
 		{"Caps/LifetimeExact", testLifetimeCapExact},
 		{"Caps/DailyRollover", testDailyCapRollover},

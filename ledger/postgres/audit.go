@@ -14,7 +14,7 @@ import (
 // postgresCallColumns are read by scanPostgresCall, in this order; seq last.
 const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
 	resolved_by, resolved_at, resolve_reason, call_count, seq`
 
 // ObjectExposure sums what a key has counted for one vendor object.
@@ -123,7 +123,7 @@ func scanPostgresCall(row pgx.Row) (ledger.Call, int64, error) {
 	var reserved, cost, seq int64
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
-		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
+		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag,
 		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &c.Count, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybrake/keybrake/ledger"
 
 	"go.uber.org/zap"
@@ -87,7 +89,7 @@ func postgresText(ss ...string) bool {
 func batchable(op ledger.Op) bool {
 	if r := op.Reserve; r != nil {
 		return r.CallID != "" && r.Estimate >= 0 && r.Minimum >= 0 &&
-			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object)
+			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object, r.Tag)
 	}
 	f := op.Finish
 	_, state := finishArgs(*f)
@@ -109,6 +111,7 @@ type postgresBatchArgs struct {
 	rCallIDs, rKeyIDs, rVendors, rMethods, rPaths, rEndpoints, rIdems, rPrints, rObjects []string
 	rEstimates, rMinimums, rWindows                                                      []int64
 	rNows                                                                                []time.Time
+	tags                                                                                 postgresTags
 }
 
 func (a *postgresBatchArgs) add(i int, op ledger.Op) {
@@ -127,6 +130,9 @@ func (a *postgresBatchArgs) add(i int, op ledger.Op) {
 		a.rWindows = append(a.rWindows, r.ReplayWindow.Microseconds())
 		a.rObjects = append(a.rObjects, r.Object)
 		a.rNows = append(a.rNows, r.Now)
+		if r.Tag != "" {
+			a.tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
+		}
 		return
 	}
 	f := op.Finish
@@ -191,13 +197,19 @@ func (s *postgresStore) runBatch(ctx context.Context, ops []ledger.Op) ([]ledger
 
 // writeBatch runs keybrake_batch and fills results and errs for its ops.
 func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, results []ledger.ReserveResult, errs []error) error {
-	rows, err := s.pool.Query(ctx, `SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state
+	b := &pgx.Batch{}
+	b.Queue(`SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state
 		FROM keybrake_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		nonNil(a.fCallIDs), nonNil(a.fModes), nonNil(a.fCosts), nonNil(a.fStates), nonNil(a.fStatuses), nonNil(a.fAmounts),
 		nonNil(a.fCurrencies), nonNil(a.fTxnIDs), nonNil(a.fOutcomes), nonNil(a.fNows),
 		nonNil(a.rCallIDs), nonNil(a.rKeyIDs), nonNil(a.rVendors), nonNil(a.rMethods), nonNil(a.rPaths), nonNil(a.rEndpoints),
 		nonNil(a.rEstimates), nonNil(a.rMinimums), nonNil(a.rIdems), nonNil(a.rPrints), nonNil(a.rWindows), nonNil(a.rObjects),
 		nonNil(a.rNows))
+	// The tags go in the same implicit transaction: one commit.
+	tagged := a.tags.queue(b)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
@@ -231,7 +243,18 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 		results[i] = ledger.ReserveResult{Outcome: outcome, ReplayOf: replayOf, RunLabel: runLabel,
 			Remaining: money.Micros(remaining), Reserved: money.Micros(held)}
 	}
-	return rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil || !tagged {
+		return err
+	}
+	got, err := a.tags.read(br)
+	if err != nil {
+		return err
+	}
+	for k, i := range a.rIdx {
+		results[i].Tag = got[a.rCallIDs[k]]
+	}
+	return nil
 }
 
 // nonNil gives pgx an empty array rather than NULL for an empty slice.

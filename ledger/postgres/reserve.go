@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybrake/keybrake/ledger"
 
 	"go.uber.org/zap"
@@ -28,13 +30,34 @@ func (s *postgresStore) reserveAlone(ctx context.Context, r ledger.ReserveReques
 	}
 	var res ledger.ReserveResult
 	var remaining, held int64
-	err := s.pool.QueryRow(ctx,
-		`SELECT outcome, replay_of, run_label, remaining, held
-		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
+	const reserveSQL = `SELECT outcome, replay_of, run_label, remaining, held
+		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	args := []any{r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
 		int64(r.Estimate), int64(r.Minimum), r.IdempotencyKey, r.Fingerprint, r.ReplayWindow.Microseconds(),
-		r.Object, r.Now,
-	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held)
+		r.Object, r.Now}
+	scan := []any{&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held}
+	var err error
+	if r.Tag == "" {
+		err = s.pool.QueryRow(ctx, reserveSQL, args...).Scan(scan...)
+	} else {
+		// The tag is written in the reservation's transaction (one
+		// pipelined batch is one implicit transaction): one commit.
+		b := &pgx.Batch{}
+		b.Queue(reserveSQL, args...)
+		tags := &postgresTags{}
+		tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
+		tags.queue(b)
+		err = func() error {
+			br := s.pool.SendBatch(ctx, b)
+			defer br.Close()
+			if err := br.QueryRow().Scan(scan...); err != nil {
+				return err
+			}
+			got, err := tags.read(br)
+			res.Tag = got[r.CallID]
+			return err
+		}()
+	}
 	if err != nil {
 		return ledger.ReserveResult{}, s.wrapErr("reserving cost", err)
 	}

@@ -108,7 +108,7 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 // last for the audit cursor.
 const sqliteCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
 	resolved_by, resolved_at, resolve_reason, call_count, seq`
 
 func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
@@ -124,7 +124,7 @@ func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
 	)
 	if err := row.Scan(&c.CallID, &keyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path, &c.Endpoint,
 		&c.StatusCode, &c.Outcome, &reserved, &cost, &vendorAmount, &c.VendorCurrency, &c.VendorTxnID,
-		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &started, &finished,
+		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag, &started, &finished,
 		&c.ResolvedBy, &resolved, &c.ResolveReason, &c.Count, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}
