@@ -47,6 +47,9 @@ type Alerter struct {
 	// stored, so the Sender delivers it at once rather than at its next
 	// poll.
 	Wake chan<- struct{}
+	// DashboardURL is the absolute address of the dashboard, for the
+	// links in approval events. Default DashboardPath.
+	DashboardURL string
 
 	// known remembers the dedupe keys this process has stored (or found
 	// stored), so a key above a threshold costs one insert, not one per
@@ -114,6 +117,8 @@ type CallUnknownData struct {
 	Outcome     string       `json:"outcome"`
 	StatusCode  int          `json:"status_code"`
 	ReservedUSD money.Micros `json:"reserved_usd"`
+	// Reason, on a call the reconciler hands to an operator, says why.
+	Reason string `json:"reason,omitempty"`
 }
 
 // BudgetThresholdData is the data of budget.threshold: the spend of every
@@ -307,6 +312,16 @@ func (a *Alerter) CallUnknown(ctx context.Context, d CallUnknownData, now time.T
 		return
 	}
 	a.each(ctx, EventCallUnknown, EventCallUnknown+":"+d.CallID, now, d)
+}
+
+// CallUnresolved enqueues call.unknown once more for a call the reconciler
+// gives up on (past unknown_after_max): its money stays counted until an
+// operator resolves it. Once per call, however many runs see it.
+func (a *Alerter) CallUnresolved(ctx context.Context, d CallUnknownData, now time.Time) {
+	if !a.active() {
+		return
+	}
+	a.each(ctx, EventCallUnknown, EventCallUnknown+":"+d.CallID+":operator", now, d)
 }
 
 // WantsBudgets tells whether a settled call of a token-issued key should

@@ -37,6 +37,15 @@ func Text(typ string, d map[string]any) string {
 	case EventCallUnknown:
 		return fmt.Sprintf("Keybrake: run %s, call %s %s %s (%s) has an unknown outcome; %s stays reserved until it is resolved.",
 			run, s("call_id"), s("method"), s("path"), s("vendor"), usd("reserved_usd"))
+	case EventApprovalRequested:
+		return fmt.Sprintf("Keybrake: run %s asks approval %s for %s %s (%s, %s): decide at %s",
+			run, s("approval_id"), s("method"), s("path"), s("vendor"), usd("estimate_usd"), s("url"))
+	case EventApprovalDecided:
+		return fmt.Sprintf("Keybrake: approval %s (run %s, %s %s, %s) was %s by %s: %s",
+			s("approval_id"), run, s("method"), s("path"), usd("estimate_usd"), s("status"), s("decided_by"), s("reason"))
+	case EventApprovalExpired:
+		return fmt.Sprintf("Keybrake: approval %s (run %s, %s %s, %s) expired undecided.",
+			s("approval_id"), run, s("method"), s("path"), usd("estimate_usd"))
 	case EventBudgetThreshold:
 		return fmt.Sprintf("Keybrake: token %s has spent %s of its %s budget of %s (%s%%).",
 			s("token_id"), usd("spent_usd"), s("budget"), usd("cap_usd"), s("threshold_percent"))

@@ -18,7 +18,8 @@ const (
 )
 
 // EventTypes lists every event type, in documentation order.
-var EventTypes = []string{EventKeyThreshold, EventKeyCapHit, EventKeyRevoked, EventBudgetThreshold, EventCallUnknown}
+var EventTypes = []string{EventKeyThreshold, EventKeyCapHit, EventKeyRevoked, EventBudgetThreshold, EventCallUnknown,
+	EventApprovalRequested, EventApprovalDecided, EventApprovalExpired}
 
 // DefaultThresholds are the percentages of a cap that raise key.threshold
 // (and budget.threshold) when no thresholds are configured.

@@ -88,7 +88,11 @@ func (a *App) startAlerts() error {
 	}
 	wake := make(chan struct{}, 1)
 	logger := a.logger.Named("alerts")
-	a.alerts = &alerts.Alerter{Outbox: ob, Keys: a.ledger.store, Tokens: a.ledger.store, Webhooks: hooks, Logger: logger, Wake: wake}
+	a.alerts = &alerts.Alerter{Outbox: ob, Keys: a.ledger.store, Tokens: a.ledger.store, Webhooks: hooks, Logger: logger, Wake: wake,
+		DashboardURL: a.DashboardURL}
+	if a.ledger.approvals != nil {
+		a.ledger.approvals.SetAlerts(a.alerts)
+	}
 	d := WebhookDelivery{}
 	if a.WebhookDelivery != nil {
 		d = *a.WebhookDelivery

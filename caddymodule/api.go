@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/keybrake/keybrake/keyapi"
+	"github.com/keybrake/keybrake/ledger"
 )
 
 func init() {
@@ -61,6 +62,9 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				app.alerts.RevokedID(ctx, keyID, time.Now())
+			},
+			OnApprovalDecided: func(ctx context.Context, a ledger.Approval) {
+				app.alerts.ApprovalDecided(ctx, a, time.Now())
 			},
 			Logger: logger,
 		})

@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,9 +70,20 @@ type App struct {
 	ReconcileInterval caddy.Duration `json:"reconcile_interval,omitempty"`
 
 	// ReconcileNotFoundAfter is how old a call must be before the vendor
-	// showing nothing for it releases its reservation: Stripe's search
-	// shows a new object within about a minute. Default: 2m.
+	// showing nothing for it, through a consistent read (Stripe: a list of
+	// the objects created in the call's window, matched by the tag
+	// Keybrake wrote), releases its reservation: longer than the vendor
+	// can still be acting on a request, so above the upstream timeout.
+	// A call that wrote no tag is never released so. Default: 2m; at most
+	// 4m.
 	ReconcileNotFoundAfter caddy.Duration `json:"reconcile_not_found_after,omitempty"`
+
+	// UnknownAfterMax is how long the reconciler keeps asking the vendor
+	// about an unknown call. Past it the call is handed to an operator
+	// (the call.unknown webhook, with a reason) and its money stays
+	// counted until POST /vault/calls/{id}/resolve: it never goes back to
+	// the key by itself. Default: 1h; above reconcile_not_found_after.
+	UnknownAfterMax caddy.Duration `json:"unknown_after_max,omitempty"`
 
 	// RetainCalls is how long call records are kept: older ones that are
 	// settled, released or refused are deleted, in small batches, by one
@@ -97,6 +109,10 @@ type App struct {
 	// WebhookDelivery tunes retries and polling of the webhook sender.
 	WebhookDelivery *WebhookDelivery `json:"webhook_delivery,omitempty"`
 
+	// DashboardURL is the absolute address of the dashboard
+	// (https://keybrake.example.com/vault/ui/), linked from the
+	// approval.* events. Default: the path /vault/ui/ alone.
+	DashboardURL string `json:"dashboard_url,omitempty"`
 	// PinnedEnv holds environment variables the Caddyfile reads when it is
 	// adapted ({$NAME}: the site address, bind, upstreams) with the values
 	// they had then, null for unset; the Caddyfile's `pin_env NAME...`
@@ -292,12 +308,19 @@ func (a *App) vendorReconciler(store ledger.Store) *reconcile.Reconciler {
 		return nil
 	}
 	rc := &reconcile.Reconciler{
-		Store:         store,
-		Finders:       finders,
-		StaleAfter:    time.Duration(a.StaleReservationAfter),
-		NotFoundAfter: time.Duration(a.ReconcileNotFoundAfter),
-		Interval:      time.Duration(a.ReconcileInterval),
-		Logger:        a.logger,
+		Store:           store,
+		Finders:         finders,
+		StaleAfter:      time.Duration(a.StaleReservationAfter),
+		NotFoundAfter:   time.Duration(a.ReconcileNotFoundAfter),
+		UnknownAfterMax: time.Duration(a.UnknownAfterMax),
+		Interval:        time.Duration(a.ReconcileInterval),
+		Logger:          a.logger,
+		Escalate: func(ctx context.Context, c ledger.Call, reason string, now time.Time) {
+			a.alerts.CallUnresolved(ctx, alerts.CallUnknownData{
+				CallID: c.CallID, KeyID: c.KeyID, RunLabel: c.RunLabel, Vendor: c.Vendor, Method: c.Method,
+				Path: c.Path, Outcome: c.Outcome, StatusCode: c.StatusCode, ReservedUSD: c.Reserved, Reason: reason,
+			}, now)
+		},
 	}
 	if l, ok := store.(ledger.Locker); ok {
 		rc.Lock = func(ctx context.Context) (func(), bool, error) { return l.TryLock(ctx, "reconcile") }
@@ -331,6 +354,14 @@ func (a *App) retention(store ledger.Store) (*ledger.Retention, error) {
 func (a *App) Validate() error {
 	if a.DefaultTTL > a.MaxTTL {
 		return fmt.Errorf("default_ttl %s is longer than max_ttl %s", time.Duration(a.DefaultTTL), time.Duration(a.MaxTTL))
+	}
+	notFound := cmp.Or(time.Duration(a.ReconcileNotFoundAfter), reconcile.DefaultNotFoundAfter)
+	if notFound > reconcile.MaxNotFoundAfter {
+		return fmt.Errorf("reconcile_not_found_after %s is longer than %s: the reconciler looks for a call's objects in a window that ends then",
+			notFound, reconcile.MaxNotFoundAfter)
+	}
+	if limit := cmp.Or(time.Duration(a.UnknownAfterMax), reconcile.DefaultUnknownAfterMax); limit <= notFound {
+		return fmt.Errorf("unknown_after_max %s must be longer than reconcile_not_found_after %s", limit, notFound)
 	}
 	if a.RetainCalls < 0 {
 		return fmt.Errorf("retain_calls %s is negative", time.Duration(a.RetainCalls))

@@ -41,6 +41,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		stale_reservation_after <duration>
 //		reconcile_interval <duration>
 //		reconcile_not_found_after <duration>
+//		unknown_after_max <duration>
 //		retain_calls <duration>
 //		vendor <name> {
 //			kind         <stripe|twilio|resend|declared|…>
@@ -58,6 +59,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		webhook_delivery {
 //			interval|timeout|min_backoff|max_backoff|give_up_after <duration>
 //		}
+//		dashboard_url <url>
 //		pin_env <NAME>...
 //	}
 //
@@ -86,7 +88,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "max_ttl", "default_ttl", "key_cache_ttl", "stale_reservation_after",
-			"reconcile_interval", "reconcile_not_found_after", "retain_calls":
+			"reconcile_interval", "reconcile_not_found_after", "unknown_after_max", "retain_calls":
 			opt := d.Val()
 			dur, err := vendormodule.DurationArg(d)
 			if err != nil {
@@ -103,6 +105,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.ReconcileInterval = dur
 			case "reconcile_not_found_after":
 				a.ReconcileNotFoundAfter = dur
+			case "unknown_after_max":
+				a.UnknownAfterMax = dur
 			case "retain_calls":
 				a.RetainCalls = dur
 			default:
@@ -139,6 +143,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.WebhookDelivery = wd
+		case "dashboard_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.DashboardURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("unrecognized keybrake option '%s'", d.Val())
 		}

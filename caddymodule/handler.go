@@ -80,6 +80,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Observe:        observe,
 			DialFailed:     dialFailed,
 			Alerts:         app.alerts,
+			Approvals:      l.approvals,
 			// The client's answer goes before its settlement, which
 			// commits in the ledger's next batch.
 			SettleAfterResponse: true,

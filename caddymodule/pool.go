@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/ledger"
 	// The backends a ledger DSN may name register themselves.
 	_ "github.com/keybrake/keybrake/ledger/postgres"
@@ -22,11 +23,14 @@ var ledgers = caddy.NewUsagePool()
 
 // ledgerHandle is a ledger shared by every config that names its DSN.
 type ledgerHandle struct {
-	dsn    string
-	store  ledger.Store
-	keys   *ledger.KeyCache
-	cancel context.CancelFunc
-	done   chan struct{}
+	dsn   string
+	store ledger.Store
+	keys  *ledger.KeyCache
+	// approvals is where calls held for approval wait (nil for a ledger
+	// that keeps none).
+	approvals *gate.Approvals
+	cancel    context.CancelFunc
+	done      chan struct{}
 
 	// log is where the store, the key watcher and the handle log: the
 	// logger of the config whose settings apply (see users).
@@ -70,17 +74,32 @@ func openLedger(ctx caddy.Context, dsn string, cacheTTL time.Duration, logger *z
 		watchCtx, stop := context.WithCancel(context.Background())
 		h := &ledgerHandle{dsn: dsn, store: store, keys: keys, cancel: stop, done: make(chan struct{}),
 			log: log, logger: pooledLogger}
+		var watchers sync.WaitGroup
 		if w, ok := store.(ledger.KeyWatcher); ok {
+			watchers.Add(1)
 			go func() {
-				defer close(h.done)
+				defer watchers.Done()
 				err := w.WatchKeys(watchCtx, keys.Invalidate)
 				if err != nil && watchCtx.Err() == nil {
 					pooledLogger.Error("watching key changes", zap.Error(err))
 				}
 			}()
-		} else {
-			close(h.done)
 		}
+		if as, ok := store.(ledger.ApprovalStore); ok {
+			h.approvals = gate.NewApprovals(as, nil, pooledLogger)
+			watchers.Add(1)
+			go func() {
+				defer watchers.Done()
+				err := h.approvals.Run(watchCtx)
+				if err != nil && watchCtx.Err() == nil {
+					pooledLogger.Error("watching approval decisions", zap.Error(err))
+				}
+			}()
+		}
+		go func() {
+			watchers.Wait()
+			close(h.done)
+		}()
 		logger.Info("ledger opened", zap.String("ledger", ledger.RedactDSN(dsn)))
 		return h, nil
 	})

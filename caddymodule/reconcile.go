@@ -57,6 +57,7 @@ func (b *backgroundJobs) addReconciler(rc *reconcile.Reconciler) {
 		fields: []zap.Field{
 			zap.Duration("interval", cmp.Or(rc.Interval, reconcile.DefaultInterval)),
 			zap.Duration("not_found_after", cmp.Or(rc.NotFoundAfter, reconcile.DefaultNotFoundAfter)),
+			zap.Duration("unknown_after_max", cmp.Or(rc.UnknownAfterMax, reconcile.DefaultUnknownAfterMax)),
 			zap.Bool("locked", rc.Lock != nil),
 		},
 	})

@@ -8,7 +8,7 @@ import (
 
 func init() {
 	register(command{name: "tokens", run: runTokens, short: "list, create or revoke API tokens (admin)",
-		usage: "tokens [list] | tokens create --name NAME --role admin|issuer|reader [--policy JSON] | tokens revoke TOKEN_ID [--revoke-keys]"})
+		usage: "tokens [list] | tokens create --name NAME --role admin|issuer|reader|approver [--policy JSON] | tokens revoke TOKEN_ID [--revoke-keys]"})
 	register(command{name: "resolve", run: runResolve, short: "settle or release a call the reconciler could not (admin)",
 		usage: "resolve CALL_ID (--cost-usd N | --release) --reason TEXT"})
 }
@@ -44,10 +44,10 @@ func runTokens(c *ctx, args []string) error {
 }
 
 func runTokensCreate(c *ctx, args []string) error {
-	c.usage = "tokens create --name NAME --role admin|issuer|reader [--policy JSON]"
+	c.usage = "tokens create --name NAME --role admin|issuer|reader|approver [--policy JSON]"
 	f := c.flags()
 	name := f.String("name", "", "a name for people, e.g. windmill-prod (required)")
-	role := f.String("role", "", "admin, issuer or reader (required)")
+	role := f.String("role", "", "admin, issuer, reader or approver (required)")
 	policy := f.String("policy", "", `the token's policy as JSON, e.g. '{"vendors":["stripe"],"max_key_usd":500}'`)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err

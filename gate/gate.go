@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -81,6 +82,9 @@ type Config struct {
 	// answered as safe to retry. Default: none (every upstream failure is
 	// ambiguous unless a TLS handshake failed).
 	DialFailed func(error) bool
+	// Approvals holds the calls a key's approval rule sends to a person
+	// (NewApprovals). Default none: such a call is refused with a 503.
+	Approvals *Approvals
 	// Alerts, when set, is told of cap hits, spend that may cross a
 	// threshold, and unknown outcomes; it writes them to the outbox.
 	Alerts *alerts.Alerter
@@ -104,6 +108,11 @@ type Gate struct {
 	// the answer (SettleAfterResponse); nil when they commit before the
 	// handler returns.
 	settleLater ledger.Batcher
+	// stopping is closed by Shutdown: calls held for approval stop waiting.
+	stopping chan struct{}
+	stopOnce sync.Once
+	// servers are the net/http servers whose shutdown calls Shutdown.
+	servers sync.Map
 }
 
 // New returns a Gate.
@@ -129,7 +138,7 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.AuthLimiter == nil {
 		cfg.AuthLimiter = authlimit.New(DefaultAuthBurst, DefaultAuthRefill, 0)
 	}
-	g := &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor)}
+	g := &Gate{cfg: cfg, log: cfg.Logger, idem: newIdempotencyPolicy(cfg.Vendor), stopping: make(chan struct{})}
 	if b, ok := cfg.Store.(ledger.Batcher); ok && cfg.SettleAfterResponse {
 		g.settleLater = b
 	}

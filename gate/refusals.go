@@ -34,6 +34,9 @@ type refusal struct {
 	// call's record); retryAfter, for rate, is the Retry-After.
 	rule       string
 	retryAfter time.Duration
+	// approvalID is the X-Keybrake-Approval-Id value, for a call refused
+	// while its approval is pending.
+	approvalID string
 }
 
 func (f *refusal) vendorError() *vendors.Error {
@@ -293,4 +296,25 @@ func ledgerRuleRefusal(res ledger.ReserveResult) *refusal {
 // least 1.
 func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(max(int64((d+time.Second-1)/time.Second), 1), 10)
+}
+
+// approvalDenied: a person denied the call. Retrying will not help.
+func approvalDenied(a ledger.Approval) *refusal {
+	msg := "A person denied this call"
+	if a.Reason != "" {
+		msg += ": " + a.Reason
+	}
+	return &refusal{status: http.StatusForbidden, code: "keybrake_approval_denied",
+		message: msg + ". Keybrake forwarded nothing and released its reservation.",
+		outcome: ledger.OutcomeApprovalDenied, approvalID: a.ID}
+}
+
+// approvalPending: nobody decided while the call waited. Not retried by
+// the SDKs: a person must approve it first; then the same request, sent
+// again, goes through once.
+func approvalPending(id string) *refusal {
+	return &refusal{status: http.StatusForbidden, code: "keybrake_approval_pending",
+		message: "This call needs a person's approval (" + id + ") and none came in time. Keybrake forwarded nothing " +
+			"and released its reservation. Once it is approved, send the same request again: it goes through once.",
+		outcome: ledger.OutcomeApprovalPending, approvalID: id}
 }

@@ -71,6 +71,9 @@ func (g *Gate) answer(w http.ResponseWriter, r *http.Request, c *call, f *refusa
 	if f.retryAfter > 0 {
 		h.Set("Retry-After", retryAfterSeconds(f.retryAfter))
 	}
+	if f.approvalID != "" {
+		h.Set(HeaderApprovalID, f.approvalID)
+	}
 	g.cfg.Vendor.WriteError(w, f.vendorError())
 	fields := []zap.Field{
 		zap.String("call_id", c.id),

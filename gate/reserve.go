@@ -36,6 +36,7 @@ func (g *Gate) reserve(r *http.Request, c *call) *refusal {
 		MovesMoney:     c.movesMoney,
 		OncePer:        c.oncePer,
 		OnceValues:     c.onceValues,
+		Tag:            c.tag,
 		Now:            c.started,
 	})
 	switch {

@@ -46,6 +46,8 @@ type call struct {
 	movesMoney bool
 	oncePer    string
 	onceValues []string
+	// tag: the tag drawn for the call, "" when it writes none
+	tag string
 	// reserve
 	reservation ledger.ReserveResult
 
@@ -76,6 +78,7 @@ var beforeReservation = [...]stage{
 	(*Gate).read,         // read.go: the body, the vault key where it must not be
 	(*Gate).idempotency,  // idempotency.go: the idempotency key, the fingerprint
 	(*Gate).price,        // price.go: the estimate, or unknown_cost
+	(*Gate).tag,          // tag.go: the tag the call writes, or a refusal
 	(*Gate).rules,        // rules.go: the key's rules on the call's subjects
 }
 
@@ -83,6 +86,7 @@ var beforeReservation = [...]stage{
 // A refusal of one gives the reservation back, which records it (release).
 var afterReservation = [...]stage{
 	(*Gate).listening,       // reserve.go: the client is still there
+	(*Gate).approval,        // approval.go: a person decides a call above the key's threshold
 	(*Gate).fit,             // fit.go: the request bounded to what was reserved
 	(*Gate).prepareUpstream, // upstream.go: the real secret in, the vault key out
 }

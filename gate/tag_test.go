@@ -4,11 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
-	"github.com/keybrake/keybrake/vendors"
 )
 
 // TestGateTagsTheCreate: the vendor gets the call's tag in its body with a
@@ -28,8 +28,8 @@ func TestGateTagsTheCreate(t *testing.T) {
 	}
 	f.charge(next, "")
 	first := f.lastCall()
-	if got := seen[0].Get("metadata[keybrake_call_id]"); got != first.CallID {
-		t.Fatalf("keybrake_call_id = %q; want the call id %s", got, first.CallID)
+	if got := seen[0].Get("metadata[keybrake_call_id]"); got != first.Tag || !strings.HasPrefix(got, "kt") || got == first.CallID {
+		t.Fatalf("keybrake_call_id = %q; want the call's recorded random tag %q, not its id %s", got, first.Tag, first.CallID)
 	}
 	if seen[0].Get("metadata[keybrake_run]") != "gate-test" || seen[0].Get("amount") != "500" {
 		t.Fatalf("forwarded form = %v", seen[0])
@@ -38,11 +38,10 @@ func TestGateTagsTheCreate(t *testing.T) {
 	// sees the same parameters; the replay is free.
 	f.charge(next, "idem-tag")
 	f.charge(next, "idem-tag")
-	if a, b := seen[1].Get("metadata[keybrake_call_id]"), seen[2].Get("metadata[keybrake_call_id]"); a == "" || a != b ||
-		a != vendors.TagID("", f.key.ID, "idem-tag") {
+	if a, b := seen[1].Get("metadata[keybrake_call_id]"), seen[2].Get("metadata[keybrake_call_id]"); a == "" || a != b || a == first.Tag {
 		t.Fatalf("idempotent attempts tagged %q and %q", a, b)
 	}
-	if c := f.lastCall(); c.Outcome != ledger.OutcomeIdempotentReplay {
+	if c := f.lastCall(); c.Outcome != ledger.OutcomeIdempotentReplay || c.Tag != seen[1].Get("metadata[keybrake_call_id]") {
 		t.Fatalf("second idempotent call = %+v; want a replay", c)
 	}
 	if u := f.usage(); u.Spent != 10*money.PerDollar {

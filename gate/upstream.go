@@ -3,8 +3,6 @@ package gate
 import (
 	"net/http"
 	"strings"
-
-	"github.com/keybrake/keybrake/vendors"
 )
 
 // prepareUpstream rewrites the request for the vendor: Keybrake's own
@@ -26,8 +24,7 @@ func (g *Gate) prepareUpstream(r *http.Request, c *call) *refusal {
 	if keyInPath(r, c.secret) {
 		return keyInURL()
 	}
-	g.tag(r, c)
-	return nil
+	return g.writeTag(r, c)
 }
 
 // keyInPath reports whether the vault key is still in the path the vendor
@@ -51,19 +48,4 @@ func dropKeyHeaders(r *http.Request, secret string) {
 			}
 		}
 	}
-}
-
-// tag writes the call's tag on the object it creates, when the vendor
-// takes one (vendors.Tagger). It runs after pricing and fingerprinting,
-// which read the client's own body.
-func (g *Gate) tag(r *http.Request, c *call) {
-	t, ok := g.cfg.Vendor.(vendors.Tagger)
-	if !ok {
-		return
-	}
-	out, ok := t.Tag(r, c.path, c.body, vendors.CallTag{ID: vendors.TagID(c.id, c.key.ID, c.idemKey), RunLabel: c.key.RunLabel})
-	if !ok {
-		return
-	}
-	setBody(r, out)
 }

@@ -131,6 +131,7 @@ type auditCall struct {
 	StartedAt   string      `json:"started_at"`
 	ResolvedBy  string      `json:"resolved_by"`
 	ResolvedAt  *string     `json:"resolved_at"`
+	Tag         string      `json:"tag"`
 	// Count is how many calls the row stands for: refusals are counted
 	// per key, outcome and minute.
 	Count int `json:"count"`

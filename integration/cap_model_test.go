@@ -45,16 +45,7 @@ func TestCapModel(t *testing.T) {
 	pgCount := max(count/10, 1)
 	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
 	t.Run("sqlite", func(t *testing.T) {
-		// Under /dev/shm when there is one: the model tests the cap
-		// logic, not the disk, and fsyncs on tmpfs are free.
-		dir := t.TempDir()
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-			if d, err := os.MkdirTemp("/dev/shm", "keybrake-capmodel-"); err == nil {
-				dir = d
-				t.Cleanup(func() { os.RemoveAll(d) })
-			}
-		}
-		runCapModel(t, "sqlite:"+filepath.Join(dir, "ledger.db"), seed, count, "KEYBRAKE_CAP_SEED")
+		runCapModel(t, capModelSQLite(t), seed, count, "KEYBRAKE_CAP_SEED")
 	})
 	t.Run("postgres", func(t *testing.T) {
 		need(t, true)
@@ -125,6 +116,7 @@ func runCapModel(t *testing.T, dsn string, seed uint64, count int, seedEnv strin
 		t.Errorf("money moved in %.0f%% of the sequences; an honest gate moves it in at least %.0f%%", 100*share, 100*capMinMovedShare)
 	}
 }
+
 
 // simVendors are Keybrake's vendors configured like the simulator.
 func simVendors(t testing.TB) func(map[string]*http.Client) map[string]vendors.Vendor {

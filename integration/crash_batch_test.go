@@ -121,7 +121,7 @@ func crashMidBatch(t *testing.T, ledgerDSN string) {
 	byID := map[string]auditCall{}
 	var counted money.Micros
 	for _, c := range calls {
-		byID[c.CallID] = c
+		byID[c.Tag] = c // the vendor sees the call's tag
 		reserved, _ := money.ParseUSD(c.Reserved.String())
 		cost, _ := money.ParseUSD(c.Cost.String())
 		switch c.CostState {

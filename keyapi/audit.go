@@ -38,6 +38,13 @@ type callView struct {
 	ResolvedBy    *string `json:"resolved_by"`
 	ResolvedAt    *string `json:"resolved_at"`
 	ResolveReason *string `json:"resolve_reason"`
+	// Approval is the approval the call asked for or used, when it
+	// needed one (approvals.go).
+	Approval *callApproval `json:"approval,omitempty"`
+	// Tag is what Keybrake wrote on the vendor object the call creates
+	// (Stripe metadata keybrake_call_id, Resend tag keybrake_call_id): an
+	// operator finds the object by it. null when the call wrote none.
+	Tag *string `json:"tag"`
 	// Count is how many calls the record stands for: 1, or for a refusal
 	// counted per key, outcome and minute, how many there were (the record
 	// is the first; finished_at is the last one's end).
@@ -69,6 +76,7 @@ func newCallView(c ledger.Call) callView {
 		ResolvedBy:     optional(c.ResolvedBy),
 		ResolvedAt:     formatTimePtr(c.ResolvedAt),
 		ResolveReason:  optional(c.ResolveReason),
+		Tag:            optional(c.Tag),
 		Count:          max(c.Count, 1),
 	}
 }
@@ -123,6 +131,9 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request) error {
 	out := callList{Data: make([]callView, 0, len(calls)), NextCursor: nullableCursor(next)}
 	for _, c := range calls {
 		out.Data = append(out.Data, newCallView(c))
+	}
+	if err := h.attachApprovals(r, calls, out.Data); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

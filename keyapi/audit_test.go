@@ -45,12 +45,12 @@ func TestAuditJSON(t *testing.T) {
 		`"path":"/v1/payment_intents","endpoint":"POST /v1/payment_intents","status_code":200,"outcome":"forwarded",` +
 		`"reserved_usd":19.99,"cost_usd":0.1,"vendor_amount":1999,"vendor_currency":"usd","vendor_txn_id":"pi_123",` +
 		`"idempotency_key":"idem-1","replay_of":"","started_at":"2025-03-01T12:00:00.123456789Z",` +
-		`"finished_at":"2025-03-01T12:00:01.623456789Z","cost_state":"settled","rule":null,"resolved_by":null,"resolved_at":null,"resolve_reason":null,"count":1},` +
+		`"finished_at":"2025-03-01T12:00:01.623456789Z","cost_state":"settled","rule":null,"resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null,"count":1},` +
 		`{"call_id":"call2","key_id":"","agent_run_label":"","vendor":"twilio","method":"GET",` +
 		`"path":"/2010-04-01/Accounts","endpoint":"","status_code":401,"outcome":"unauthenticated",` +
 		`"reserved_usd":0,"cost_usd":0,"vendor_amount":null,"vendor_currency":"","vendor_txn_id":"",` +
 		`"idempotency_key":"","replay_of":"","started_at":"2025-03-01T12:00:01.123456789Z",` +
-		`"finished_at":null,"cost_state":"none","rule":null,"resolved_by":null,"resolved_at":null,"resolve_reason":null,"count":1}` +
+		`"finished_at":null,"cost_state":"none","rule":null,"resolved_by":null,"resolved_at":null,"resolve_reason":null,"tag":null,"count":1}` +
 		`],"next_cursor":null}` + "\n"
 	if rec.Body.String() != want {
 		t.Errorf("body\n%s\nwant\n%s", rec.Body, want)

@@ -25,7 +25,7 @@ var csvColumns = []string{
 	"status_code", "outcome", "reserved_usd", "cost_usd", "vendor_amount",
 	"vendor_currency", "vendor_txn_id", "idempotency_key", "replay_of",
 	"started_at", "finished_at", "cost_state",
-	"resolved_by", "resolved_at", "resolve_reason", "count",
+	"resolved_by", "resolved_at", "resolve_reason", "tag", "count",
 }
 
 // auditCSV reads every page of the audit from f.Cursor on, up to maxRows
@@ -98,7 +98,7 @@ func csvRow(row []string, c ledger.Call) []string {
 		strconv.Itoa(c.StatusCode), c.Outcome, string(reserved), string(cost), amount,
 		c.VendorCurrency, c.VendorTxnID, c.IdempotencyKey, c.ReplayOf,
 		formatTime(c.StartedAt), finished, c.CostState,
-		c.ResolvedBy, resolved, c.ResolveReason, strconv.FormatInt(max(c.Count, 1), 10),
+		c.ResolvedBy, resolved, c.ResolveReason, c.Tag, strconv.FormatInt(max(c.Count, 1), 10),
 	}
 	for i, s := range cells {
 		row[i] = csvSafe(s)

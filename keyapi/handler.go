@@ -77,6 +77,9 @@ type Config struct {
 	// OnRevoke, when set, is called with the key id after every successful
 	// revocation (the gate's key cache uses it).
 	OnRevoke func(keyID string)
+	// OnApprovalDecided, when set, is called after every decision on an
+	// approval (approval.decided alerts).
+	OnApprovalDecided func(ctx context.Context, a ledger.Approval)
 	// Logger; default a no-op logger.
 	Logger *zap.Logger
 	// AuthLimiter slows down an address that keeps failing to
@@ -122,6 +125,7 @@ type Handler struct {
 	subjects   map[string][]string
 	defaults   map[string]*rules.Rules
 	keyReaders []func(*http.Request) (string, bool)
+	onDecided  func(context.Context, ledger.Approval)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -144,6 +148,7 @@ func New(cfg Config) (*Handler, error) {
 		defaultTTL: cfg.DefaultTTL,
 		now:        cfg.Now,
 		onRevoke:   cfg.OnRevoke,
+		onDecided:  cfg.OnApprovalDecided,
 		log:        cfg.Logger,
 		authLimit:  cfg.AuthLimiter,
 		subjects:   cfg.Subjects,
@@ -236,6 +241,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("no such endpoint")
 	}
 	switch {
+	case rest == "approvals" || strings.HasPrefix(rest, "approvals/"):
+		return h.routeApprovals(w, r, strings.TrimPrefix(strings.TrimPrefix(rest, "approvals"), "/"))
 	case rest == "keys":
 		switch r.Method {
 		case http.MethodGet:

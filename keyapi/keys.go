@@ -31,6 +31,13 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p := principalOf(r)
+	approval, err := parseApproval("approval", req.Approval)
+	if err != nil {
+		return err
+	}
+	if approval, err = approvalForKey(p.Policy, approval); err != nil {
+		return err
+	}
 	if p.Policy != nil {
 		if req.ExpiresIn == nil && p.Policy.maxTTL > 0 {
 			spec.ttl = min(spec.ttl, p.Policy.maxTTL)
@@ -59,6 +66,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request) error {
 			ExpiresAt:        now.Add(spec.ttl),
 			TokenID:          p.TokenID,
 			Rules:            spec.rules,
+			Approval:         approval,
 		}
 		err = h.store.CreateKey(r.Context(), k)
 		if errors.Is(err, ledger.ErrConflict) {
@@ -112,7 +120,7 @@ func (h *Handler) ownKey(r *http.Request, id string, now time.Time, read bool) (
 		return ledger.KeyUsage{}, err
 	}
 	p := principalOf(r)
-	if p.owns(u.Key) || (read && p.Role == RoleReader) {
+	if p.owns(u.Key) || (read && (p.Role == RoleReader || p.Role == RoleApprover)) {
 		return u, nil
 	}
 	return ledger.KeyUsage{}, errNoKey(id)

@@ -61,6 +61,7 @@ func TestCreateKey(t *testing.T) {
 		"cap_hits":          `0`,
 		"rules":             `null`,
 		"rule_calls":        `0`,
+		"approval":          `null`,
 	}
 	for field, w := range want {
 		if string(got[field]) != w {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/allowlist"
+	"github.com/keybrake/keybrake/ledger"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/rules"
 )
@@ -18,14 +19,15 @@ import (
 // (and as the ledger stores it, normalised). Every field is optional; an
 // absent one does not bound.
 type policyRequest struct {
-	Vendors          []string        `json:"vendors"`
-	MaxKeyUSD        json.RawMessage `json:"max_key_usd"`
-	MaxTTL           *string         `json:"max_ttl"`
-	AllowedEndpoints []string        `json:"allowed_endpoints"`
-	RunLabelPrefix   string          `json:"run_label_prefix"`
-	DailyUSDCap      json.RawMessage `json:"daily_usd_cap"`
-	TotalUSDCap      json.RawMessage `json:"total_usd_cap"`
-	Rules            json.RawMessage `json:"rules"`
+	Vendors          []string         `json:"vendors"`
+	MaxKeyUSD        json.RawMessage  `json:"max_key_usd"`
+	MaxTTL           *string          `json:"max_ttl"`
+	AllowedEndpoints []string         `json:"allowed_endpoints"`
+	RunLabelPrefix   string           `json:"run_label_prefix"`
+	DailyUSDCap      json.RawMessage  `json:"daily_usd_cap"`
+	TotalUSDCap      json.RawMessage  `json:"total_usd_cap"`
+	Approval         *approvalRequest `json:"approval"`
+	Rules            json.RawMessage  `json:"rules"`
 }
 
 // policy is a validated policyRequest: the bounds on the keys an issuer
@@ -40,24 +42,27 @@ type policy struct {
 	prefix    string
 	dailyCap  *money.Micros // the budget
 	totalCap  *money.Micros
-	rules     *rules.Rules // a bound: keys' rules only narrower; nil none
+	rules     *rules.Rules         // a bound: keys' rules only narrower; nil none
+	approval  *ledger.ApprovalRule // the rule every key gets at least
 }
 
 // policyView is a policy as the API shows and the ledger stores it.
 type policyView struct {
-	Vendors          []string      `json:"vendors"`
-	MaxKeyUSD        *money.Micros `json:"max_key_usd"`
-	MaxTTL           *string       `json:"max_ttl"`
-	AllowedEndpoints []string      `json:"allowed_endpoints"`
-	RunLabelPrefix   string        `json:"run_label_prefix"`
-	DailyUSDCap      *money.Micros `json:"daily_usd_cap"`
-	TotalUSDCap      *money.Micros `json:"total_usd_cap"`
-	Rules            *rules.Rules  `json:"rules,omitempty"`
+	Vendors          []string         `json:"vendors"`
+	MaxKeyUSD        *money.Micros    `json:"max_key_usd"`
+	MaxTTL           *string          `json:"max_ttl"`
+	AllowedEndpoints []string         `json:"allowed_endpoints"`
+	RunLabelPrefix   string           `json:"run_label_prefix"`
+	DailyUSDCap      *money.Micros    `json:"daily_usd_cap"`
+	TotalUSDCap      *money.Micros    `json:"total_usd_cap"`
+	Approval         *approvalRequest `json:"approval,omitempty"`
+	Rules            *rules.Rules     `json:"rules,omitempty"`
 }
 
 func (p *policy) view() policyView {
 	v := policyView{Vendors: p.vendors, MaxKeyUSD: p.maxKey, AllowedEndpoints: p.endpoints,
-		RunLabelPrefix: p.prefix, DailyUSDCap: p.dailyCap, TotalUSDCap: p.totalCap, Rules: p.rules}
+		RunLabelPrefix: p.prefix, DailyUSDCap: p.dailyCap, TotalUSDCap: p.totalCap, Approval: approvalRequestOf(p.approval),
+		Rules: p.rules}
 	if p.maxTTLRaw != "" {
 		v.MaxTTL = &p.maxTTLRaw
 	}
@@ -115,6 +120,9 @@ func parsePolicy(req policyRequest, known map[string]bool) (*policy, error) {
 		return nil, err
 	}
 	if p.totalCap, err = parseCap("policy.total_usd_cap", req.TotalUSDCap); err != nil {
+		return nil, err
+	}
+	if p.approval, err = parseApproval("policy.approval", req.Approval); err != nil {
 		return nil, err
 	}
 	if p.rules, err = parseRules("policy.rules", req.Rules); err != nil {

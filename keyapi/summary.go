@@ -115,7 +115,7 @@ type summaryRequest struct {
 // a run, a UTC day across runs, or a run on one day. A run with no calls is
 // all zeros, not a 404.
 func (h *Handler) summary(w http.ResponseWriter, r *http.Request) error {
-	if err := requireRole(r, RoleAdmin, RoleReader, RoleIssuer); err != nil {
+	if err := requireRole(r, RoleAdmin, RoleReader, RoleIssuer, RoleApprover); err != nil {
 		return err
 	}
 	req, err := parseSummaryRequest(r)

@@ -95,9 +95,9 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	switch req.Role {
 	case "":
 		return missingField("role")
-	case RoleAdmin, RoleIssuer, RoleReader:
+	case RoleAdmin, RoleIssuer, RoleReader, RoleApprover:
 	default:
-		return invalidField("role", "role must be one of admin, issuer, reader")
+		return invalidField("role", "role must be one of admin, issuer, reader, approver")
 	}
 	var pol *policy
 	if req.Policy != nil {

@@ -13,7 +13,7 @@ const UIPath = PathPrefix + "ui"
 
 // uiFiles is the dashboard: plain HTML, CSS and JavaScript, no build step.
 //
-//go:embed ui/index.html ui/app.css ui/app.js ui/favicon.svg
+//go:embed ui/index.html ui/app.css ui/app.js ui/favicon.svg ui/approvals.js ui/approvals.css
 var uiFiles embed.FS
 
 // uiAssets maps a path under UIPath to its embedded file and type.
@@ -25,6 +25,9 @@ var uiAssets = map[string]struct{ file, contentType string }{
 	// The page names its icon, so browsers do not ask the site root for
 	// /favicon.ico (a 404 outside /vault/).
 	"/favicon.svg": {"ui/favicon.svg", "image/svg+xml"},
+	// Calls waiting for a person (issue 19).
+	"/approvals.js":  {"ui/approvals.js", "text/javascript; charset=utf-8"},
+	"/approvals.css": {"ui/approvals.css", "text/css; charset=utf-8"},
 }
 
 // uiCSP allows the page its own script, style and API only: no inline

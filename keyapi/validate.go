@@ -21,14 +21,15 @@ const maxMetadataBytes = 8 << 10
 // kept raw so each is parsed exactly (money never passes through a float)
 // and a bad value is reported against its own field.
 type createKeyRequest struct {
-	Vendor           string          `json:"vendor"`
-	DailyUSDCap      json.RawMessage `json:"daily_usd_cap"`
-	TotalUSDCap      json.RawMessage `json:"total_usd_cap"`
-	AllowedEndpoints []string        `json:"allowed_endpoints"`
-	ExpiresIn        *string         `json:"expires_in"`
-	AgentRunLabel    string          `json:"agent_run_label"`
-	Metadata         json.RawMessage `json:"metadata"`
-	Rules            json.RawMessage `json:"rules"`
+	Vendor           string           `json:"vendor"`
+	DailyUSDCap      json.RawMessage  `json:"daily_usd_cap"`
+	TotalUSDCap      json.RawMessage  `json:"total_usd_cap"`
+	AllowedEndpoints []string         `json:"allowed_endpoints"`
+	ExpiresIn        *string          `json:"expires_in"`
+	AgentRunLabel    string           `json:"agent_run_label"`
+	Metadata         json.RawMessage  `json:"metadata"`
+	Approval         *approvalRequest `json:"approval"`
+	Rules            json.RawMessage  `json:"rules"`
 }
 
 // keySpec is a validated createKeyRequest.

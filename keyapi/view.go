@@ -34,6 +34,8 @@ type keyView struct {
 	// RuleCalls the money-moving calls counted against max_calls.
 	Rules     *rules.Rules `json:"rules"`
 	RuleCalls int64        `json:"rule_calls"`
+	// Approval is the key's approval rule; null for none.
+	Approval *approvalRuleView `json:"approval"`
 }
 
 // newKeyView renders a key with its usage at now.
@@ -66,6 +68,7 @@ func newKeyView(u ledger.KeyUsage, now time.Time) keyView {
 		CapHits:          u.CapHits,
 		Rules:            u.Rules,
 		RuleCalls:        u.RuleCalls,
+		Approval:         newApprovalRuleView(u.Approval),
 	}
 }
 

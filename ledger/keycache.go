@@ -30,6 +30,9 @@ type KeyLookup interface {
 	KeyByHash(ctx context.Context, h Hash) (Key, error)
 }
 
+// sharedLookupTimeout bounds a lookup shared by concurrent callers.
+const sharedLookupTimeout = 10 * time.Second
+
 // DefaultKeyCacheTTL bounds how long a cached key is trusted for the checks
 // done before Reserve (allowlist, vendor).
 const DefaultKeyCacheTTL = 5 * time.Second
@@ -90,6 +93,10 @@ func (c *KeyCache) Lookup(ctx context.Context, h Hash) (CachedKey, error) {
 		return k, nil
 	}
 	v, err, _ := c.flight.Do(id, func() (any, error) {
+		// Shared by every caller asking for this hash at once: one
+		// client hanging up must not fail the others' lookups.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLookupTimeout)
+		defer cancel()
 		k, err := c.store.KeyByHash(ctx, h)
 		if err != nil {
 			return CachedKey{}, err

@@ -117,6 +117,9 @@ type Key struct {
 	// Reserve decides the stateful ones (max_calls, rate, once_per) from
 	// the rules as stored.
 	Rules *rules.Rules
+	// Approval, when set, holds the key's calls estimated above its
+	// threshold for a person's decision (approvals.go).
+	Approval *ApprovalRule
 }
 
 // Status tells whether the key is active, expired or revoked at now.
@@ -195,7 +198,16 @@ type ReserveRequest struct {
 	MovesMoney bool
 	OncePer    string
 	OnceValues []string
-	Now        time.Time
+	// Tag is the tag the call will write on the vendor object it creates
+	// (vendors.Tagger), "" for none. It is recorded on the call when the
+	// call goes ahead (OutcomeForwarded, OutcomeIdempotentReplay), in the
+	// same commit as the reservation, unless an earlier call of the key
+	// sent the same request (Fingerprint) under the same idempotency key
+	// within ReplayWindow and was tagged: every attempt of one idempotent
+	// request must send the vendor the same body, so that first attempt's
+	// tag is recorded instead. ReserveResult.Tag is the tag recorded.
+	Tag string
+	Now time.Time
 }
 
 // ReserveResult is the outcome of Reserve.
@@ -219,6 +231,9 @@ type ReserveResult struct {
 	// rate rule, is when the oldest call of the window leaves it.
 	Rule       string
 	RetryAfter time.Duration
+	// Tag is the tag recorded on a call that goes ahead with a Tag: the
+	// request's, or its idempotent request's first attempt's.
+	Tag string
 }
 
 // Allowed reports whether the call may be forwarded.
@@ -260,7 +275,13 @@ type Call struct {
 	ReplayOf       string
 	CostState      string
 	// Rule is the rule that refused an OutcomeRuleDenied call.
-	Rule       string
+	Rule string
+	// Tag is what the gate wrote on the vendor object the call creates
+	// (Stripe metadata[keybrake_call_id], Resend tag keybrake_call_id),
+	// recorded before the call was forwarded: a random id, shared only by
+	// the attempts of one idempotent request. "" when the call wrote none;
+	// the reconciler never releases such a call on the vendor's silence.
+	Tag        string
 	StartedAt  time.Time
 	FinishedAt *time.Time
 	// ResolvedBy, ResolvedAt and ResolveReason record a Resolve: who (an

@@ -3,7 +3,15 @@
 // by a node that stopped (still reserved after StaleAfter), and settles
 // each at the vendor's truth or releases it when the vendor shows nothing
 // happened. A call no Finder can decide stays as it is, for an operator
-// (POST /vault/calls/{id}/resolve).
+// (POST /vault/calls/{id}/resolve); one still undecided after
+// UnknownAfterMax is handed to the operator (Escalate: the call.unknown
+// webhook) and never resolved by the reconciler again.
+//
+// Released only on evidence: money held for a call goes back to its key
+// only when the vendor shows, through a consistent read, that the call did
+// nothing (Absent). A vendor's search that may lag its writes is not such
+// a read; nor is the silence of a vendor about a call that wrote no tag
+// on what it may have created.
 //
 // Resolutions go through the ledger's Resolve, which changes a call once:
 // a run repeated, or racing another node, cannot count a call twice. Runs
@@ -32,9 +40,13 @@ const (
 	Undecided = iota
 	// Moved: the vendor has the object the call made; Cost is what it moved.
 	Moved
-	// Absent: the vendor has no trace of the call as of now. The
-	// reconciler releases it only once the call is NotFoundAfter old, to
-	// allow for the vendor's search lagging its writes.
+	// Absent: a consistent read of the vendor (a list, never a search
+	// that may lag) covering every object the call could have made shows
+	// none of it: the call did nothing. A Finder returns it only for a
+	// call it can recognise (Stripe: by the tag Keybrake wrote; Twilio: by
+	// its To and time), never for an untagged one. The reconciler
+	// releases it only once the call is NotFoundAfter old, when the vendor
+	// can no longer be acting on it.
 	Absent
 )
 
@@ -67,8 +79,13 @@ type Finder interface {
 const (
 	DefaultInterval      = time.Minute
 	DefaultNotFoundAfter = 2 * time.Minute
-	DefaultBatch         = 100
-	DefaultPace          = 100 * time.Millisecond
+	// MaxNotFoundAfter bounds NotFoundAfter: the Finders look at objects
+	// made up to 5 minutes (Twilio; Stripe 10) after a call's start, with
+	// a minute for clocks that differ.
+	MaxNotFoundAfter       = 4 * time.Minute
+	DefaultUnknownAfterMax = time.Hour
+	DefaultBatch           = 100
+	DefaultPace            = 100 * time.Millisecond
 	// ResolvedBy is recorded as who resolved the calls it resolves.
 	ResolvedBy = "reconciler"
 )
@@ -92,9 +109,18 @@ type Reconciler struct {
 	// by a node that stopped. Default ledger.DefaultStaleAfter.
 	StaleAfter time.Duration
 	// NotFoundAfter is how old a call must be before "the vendor shows
-	// nothing" releases it. Stripe's search reflects a write within about
-	// a minute, longer during incidents. Default 2m.
+	// nothing" releases it: longer than the vendor can still be acting on
+	// a request (the upstream timeout). Default 2m, at most
+	// MaxNotFoundAfter.
 	NotFoundAfter time.Duration
+	// UnknownAfterMax is how long the reconciler keeps asking about a
+	// call; past it the call is handed to an operator (Escalate) and left
+	// as it is, its money still counted. Default 1h.
+	UnknownAfterMax time.Duration
+	// Escalate, when set, tells an operator about a call the reconciler
+	// gives up on (the call.unknown webhook); it is called on every run
+	// that sees the call, and is expected to say it once.
+	Escalate func(ctx context.Context, c ledger.Call, reason string, now time.Time)
 	// Interval is the time between runs. Default 1m.
 	Interval time.Duration
 	// Batch bounds the calls of each vendor and state one run looks at.
@@ -129,7 +155,9 @@ func (rc *Reconciler) log() *zap.Logger {
 // Result counts what one run did.
 type Result struct {
 	Settled, Released, Undecided int
-	Locked                       bool // another node held the lock: nothing was done
+	// Escalated counts the calls past UnknownAfterMax, left to an operator.
+	Escalated int
+	Locked    bool // another node held the lock: nothing was done
 }
 
 // RunOnce looks at each vendor's unknown calls and stale reservations,
@@ -169,6 +197,14 @@ func (rc *Reconciler) RunOnce(ctx context.Context) (Result, error) {
 			calls = append(calls, cs...)
 		}
 		for _, c := range calls {
+			if age := now.Sub(c.StartedAt); age > cmp.Or(rc.UnknownAfterMax, DefaultUnknownAfterMax) {
+				// Never back to the key by itself: an operator decides.
+				if rc.Escalate != nil {
+					rc.Escalate(ctx, c, fmt.Sprintf("the reconciler could not decide this call in %s; an operator resolves it", age.Round(time.Second)), now)
+				}
+				res.Escalated++
+				continue
+			}
 			if asked > 0 && !rc.pause(ctx) {
 				return res, errors.Join(append(errs, ctx.Err())...)
 			}

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +16,6 @@ import (
 	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
 	"github.com/keybrake/keybrake/reconcile"
-	"github.com/keybrake/keybrake/vendors"
 	"github.com/keybrake/keybrake/vendors/stripe"
 )
 
@@ -45,7 +45,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close() })
-	sim := simvendor.New(simvendor.Config{StripeSecretKey: simSecret})
+	// Stripe's clock is the reconciler's; its search lags by the minute
+	// Stripe documents, which the reconciler must not depend on.
+	sim := simvendor.New(simvendor.Config{StripeSecretKey: simSecret, Now: func() time.Time { return f.now }})
 	srv := httptest.NewServer(sim.Stripe())
 	t.Cleanup(srv.Close)
 	f.stub = srv.URL
@@ -66,13 +68,30 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // call reserves usd for a call started at, on path, with an idempotency
-// key; unknown marks it unknown as a lost answer does.
+// key, and records its tag as the gate does; unknown marks it unknown as a
+// lost answer does.
 func (f *fixture) call(path string, usd int64, at time.Time, idem string, unknown bool) string {
+	f.t.Helper()
+	return f.reserve(path, usd, at, idem, unknown, fmt.Sprintf("ktRecon%d", f.n+1))
+}
+
+// untagged is call for a call that wrote no tag.
+func (f *fixture) untagged(path string, usd int64, at time.Time, idem string, unknown bool) string {
+	f.t.Helper()
+	return f.reserve(path, usd, at, idem, unknown, "")
+}
+
+func (f *fixture) reserve(path string, usd int64, at time.Time, idem string, unknown bool, tag string) string {
 	f.t.Helper()
 	f.n++
 	id := "clRecon" + strings.Repeat("0", 10) + string(rune('A'+f.n))
+	fp := ""
+	if idem != "" {
+		fp = "fp-" + idem
+	}
 	if _, err := f.store.Reserve(f.ctx, ledger.ReserveRequest{CallID: id, KeyID: f.key.ID, Vendor: "stripe", Method: "POST",
-		Path: path, Endpoint: "POST /v1/*", Estimate: money.Micros(usd) * money.PerDollar, IdempotencyKey: idem, Now: at}); err != nil {
+		Path: path, Endpoint: "POST /v1/*", Estimate: money.Micros(usd) * money.PerDollar, IdempotencyKey: idem,
+		Fingerprint: fp, ReplayWindow: 24 * time.Hour, Tag: tag, Now: at}); err != nil {
 		f.t.Fatal(err)
 	}
 	if unknown {
@@ -83,12 +102,12 @@ func (f *fixture) call(path string, usd int64, at time.Time, idem string, unknow
 	return id
 }
 
-// charge makes the PaymentIntent the vendor has for a call: what the gate
-// forwarded, with its tag.
-func (f *fixture) charge(callID, idem string, cents string) {
+// charge makes the PaymentIntent the vendor has for a call, now: what the
+// gate forwarded, with its recorded tag.
+func (f *fixture) charge(callID, _ string, cents string) {
 	f.t.Helper()
 	form := url.Values{"amount": {cents}, "currency": {"usd"}, "confirm": {"true"}, "payment_method": {"pm_card_visa"},
-		"metadata[keybrake_call_id]": {vendors.TagID(callID, f.key.ID, idem)}}
+		"metadata[keybrake_call_id]": {f.get(callID).Tag}}
 	req, _ := http.NewRequest("POST", f.stub+"/v1/payment_intents", strings.NewReader(form.Encode()))
 	req.Header.Set("Authorization", "Bearer "+simSecret)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -128,7 +147,7 @@ func TestReconcileSettlesWhatStripeHasAndReleasesTheRest(t *testing.T) {
 	moved := f.call("/v1/payment_intents", 10, t0, "", true)
 	f.charge(moved, "", "1000")
 	never := f.call("/v1/payment_intents", 7, t0, "", true)
-	refund := f.call("/v1/refunds", 3, t0, "", true) // Stripe cannot search refunds
+	refund := f.untagged("/v1/refunds", 3, t0, "", true) // wrote no tag
 
 	// Within NotFoundAfter, nothing found is not yet proof.
 	f.now = t0.Add(time.Minute)
@@ -223,5 +242,56 @@ func TestReconcileOneNodeAtATimeAndStops(t *testing.T) {
 	cancel()
 	if err := <-done; err != context.Canceled || held != 0 {
 		t.Fatalf("Run = %v, lock held %d", err, held)
+	}
+}
+
+// TestReconcileListsRatherThanSearches: Stripe's search has not indexed the
+// intent a lost call made (it lags writes), but its list shows it: the
+// call is settled at what it moved, never released.
+func TestReconcileListsRatherThanSearches(t *testing.T) {
+	f := newFixture(t)
+	lost := f.call("/v1/payment_intents", 9, t0, "", true)
+	f.charge(lost, "", "900")
+	f.now = t0.Add(3 * time.Minute) // past NotFoundAfter, within the search lag of an incident
+	if res := f.run(); res.Settled != 1 || res.Released != 0 {
+		t.Fatalf("run = %+v", res)
+	}
+	if c := f.get(lost); c.CostState != ledger.CostSettled || c.Cost != 9*money.PerDollar {
+		t.Fatalf("lost call = %+v; want settled at $9", c)
+	}
+}
+
+// TestReconcileNeverReleasesOnSilenceAboutAnUntaggedCall: a call that
+// wrote no tag is never released because Stripe lists nothing tagged with
+// it; past UnknownAfterMax it is handed to an operator, its money still
+// counted.
+func TestReconcileNeverReleasesOnSilenceAboutAnUntaggedCall(t *testing.T) {
+	f := newFixture(t)
+	f.rc.UnknownAfterMax = time.Hour
+	var escalated []string
+	f.rc.Escalate = func(_ context.Context, c ledger.Call, reason string, _ time.Time) {
+		escalated = append(escalated, c.CallID)
+	}
+	untagged := f.untagged("/v1/payment_intents", 9, t0, "", true)
+	tagged := f.call("/v1/payment_intents", 4, t0, "", true)
+	f.now = t0.Add(30 * time.Minute)
+	if res := f.run(); res.Released != 1 || res.Undecided != 1 {
+		t.Fatalf("run = %+v; want the tagged call released on Stripe's list, the untagged one left", res)
+	}
+	if c := f.get(tagged); c.CostState != ledger.CostReleased {
+		t.Fatalf("tagged call = %+v", c)
+	}
+	f.now = t0.Add(2 * time.Hour)
+	for range 2 {
+		if res := f.run(); res.Escalated != 1 || res.Released != 0 {
+			t.Fatalf("run past UnknownAfterMax = %+v", res)
+		}
+	}
+	if c := f.get(untagged); c.CostState != ledger.CostUnknown || len(escalated) != 2 || escalated[0] != untagged {
+		t.Fatalf("untagged call = %+v, escalated %v; want it unknown and handed to an operator", c, escalated)
+	}
+	u, _ := f.store.GetKey(f.ctx, f.key.ID, f.now)
+	if u.Reserved != 9*money.PerDollar {
+		t.Fatalf("reserved %s; want the untagged call's $9 still counted", u.Reserved)
 	}
 }

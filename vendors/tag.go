@@ -1,8 +1,6 @@
 package vendors
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 )
 
@@ -11,33 +9,30 @@ import (
 // tags), so that the reconciler can later ask the vendor what became of a
 // call whose answer was lost.
 type CallTag struct {
-	// ID is TagID of the call.
+	// ID is the call's tag: random, drawn by the gate for each call and
+	// recorded with its reservation (ledger.ReserveRequest.Tag), never
+	// derived from anything the client sent. Only the attempts of one
+	// idempotent request share one, the first attempt's, so the vendor
+	// sees the same parameters on every attempt.
 	ID string
 	// RunLabel is the vault key's run label ("" for none).
 	RunLabel string
 }
 
-// TagID is the id written on the vendor's object for a call: the call id,
-// or, for a call with an idempotency key, an id derived from the vault key
-// and that idempotency key ("ik" and 24 hex digits). Every attempt of one
-// idempotent request then sends the vendor the same parameters, which it
-// requires of a retry or replay (Stripe answers a changed one with an
-// idempotency_error), and the reconciler can find the object from any of
-// the attempts' records.
-func TagID(callID, keyID, idempotencyKey string) string {
-	if idempotencyKey == "" {
-		return callID
-	}
-	sum := sha256.Sum256([]byte(keyID + "\x00" + idempotencyKey))
-	return "ik" + hex.EncodeToString(sum[:12])
-}
+// ReservedPrefix starts every metadata key and tag name Keybrake writes.
+// A client may not write, change or remove one: the reconciler trusts a
+// tag only because no key holder can set it.
+const ReservedPrefix = "keybrake_"
 
-// Tagger is a vendor that can write a CallTag on the object a call creates.
+// Tagger is a vendor that writes a CallTag on the object a call creates.
 type Tagger interface {
-	// Tag returns the body to forward with tag written in it. ok is false
-	// when the call takes no tag, or when adding one would break one of
-	// the vendor's limits or touch the client's own keys: the body is then
-	// forwarded as it came. body is the client's body, already priced and
+	// Tag returns the body to forward with tag written in it, or nil when
+	// the call creates nothing that takes a tag. A call that creates such
+	// an object but cannot carry the tag (the client set a keybrake_ key,
+	// emptied the map, or left no room for it) is an error, a *Error in
+	// the vendor's format: the gate refuses it before forwarding, since a
+	// call whose object carries no tag could never be proven to have done
+	// nothing. body is the client's body, already priced and
 	// fingerprinted, and path the canonical path.
-	Tag(r *http.Request, path string, body []byte, tag CallTag) (out []byte, ok bool)
+	Tag(r *http.Request, path string, body []byte, tag CallTag) ([]byte, error)
 }

@@ -23,6 +23,12 @@ const (
 	DefaultCallLimitSeconds       = 14_400
 )
 
+// DefaultStripeSearchLag is how long the simulated Stripe's search takes
+// to see a new PaymentIntent: the minute Stripe documents as typical
+// ("data is typically searchable in under 1 minute"); in incidents it is
+// longer.
+const DefaultStripeSearchLag = time.Minute
+
 // DefaultOvercapturePercent is the largest percentage above the authorised
 // amount that Stripe's overcapture page lists for any card brand ("+30%",
 // Mastercard, US eating places and restaurants;
@@ -74,6 +80,11 @@ type Config struct {
 	// fill in. A message by ContentSid is priced on the filled body.
 	TwilioContentTemplates map[string]string
 
+	// StripeSearchLag is how long after its creation a PaymentIntent is
+	// found by search; lists show it at once (default
+	// DefaultStripeSearchLag; negative: at once).
+	StripeSearchLag time.Duration
+
 	// ResendEmailPrice is the price of one email to one recipient (default
 	// DefaultEmailPrice).
 	ResendEmailPrice int64
@@ -120,6 +131,9 @@ func New(cfg Config) *Sim {
 	}
 	if cfg.TwilioCallLimitSeconds == 0 {
 		cfg.TwilioCallLimitSeconds = DefaultCallLimitSeconds
+	}
+	if cfg.StripeSearchLag == 0 {
+		cfg.StripeSearchLag = DefaultStripeSearchLag
 	}
 	if cfg.ResendEmailPrice == 0 {
 		cfg.ResendEmailPrice = DefaultEmailPrice

@@ -136,11 +136,11 @@ func chargeUpdate(c *stripeCall) (any, *stripeError) {
 }
 
 func chargeList(c *stripeCall) (any, *stripeError) {
-	var data []any
+	var data []obj
 	for _, ch := range c.acct.charges.newestFirst() {
 		data = append(data, ch.render())
 	}
-	return list("/v1/charges", c.listLimit(data)), nil
+	return c.listPage("/v1/charges", data)
 }
 
 func chargeCapture(c *stripeCall) (any, *stripeError) {

@@ -237,14 +237,14 @@ func piRetrieve(c *stripeCall) (any, *stripeError) {
 }
 
 func piList(c *stripeCall) (any, *stripeError) {
-	var data []any
+	var data []obj
 	for _, pi := range c.acct.intents.newestFirst() {
 		if cu := c.p.str("customer"); cu != "" && pi.customer != cu {
 			continue
 		}
 		data = append(data, pi.render())
 	}
-	return list("/v1/payment_intents", c.listLimit(data)), nil
+	return c.listPage("/v1/payment_intents", data)
 }
 
 var piEditable = map[string]bool{"requires_payment_method": true, "requires_confirmation": true, "requires_action": true}

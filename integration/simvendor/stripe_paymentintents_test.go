@@ -1,6 +1,7 @@
 package simvendor
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -192,7 +193,16 @@ func TestStripeSearch(t *testing.T) {
 	for _, m := range []string{"a", "b", "a"} {
 		wantStatus(t, e.stripeReq(t, http.MethodPost, "/v1/payment_intents", form("amount", "100", "currency", "usd", "metadata[k]", m)), 200)
 	}
+	// Search is eventually consistent: nothing is found before the lag.
 	r := e.stripeReq(t, http.MethodGet, "/v1/payment_intents/search", form("query", "metadata['k']:'a'"))
+	if n := len(r.get("data").([]any)); n != 0 {
+		t.Fatalf("search found new intents at once: %s", r.raw)
+	}
+	if n := len(e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "100")).get("data").([]any)); n != 3 {
+		t.Fatalf("list shows %d of 3 new intents; a list is consistent", n)
+	}
+	e.clock.Advance(DefaultStripeSearchLag)
+	r = e.stripeReq(t, http.MethodGet, "/v1/payment_intents/search", form("query", "metadata['k']:'a'"))
 	wantStatus(t, r, 200)
 	if n := len(r.get("data").([]any)); n != 2 || r.str("object") != "search_result" {
 		t.Fatalf("search: %s", r.raw)
@@ -202,4 +212,41 @@ func TestStripeSearch(t *testing.T) {
 		t.Fatalf("search AND: %s", r.raw)
 	}
 	wantStatus(t, e.stripeReq(t, http.MethodGet, "/v1/payment_intents/search", form("query", "bogus")), 400)
+}
+
+// TestStripeListPages: created filters, limit, starting_after and has_more,
+// as Keybrake's reconciler pages through a call's window.
+func TestStripeListPages(t *testing.T) {
+	e := newEnv(t)
+	start := e.clock.Now().Unix()
+	for i := range 5 {
+		wantStatus(t, e.stripeReq(t, http.MethodPost, "/v1/payment_intents", form("amount", "100", "currency", "usd")), 200)
+		if i == 2 {
+			e.clock.Advance(time.Minute)
+		}
+	}
+	ids := func(r resp) []string {
+		var out []string
+		for _, o := range r.get("data").([]any) {
+			out = append(out, o.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	all := ids(e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "100")))
+	if len(all) != 5 {
+		t.Fatalf("list = %v", all)
+	}
+	recent := e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "2", "created[gte]", fmt.Sprint(start+60)))
+	if got := ids(recent); len(got) != 2 || got[0] != all[0] || recent.get("has_more") != false {
+		t.Fatalf("recent = %v (has_more %v); want the 2 made a minute later", got, recent.get("has_more"))
+	}
+	first := e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "2", "created[lte]", fmt.Sprint(start)))
+	if got := ids(first); len(got) != 2 || got[0] != all[2] || first.get("has_more") != true {
+		t.Fatalf("first older page = %v (has_more %v)", got, first.get("has_more"))
+	}
+	next := e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "2", "created[lte]", fmt.Sprint(start), "starting_after", all[3]))
+	if got := ids(next); len(got) != 1 || got[0] != all[4] || next.get("has_more") != false {
+		t.Fatalf("last page = %v (has_more %v)", got, next.get("has_more"))
+	}
+	wantStatus(t, e.stripeReq(t, http.MethodGet, "/v1/payment_intents", form("limit", "101")), 400)
 }

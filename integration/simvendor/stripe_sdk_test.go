@@ -64,7 +64,8 @@ func TestStripeSDKPaymentIntentLifecycle(t *testing.T) {
 		t.Fatalf("Authorized after capture = %d", got)
 	}
 
-	// Search by metadata, as Keybrake's lookups might.
+	// Search by metadata, once the search index has caught up.
+	e.clock.Advance(DefaultStripeSearchLag)
 	var found []string
 	for p, err := range sc.V1PaymentIntents.Search(ctx, &stripe.PaymentIntentSearchParams{
 		SearchParams: stripe.SearchParams{Query: "metadata['order']:'42'"},

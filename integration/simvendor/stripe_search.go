@@ -11,9 +11,13 @@ import (
 // clauses joined by AND or by OR (not both), each field:value (a quoted
 // string), or for amount a number with :, >, <, >= or <=, optionally
 // negated with a leading "-". Fields: metadata['key'], status, currency,
-// customer, amount. Simplification: results are immediate (Stripe's search
-// index lags writes by up to a minute), the "~" substring operator and
-// null are not supported, and everything matching is returned on one page.
+// customer, amount. Search is eventually consistent ("Don't use search for
+// read-after-write flows... data is typically searchable in under 1
+// minute", https://docs.stripe.com/search#data-freshness): an intent is
+// found only once Config.StripeSearchLag has passed since it was created
+// (later writes are searched at once: a simplification). Simplifications: the "~" substring
+// operator and null are not supported, and everything matching is
+// returned on one page.
 
 var searchClause = regexp.MustCompile(`^(-?)(metadata\[['"]([^'"]+)['"]\]|[a-z_]+)(:|>=|<=|>|<)(.+)$`)
 
@@ -101,6 +105,9 @@ func piSearch(c *stripeCall) (any, *stripeError) {
 	}
 	data := []any{}
 	for _, pi := range c.acct.intents.newestFirst() {
+		if c.now.Sub(pi.created) < c.s.cfg.StripeSearchLag {
+			continue // not in the search index yet
+		}
 		hit := !or
 		for _, t := range terms {
 			if or {

@@ -90,7 +90,9 @@ func twilioCreateMessage(c *twReq) (any, *twilioError) {
 	if len([]rune(body)) > 1600 {
 		return nil, twErr(http.StatusBadRequest, 21617, "The concatenated message body exceeds the 1600 character limit.")
 	}
-	m := &twilioMessage{account: c.acct.sid, to: f.Get("To"), from: f.Get("From"), body: body,
+	// Twilio keeps a number in its E.164 form: without the spaces around
+	// it (a form's "+" is a space). Its list filters by that form.
+	m := &twilioMessage{account: c.acct.sid, to: strings.TrimSpace(f.Get("To")), from: f.Get("From"), body: body,
 		service: f.Get("MessagingServiceSid"), media: media, created: c.now}
 	mms := media > 0 || f.Get("SendAsMms") == "true"
 	if mms {

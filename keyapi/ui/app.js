@@ -513,6 +513,10 @@
     schedule();
   }
 
+  // The API client and DOM helper, for the dashboard's other scripts
+  // (approvals.js).
+  window.Keybrake = { api, el };
+
   document.addEventListener("DOMContentLoaded", () => {
     $("signin-form").addEventListener("submit", signIn);
     $("txn-form").addEventListener("submit", findTxn);

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Reserve/ObjectExposure", testObjectExposure},
 		{"Reserve/RefusalsAreRecorded", testRefusalsAreRecorded},
 		{"Reserve/Remaining", testReserveRemaining},
+		{"Reserve/Tag", testReserveTag},
 
 		{"Caps/LifetimeExact", testLifetimeCapExact},
 		{"Caps/DailyRollover", testDailyCapRollover},
@@ -94,6 +95,12 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(newFixture(t, newStore(t)))
+		})
+	}
+	for _, tc := range approvalTests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, newStore(t))
+			tc.run(f, f.approvals())
 		})
 	}
 }

@@ -14,7 +14,7 @@ import (
 // postgresCallColumns are read by scanPostgresCall, in this order; seq last.
 const postgresCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
 	resolved_by, resolved_at, resolve_reason, call_count, rule, seq`
 
 // ObjectExposure sums what a key has counted for one vendor object.
@@ -65,7 +65,7 @@ func (s *postgresStore) Audit(ctx context.Context, f ledger.AuditFilter) ([]ledg
 }
 
 // Summary reads the daily rollups (call_days, kept by the trigger of
-// migration 0011, by rule since 0012, as calls are written), summing their
+// migration 0011, by rule since 0014, as calls are written), summing their
 // shards.
 func (s *postgresStore) Summary(ctx context.Context, f ledger.SummaryFilter) ([]ledger.SummaryRow, error) {
 	q, args := ledger.SummarySQL(postgresDialect, f)
@@ -125,7 +125,7 @@ func scanPostgresCall(row pgx.Row) (ledger.Call, int64, error) {
 	var reserved, cost, seq int64
 	if err := row.Scan(&c.CallID, &c.KeyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path,
 		&c.Endpoint, &c.StatusCode, &c.Outcome, &reserved, &cost, &c.VendorAmount,
-		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState,
+		&c.VendorCurrency, &c.VendorTxnID, &c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag,
 		&c.StartedAt, &c.FinishedAt, &c.ResolvedBy, &c.ResolvedAt, &c.ResolveReason, &c.Count, &c.Rule, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybrake/keybrake/ledger"
 
 	"go.uber.org/zap"
@@ -87,7 +89,7 @@ func postgresText(ss ...string) bool {
 func batchable(op ledger.Op) bool {
 	if r := op.Reserve; r != nil {
 		return r.CallID != "" && r.Estimate >= 0 && r.Minimum >= 0 &&
-			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object, r.OncePer) &&
+			postgresText(r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint, r.IdempotencyKey, r.Fingerprint, r.Object, r.Tag, r.OncePer) &&
 			postgresText(r.OnceValues...)
 	}
 	f := op.Finish
@@ -112,6 +114,7 @@ type postgresBatchArgs struct {
 	rNows                                                                                []time.Time
 	rMoves                                                                               []bool
 	rOnces, rClaims                                                                      []string
+	tags                                                                                 postgresTags
 }
 
 func (a *postgresBatchArgs) add(i int, op ledger.Op) {
@@ -133,6 +136,9 @@ func (a *postgresBatchArgs) add(i int, op ledger.Op) {
 		a.rMoves = append(a.rMoves, r.MovesMoney)
 		a.rOnces = append(a.rOnces, r.OncePer)
 		a.rClaims = append(a.rClaims, claimsJSON(r.OnceValues))
+		if r.Tag != "" {
+			a.tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
+		}
 		return
 	}
 	f := op.Finish
@@ -197,7 +203,8 @@ func (s *postgresStore) runBatch(ctx context.Context, ops []ledger.Op) ([]ledger
 
 // writeBatch runs keybrake_batch and fills results and errs for its ops.
 func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, results []ledger.ReserveResult, errs []error) error {
-	rows, err := s.pool.Query(ctx, `SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state,
+	b := &pgx.Batch{}
+	b.Queue(`SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state,
 			o_rule, o_retry_us
 		FROM keybrake_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
 			$24, $25, $26)`,
@@ -206,6 +213,11 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 		nonNil(a.rCallIDs), nonNil(a.rKeyIDs), nonNil(a.rVendors), nonNil(a.rMethods), nonNil(a.rPaths), nonNil(a.rEndpoints),
 		nonNil(a.rEstimates), nonNil(a.rMinimums), nonNil(a.rIdems), nonNil(a.rPrints), nonNil(a.rWindows), nonNil(a.rObjects),
 		nonNil(a.rNows), nonNil(a.rMoves), nonNil(a.rOnces), nonNil(a.rClaims))
+	// The tags go in the same implicit transaction: one commit.
+	tagged := a.tags.queue(b)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
@@ -239,7 +251,18 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 		results[i] = ledger.ReserveResult{Outcome: outcome, ReplayOf: replayOf, RunLabel: runLabel,
 			Remaining: money.Micros(remaining), Reserved: money.Micros(held), Rule: rule, RetryAfter: ledger.RetryAfterUS(retryUS)}
 	}
-	return rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil || !tagged {
+		return err
+	}
+	got, err := a.tags.read(br)
+	if err != nil {
+		return err
+	}
+	for k, i := range a.rIdx {
+		results[i].Tag = got[a.rCallIDs[k]]
+	}
+	return nil
 }
 
 // nonNil gives pgx an empty array rather than NULL for an empty slice.

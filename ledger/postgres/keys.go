@@ -14,7 +14,7 @@ import (
 
 // postgresKeyColumns are read by scanPostgresKey, in this order.
 const postgresKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
-	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at, k.token_id, k.rules`
+	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at, k.token_id, k.approval, k.rules`
 
 // postgresUsageColumns follow postgresKeyColumns for a KeyUsage; they expect
 // the key's day row joined as d.
@@ -36,10 +36,10 @@ func (s *postgresStore) CreateKey(ctx context.Context, k ledger.Key) error {
 	rs := ledger.StoreRules(k.Rules)
 	_, err := s.pool.Exec(ctx, `INSERT INTO vault_keys
 		(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
-		 created_at, expires_at, revoked_at, token_id, rules, max_calls, rate_calls, rate_window_us, once_per)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		 created_at, expires_at, revoked_at, token_id, approval, rules, max_calls, rate_calls, rate_window_us, once_per)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		k.ID, k.Hash[:], k.Vendor, microsPtr(k.DailyCap), microsPtr(k.TotalCap), endpoints,
-		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.TokenID,
+		k.RunLabel, metadata, k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.TokenID, ledger.EncodeApprovalRule(k.Approval),
 		rs.JSON, rs.MaxCalls, rs.RateCalls, rs.RateWindowUS, rs.OncePer)
 	return s.wrapErr("creating key", err)
 }
@@ -139,12 +139,13 @@ func scanPostgresKey(row pgx.Row) (ledger.Key, error) {
 	var daily, total *int64
 	var endpoints []string
 	var metadata []byte
-	var stored string
+	var approval, stored string
 	if err := row.Scan(&k.ID, &hash, &k.Vendor, &daily, &total, &endpoints,
-		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID, &stored); err != nil {
+		&k.RunLabel, &metadata, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.TokenID, &approval, &stored); err != nil {
 		return ledger.Key{}, err
 	}
 	fillPostgresKey(&k, hash, daily, total, endpoints, metadata)
+	k.Approval = ledger.DecodeApprovalRule(approval)
 	k.Rules = ledger.LoadRules(stored)
 	return k, nil
 }
@@ -157,13 +158,14 @@ func scanPostgresUsage(row pgx.Row) (ledger.KeyUsage, error) {
 	var endpoints []string
 	var metadata []byte
 	var spent, reserved, daySpent, dayReserved int64
-	var stored string
+	var approval, stored string
 	if err := row.Scan(&u.ID, &hash, &u.Vendor, &daily, &total, &endpoints,
-		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID, &stored,
+		&u.RunLabel, &metadata, &u.CreatedAt, &u.ExpiresAt, &u.RevokedAt, &u.TokenID, &approval, &stored,
 		&spent, &reserved, &daySpent, &dayReserved, &u.Calls, &u.CapHits, &u.RuleCalls); err != nil {
 		return ledger.KeyUsage{}, err
 	}
 	fillPostgresKey(&u.Key, hash, daily, total, endpoints, metadata)
+	u.Key.Approval = ledger.DecodeApprovalRule(approval)
 	u.Rules = ledger.LoadRules(stored)
 	u.Spent, u.Reserved = money.Micros(spent), money.Micros(reserved)
 	u.DaySpent, u.DayReserved = money.Micros(daySpent), money.Micros(dayReserved)

@@ -26,10 +26,16 @@ const (
 // while it was away are lost, so everything cached must go. It returns
 // ctx.Err() once ctx is done.
 func (s *postgresStore) WatchKeys(ctx context.Context, onChange func(keyID string)) error {
+	return s.watch(ctx, postgresKeysChannel, onChange)
+}
+
+// watch holds LISTEN channel for WatchKeys and WatchApprovals: each
+// payload goes to onChange, and "*" after a reconnect.
+func (s *postgresStore) watch(ctx context.Context, channel string, onChange func(string)) error {
 	backoff := postgresWatchMinBackoff
 	missed := false // a failure happened since the last good LISTEN
 	for {
-		err := s.listenKeys(ctx, func() {
+		err := s.listen(ctx, channel, func() {
 			// Connected and listening again: tell the caller what may
 			// have been missed, and start the next backoff afresh.
 			backoff = postgresWatchMinBackoff
@@ -42,7 +48,7 @@ func (s *postgresStore) WatchKeys(ctx context.Context, onChange func(keyID strin
 			return ctx.Err()
 		}
 		missed = true
-		s.logger.Warn("key change notifications interrupted; reconnecting",
+		s.logger.Warn("notifications interrupted; reconnecting", zap.String("channel", channel),
 			zap.Duration("backoff", backoff), zap.Error(err))
 		t := time.NewTimer(backoff)
 		select {
@@ -55,9 +61,9 @@ func (s *postgresStore) WatchKeys(ctx context.Context, onChange func(keyID strin
 	}
 }
 
-// listenKeys holds one LISTEN connection until it fails or ctx is done.
-// listening is called once LISTEN is in place.
-func (s *postgresStore) listenKeys(ctx context.Context, listening func(), onChange func(string)) error {
+// listen holds one LISTEN connection on channel until it fails or ctx is
+// done. listening is called once LISTEN is in place.
+func (s *postgresStore) listen(ctx context.Context, channel string, listening func(), onChange func(string)) error {
 	cfg := s.listenConfig.Copy()
 	// A timed-out wait must leave the connection usable and must not send
 	// the server a cancel request that could hit the next query, so a
@@ -74,7 +80,7 @@ func (s *postgresStore) listenKeys(ctx context.Context, listening func(), onChan
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+postgresKeysChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return postgresErr("listening for key notifications", err)
 	}
 	listening()

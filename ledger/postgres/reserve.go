@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keybrake/keybrake/ledger"
 
 	"go.uber.org/zap"
@@ -29,13 +31,34 @@ func (s *postgresStore) reserveAlone(ctx context.Context, r ledger.ReserveReques
 	}
 	var res ledger.ReserveResult
 	var remaining, held, retryUS int64
-	err := s.pool.QueryRow(ctx,
-		`SELECT outcome, replay_of, run_label, remaining, held, rule, retry_us
-		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
+	const reserveSQL = `SELECT outcome, replay_of, run_label, remaining, held, rule, retry_us
+		 FROM keybrake_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+	args := []any{r.CallID, r.KeyID, r.Vendor, r.Method, r.Path, r.Endpoint,
 		int64(r.Estimate), int64(r.Minimum), r.IdempotencyKey, r.Fingerprint, r.ReplayWindow.Microseconds(),
-		r.Object, r.Now, r.MovesMoney, r.OncePer, claimsJSON(r.OnceValues),
-	).Scan(&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held, &res.Rule, &retryUS)
+		r.Object, r.Now, r.MovesMoney, r.OncePer, claimsJSON(r.OnceValues)}
+	scan := []any{&res.Outcome, &res.ReplayOf, &res.RunLabel, &remaining, &held, &res.Rule, &retryUS}
+	var err error
+	if r.Tag == "" {
+		err = s.pool.QueryRow(ctx, reserveSQL, args...).Scan(scan...)
+	} else {
+		// The tag is written in the reservation's transaction (one
+		// pipelined batch is one implicit transaction): one commit.
+		b := &pgx.Batch{}
+		b.Queue(reserveSQL, args...)
+		tags := &postgresTags{}
+		tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
+		tags.queue(b)
+		err = func() error {
+			br := s.pool.SendBatch(ctx, b)
+			defer br.Close()
+			if err := br.QueryRow().Scan(scan...); err != nil {
+				return err
+			}
+			got, err := tags.read(br)
+			res.Tag = got[r.CallID]
+			return err
+		}()
+	}
 	if err != nil {
 		return ledger.ReserveResult{}, s.wrapErr("reserving cost", err)
 	}

@@ -36,11 +36,11 @@ func (s *sqliteStore) CreateKey(ctx context.Context, k ledger.Key) error {
 	err = s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO keys
 			(id, hash, vendor, daily_cap, total_cap, allowed_endpoints, run_label, metadata,
-			 created_at, expires_at, revoked_at, token_id, rules, max_calls, rate_calls, rate_window_us, once_per)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 created_at, expires_at, revoked_at, token_id, approval, rules, max_calls, rate_calls, rate_window_us, once_per)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Hash[:], k.Vendor, sqliteNullMicros(k.DailyCap), sqliteNullMicros(k.TotalCap),
 			string(endpointsJSON), k.RunLabel, metadata,
-			sqliteTime(k.CreatedAt), sqliteTime(k.ExpiresAt), revokedAt, k.TokenID,
+			sqliteTime(k.CreatedAt), sqliteTime(k.ExpiresAt), revokedAt, k.TokenID, ledger.EncodeApprovalRule(k.Approval),
 			rs.JSON, sqliteNullInt64(rs.MaxCalls), sqliteNullInt64(rs.RateCalls), sqliteNullInt64(rs.RateWindowUS), rs.OncePer)
 		return err
 	})

@@ -139,13 +139,18 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 	}
 	res.Reserved = money.Micros(held)
 	res.Remaining = k.remaining(held)
+	if r.Tag != "" && res.Allowed() {
+		if res.Tag, err = sqliteFirstTag(ctx, tx, r); err != nil {
+			return ledger.ReserveResult{}, err
+		}
+	}
 	counted := res.Outcome == ledger.OutcomeForwarded && r.MovesMoney && k.rules.counts()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO calls
 		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, status_code, reserved, cost,
-		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, day, started_at, rule, rule_counted)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, tag, day, started_at, rule, rule_counted)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome, res.Rule), held,
-		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, day, sqliteTime(r.Now), res.Rule, counted); err != nil {
+		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, res.Tag, day, sqliteTime(r.Now), res.Rule, counted); err != nil {
 		return ledger.ReserveResult{}, err
 	}
 	if counted {
@@ -199,6 +204,24 @@ func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ledger.ReserveReque
 		return sqliteOriginal{}, nil
 	}
 	return o, err
+}
+
+// sqliteFirstTag is the tag a call that goes ahead records: that of the
+// first tagged attempt of the same idempotent request (same key,
+// idempotency key and fingerprint, within the replay window), else its own.
+func sqliteFirstTag(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (string, error) {
+	if r.IdempotencyKey == "" || r.Fingerprint == "" {
+		return r.Tag, nil
+	}
+	var tag string
+	err := tx.QueryRowContext(ctx, `SELECT tag FROM calls
+		WHERE key_id = ? AND idempotency_key = ? AND request_hash = ? AND replay_of = '' AND tag <> ''
+		  AND started_at > ?
+		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, r.Fingerprint, sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&tag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r.Tag, nil
+	}
+	return tag, err
 }
 
 // sqliteAddToDay adds to a key's day row, creating it on the day's first call.

@@ -58,7 +58,7 @@ func sqliteNullString(s string) sql.NullString {
 const sqliteKeyColumns = `k.id, k.hash, k.vendor, k.daily_cap, k.total_cap, k.allowed_endpoints,
 	k.run_label, k.metadata, k.created_at, k.expires_at, k.revoked_at,
 	k.spent, k.reserved, k.calls, k.cap_hits,
-	COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id, k.rules, k.rule_calls`
+	COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id, k.approval, k.rules, k.rule_calls`
 
 // sqliteKeyFrom joins each key to its day row; the day is the first argument.
 const sqliteKeyFrom = `keys k LEFT JOIN key_days d ON d.key_id = k.id AND d.day = ?`
@@ -76,11 +76,12 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 		revokedAt           sql.NullInt64
 		spent, reserved     int64
 		daySpent, dayReserv int64
+		approval            string
 		stored              string
 	)
 	if err := row.Scan(&ku.ID, &hash, &ku.Vendor, &dailyCap, &totalCap, &endpoints,
 		&ku.RunLabel, &metadata, &createdAt, &expires, &revokedAt,
-		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID, &stored, &ku.RuleCalls); err != nil {
+		&spent, &reserved, &ku.Calls, &ku.CapHits, &daySpent, &dayReserv, &ku.TokenID, &approval, &stored, &ku.RuleCalls); err != nil {
 		return ledger.KeyUsage{}, err
 	}
 	if len(hash) != len(ku.Hash) {
@@ -101,6 +102,7 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 	ku.Spent, ku.Reserved = money.Micros(spent), money.Micros(reserved)
 	ku.DaySpent, ku.DayReserved = money.Micros(daySpent), money.Micros(dayReserv)
 	ku.Rules = ledger.LoadRules(stored)
+	ku.Approval = ledger.DecodeApprovalRule(approval)
 	return ku, nil
 }
 
@@ -108,7 +110,7 @@ func sqliteScanKey(row sqliteScanner) (ledger.KeyUsage, error) {
 // last for the audit cursor.
 const sqliteCallColumns = `call_id, key_id, run_label, vendor, method, path, endpoint,
 	status_code, outcome, reserved, cost, vendor_amount, vendor_currency, vendor_txn_id,
-	idempotency_key, replay_of, cost_state, started_at, finished_at,
+	idempotency_key, replay_of, cost_state, tag, started_at, finished_at,
 	resolved_by, resolved_at, resolve_reason, call_count, rule, seq`
 
 func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
@@ -124,7 +126,7 @@ func sqliteScanCall(row sqliteScanner) (ledger.Call, int64, error) {
 	)
 	if err := row.Scan(&c.CallID, &keyID, &c.RunLabel, &c.Vendor, &c.Method, &c.Path, &c.Endpoint,
 		&c.StatusCode, &c.Outcome, &reserved, &cost, &vendorAmount, &c.VendorCurrency, &c.VendorTxnID,
-		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &started, &finished,
+		&c.IdempotencyKey, &c.ReplayOf, &c.CostState, &c.Tag, &started, &finished,
 		&c.ResolvedBy, &resolved, &c.ResolveReason, &c.Count, &c.Rule, &seq); err != nil {
 		return ledger.Call{}, 0, err
 	}

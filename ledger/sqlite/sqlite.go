@@ -44,6 +44,8 @@ type sqliteStore struct {
 	read   *sql.DB
 	logger *zap.Logger
 	closed atomic.Bool
+	// decided wakes this process's approval watchers (approvals.go).
+	decided ledger.ApprovalBroadcast
 }
 
 var _ ledger.Store = (*sqliteStore)(nil)

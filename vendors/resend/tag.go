@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/keybrake/keybrake/vendors"
@@ -28,56 +29,47 @@ type emailTag struct {
 // Tag implements vendors.Tagger: on POST /emails it adds the tags
 // keybrake_call_id and keybrake_run to the email's tags. Resend allows only
 // ASCII letters, digits, "_" and "-" in a tag, up to 256 characters: a run
-// label with anything else is not written. A tag name the client uses
-// itself is left as it is; a body whose tags are not an array of
-// {name,value} is forwarded untouched.
-func (v *Vendor) Tag(r *http.Request, p string, body []byte, tag vendors.CallTag) ([]byte, bool) {
+// label with anything else is not written (the call id always is). An
+// email that cannot carry the call id is refused before it is sent: a
+// client tag named keybrake_…, tags that are not an array of
+// {name,value}, a body that is not a JSON object.
+func (v *Vendor) Tag(r *http.Request, p string, body []byte, tag vendors.CallTag) ([]byte, error) {
 	if r.Method != http.MethodPost || strings.ToLower(path.Clean("/"+p)) != "/emails" {
-		return nil, false
+		return nil, nil
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return nil, false
+		return nil, badRequest("Keybrake tags emails sent as application/json only.")
 	}
 	var email map[string]json.RawMessage
 	if err := json.Unmarshal(body, &email); err != nil || email == nil {
-		return nil, false
+		return nil, badRequest("The email is not a JSON object.")
 	}
 	var tags []emailTag
 	if raw, ok := email["tags"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		if err := json.Unmarshal(raw, &tags); err != nil {
-			return nil, false
+			return nil, badRequest("tags must be an array of {\"name\",\"value\"}.")
 		}
 	}
-	added := false
-	for _, t := range []emailTag{{TagCallID, tag.ID}, {TagRun, tag.RunLabel}} {
-		if !validTag(t.Value) || hasTag(tags, t.Name) {
-			continue
+	for _, t := range tags {
+		if strings.HasPrefix(strings.ToLower(t.Name), vendors.ReservedPrefix) {
+			return nil, badRequest("Keybrake refuses the tag " + strconv.Quote(t.Name) +
+				": tags named keybrake_… are written by Keybrake only.")
 		}
-		tags = append(tags, t)
-		added = true
 	}
-	if !added {
-		return nil, false
+	tags = append(tags, emailTag{TagCallID, tag.ID})
+	if validTag(tag.RunLabel) {
+		tags = append(tags, emailTag{TagRun, tag.RunLabel})
 	}
 	raw, err := json.Marshal(tags)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	email["tags"] = raw
 	out, err := json.Marshal(email)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
-	return out, true
-}
-
-func hasTag(tags []emailTag, name string) bool {
-	for _, t := range tags {
-		if t.Name == name {
-			return true
-		}
-	}
-	return false
+	return out, nil
 }
 
 func validTag(s string) bool {

@@ -28,6 +28,9 @@ func (v *Vendor) Estimate(r *http.Request, body []byte) (vendors.Estimate, error
 			return vendors.Estimate{}, badParam("keybrake_duplicate_header", "The header "+h+" is given more than once.")
 		}
 	}
+	if err := checkMetadata(r, path, body); err != nil {
+		return vendors.Estimate{}, err
+	}
 	kind := classify(r.Method, path)
 	switch kind {
 	case free:

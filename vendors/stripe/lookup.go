@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/keybrake/keybrake/vendors"
 )
 
 // object is what Keybrake reads of a PaymentIntent or a Charge, at Stripe
@@ -60,7 +62,7 @@ func (v *Vendor) lookup(ctx context.Context, r *http.Request, collection, id str
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
 		v.upstream+"/v1/"+collection+"/"+url.PathEscape(id), nil)
 	if err != nil {
-		return object{}, fmt.Errorf("looking up %s: %w", id, err)
+		return object{}, fmt.Errorf("looking up %s at Stripe: %w", id, vendors.Unreachable(err))
 	}
 	req.Header.Set("Authorization", "Bearer "+v.secretKey)
 	for _, h := range scopeHeaders {
@@ -70,13 +72,14 @@ func (v *Vendor) lookup(ctx context.Context, r *http.Request, collection, id str
 	}
 	resp, err := v.client.Do(req)
 	if err != nil {
-		// The error names the URL, never the secret (it is in a header).
-		return object{}, fmt.Errorf("looking up %s at Stripe: %w", id, err)
+		// The key holder may read this error: the client's own names
+		// the upstream's URL.
+		return object{}, fmt.Errorf("looking up %s at Stripe: %w", id, vendors.Unreachable(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return object{}, fmt.Errorf("reading %s from Stripe: %w", id, err)
+		return object{}, fmt.Errorf("reading %s from Stripe: %w", id, vendors.Unreachable(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return object{}, fmt.Errorf("Stripe answered %d for %s", resp.StatusCode, id)

@@ -1,6 +1,7 @@
 package stripe
 
 import (
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -12,34 +13,60 @@ import (
 
 func TestTag(t *testing.T) {
 	v := &Vendor{}
-	tag := vendors.CallTag{ID: "clABC", RunLabel: "windmill/run 7"}
-	many := make([]string, 0, 49)
-	for i := range 49 {
-		many = append(many, fmt.Sprintf("metadata[k%d]=v", i))
+	tag := vendors.CallTag{ID: "ktABC", RunLabel: "windmill/run 7"}
+	keys := func(n int) string {
+		many := make([]string, 0, n)
+		for i := range n {
+			many = append(many, fmt.Sprintf("metadata[k%d]=v", i))
+		}
+		return strings.Join(many, "&")
 	}
 	for name, tc := range map[string]struct {
 		path, body string
 		want       map[string]string // metadata added; nil: not tagged
+		refused    string            // the refusal's code
 	}{
-		"plain create":     {"/v1/payment_intents", "amount=500&currency=usd", map[string]string{"keybrake_call_id": "clABC", "keybrake_run": "windmill/run 7"}},
-		"client metadata":  {"/v1/charges", "amount=5&metadata%5Border%5D=42", map[string]string{"keybrake_call_id": "clABC", "keybrake_run": "windmill/run 7", "order": "42"}},
-		"client's own key": {"/v1/refunds", "charge=ch_1&metadata[keybrake_run]=mine", map[string]string{"keybrake_call_id": "clABC", "keybrake_run": "mine"}},
-		"49 keys: no room": {"/v1/transfers", strings.Join(many, "&"), nil},
-		"bare metadata":    {"/v1/payouts", "amount=5&metadata=", nil},
-		"not a create":     {"/v1/payment_intents/pi_1/confirm", "", nil},
+		"plain create":       {path: "/v1/payment_intents", body: "amount=500&currency=usd", want: map[string]string{"keybrake_call_id": "ktABC", "keybrake_run": "windmill/run 7"}},
+		"client metadata":    {path: "/v1/charges", body: "amount=5&metadata%5Border%5D=42", want: map[string]string{"keybrake_call_id": "ktABC", "keybrake_run": "windmill/run 7", "order": "42"}},
+		"48 keys fit":        {path: "/v1/transfers", body: keys(48), want: map[string]string{"keybrake_call_id": "ktABC", "k47": "v"}},
+		"client's own key":   {path: "/v1/refunds", body: "charge=ch_1&metadata[keybrake_run]=mine", refused: "keybrake_reserved_metadata"},
+		"client's call id":   {path: "/v1/payment_intents", body: "amount=900&currency=usd&metadata[keybrake_call_id]=mine", refused: "keybrake_reserved_metadata"},
+		"upper case":         {path: "/v1/payment_intents", body: "amount=900&currency=usd&metadata[KEYBRAKE_CALL_ID]=mine", refused: "keybrake_reserved_metadata"},
+		"49 keys: no room":   {path: "/v1/transfers", body: keys(49), refused: "keybrake_metadata_full"},
+		"50 keys: no room":   {path: "/v1/payment_intents", body: keys(50), refused: "keybrake_metadata_full"},
+		"bare metadata":      {path: "/v1/payouts", body: "amount=5&metadata=", refused: "keybrake_metadata_cleared"},
+		"not a create":       {path: "/v1/payment_intents/pi_1/confirm", body: ""},
+		"update clearing":    {path: "/v1/payment_intents/pi_1", body: "metadata=", refused: "keybrake_metadata_cleared"},
+		"update forging":     {path: "/v1/charges/ch_1", body: "metadata[keybrake_call_id]=ktOther", refused: "keybrake_reserved_metadata"},
+		"nested forging":     {path: "/v1/checkout/sessions", body: "mode=payment&payment_intent_data[metadata][keybrake_call_id]=x", refused: "keybrake_reserved_metadata"},
+		"free create forges": {path: "/v1/customers", body: "email=a@b.c&metadata[keybrake_call_id]=x", refused: "keybrake_reserved_metadata"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			out, ok := v.Tag(r, tc.path, []byte(tc.body), tag)
+			estErr := checkMetadata(r, tc.path, []byte(tc.body))
+			out, err := v.Tag(r, tc.path, []byte(tc.body), tag)
+			if tc.refused != "" {
+				var ve *vendors.Error
+				if !errors.As(estErr, &ve) || ve.Code != tc.refused || ve.Status != 400 {
+					t.Fatalf("checkMetadata = %v; want a 400 %s", estErr, tc.refused)
+				}
+				if taggedCreates[tc.path] && err == nil {
+					t.Fatalf("Tag = %q; want it refused as well", out)
+				}
+				return
+			}
+			if estErr != nil || err != nil {
+				t.Fatalf("refused: %v / %v", estErr, err)
+			}
 			if tc.want == nil {
-				if ok {
+				if out != nil {
 					t.Fatalf("tagged: %s", out)
 				}
 				return
 			}
-			if !ok || !strings.HasPrefix(string(out), tc.body+"&") {
-				t.Fatalf("Tag = %q, %v; want the client's bytes first", out, ok)
+			if !strings.HasPrefix(string(out), tc.body+"&") {
+				t.Fatalf("Tag = %q; want the client's bytes first", out)
 			}
 			q, err := url.ParseQuery(string(out))
 			if err != nil {
@@ -52,21 +79,18 @@ func TestTag(t *testing.T) {
 			}
 		})
 	}
-	// A run label over Stripe's 500-character value limit is left out.
+	// A run label over Stripe's 500-character value limit is left out;
+	// the call id never is.
 	r := httptest.NewRequest("POST", "/v1/payment_intents", strings.NewReader("amount=1"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	out, ok := v.Tag(r, "/v1/payment_intents", []byte("amount=1"), vendors.CallTag{ID: "clX", RunLabel: strings.Repeat("a", 501)})
-	if !ok || strings.Contains(string(out), "keybrake_run") {
-		t.Fatalf("long run label: %q %v", out, ok)
+	out, err := v.Tag(r, "/v1/payment_intents", []byte("amount=1"), vendors.CallTag{ID: "ktX", RunLabel: strings.Repeat("a", 501)})
+	if err != nil || strings.Contains(string(out), "keybrake_run") || !strings.Contains(string(out), "ktX") {
+		t.Fatalf("long run label: %q %v", out, err)
 	}
-}
-
-func TestTagIDIsStablePerIdempotencyKey(t *testing.T) {
-	a, b := vendors.TagID("clOne", "vkKey", "idem-1"), vendors.TagID("clTwo", "vkKey", "idem-1")
-	if a != b || len(a) != 26 || !strings.HasPrefix(a, "ik") {
-		t.Fatalf("TagID = %q, %q; want one ik id for both attempts", a, b)
-	}
-	if vendors.TagID("clOne", "vkOther", "idem-1") == a || vendors.TagID("clOne", "vkKey", "") != "clOne" {
-		t.Fatal("TagID must depend on the key and be the call id without an idempotency key")
+	// A create Keybrake cannot add to is refused, not forwarded untagged.
+	r = httptest.NewRequest("POST", "/v1/payment_intents", strings.NewReader(`{"amount":1}`))
+	r.Header.Set("Content-Type", "application/json")
+	if out, err := v.Tag(r, "/v1/payment_intents", []byte(`{"amount":1}`), tag); err == nil {
+		t.Fatalf("JSON create tagged: %q", out)
 	}
 }

@@ -34,11 +34,16 @@ func (v *Vendor) RecordedScope(r *http.Request, body []byte) string {
 	if kind, _ := classify(r.Method, r.URL.Path); kind != kindMessage {
 		return ""
 	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil || len(form["To"]) != 1 || form.Get("To") == "" {
+	// Read as it is priced, and trimmed as it is forwarded (trimTo).
+	form, bad := readForm(r, body, messageMulti)
+	if bad != nil {
 		return ""
 	}
-	return url.Values{"to": {form.Get("To")}}.Encode()
+	to := strings.TrimSpace(form.Get("to"))
+	if to == "" {
+		return ""
+	}
+	return url.Values{"to": {to}}.Encode()
 }
 
 // Find implements reconcile.Finder for messages: the messages to the

@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -370,5 +371,30 @@ func TestRecordedPath(t *testing.T) {
 		if got := pr.RecordedPath(in); got != want {
 			t.Errorf("RecordedPath(%s) = %s; want %s", in, got, want)
 		}
+	}
+}
+
+// TestToForwardedAndRecordedAsPriced: a To with a trailing "+" (a space
+// once decoded) is priced trimmed; it is forwarded and recorded trimmed
+// too, so the reconciler lists the number Twilio dialled. Other
+// parameters keep their bytes.
+func TestToForwardedAndRecordedAsPriced(t *testing.T) {
+	v, err := New(Config{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/2010-04-01/Accounts/AC" + strings.Repeat("0", 32) + "/Messages.json"
+	body := "To=%2B15551234567+&From=%2B15550000000&Body=hi+there"
+	r := httptest.NewRequest("POST", path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if got := v.RecordedScope(r, []byte(body)); got != "to=%2B15551234567" {
+		t.Fatalf("recorded scope %q; want the trimmed To", got)
+	}
+	if err := trimTo(r); err != nil {
+		t.Fatal(err)
+	}
+	fwd, _ := io.ReadAll(r.Body)
+	if string(fwd) != "To=%2B15551234567&From=%2B15550000000&Body=hi+there" || r.ContentLength != int64(len(fwd)) {
+		t.Fatalf("forwarded %q (length %d)", fwd, r.ContentLength)
 	}
 }

@@ -215,6 +215,9 @@ func (v *Vendor) Authorize(r *http.Request) error {
 	if err := v.rewritePath(r); err != nil {
 		return err
 	}
+	if err := trimTo(r); err != nil {
+		return err
+	}
 	return vendors.SwapCredential(r, v.from, v.inject)
 }
 

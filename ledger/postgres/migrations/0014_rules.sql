@@ -1,4 +1,4 @@
--- 0012: rules (docs/rules.md): what a key may do beyond dollars. The
+-- 0014: rules (docs/rules.md): what a key may do beyond dollars. The
 -- stateless rules (max_call_usd, allow) are checked by the gate; the
 -- stateful ones are decided here, in the same transaction and under the
 -- same key row lock as the reservation, so they hold on any number of

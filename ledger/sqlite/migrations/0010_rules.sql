@@ -1,4 +1,4 @@
--- 0008: rules (docs/rules.md), as Postgres's migration 0012: the key's
+-- 0010: rules (docs/rules.md), as Postgres's migration 0014: the key's
 -- rules as JSON, its stateful rules in columns Reserve reads in the one
 -- writer's transaction, once_per claims unique per key and value, a rate
 -- log pruned to the window (at most rate_calls rows per key), and a call

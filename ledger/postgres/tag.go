@@ -1,0 +1,64 @@
+package postgres
+
+import (
+	"github.com/jackc/pgx/v5"
+)
+
+// postgresTagCalls records the tags of the calls a reservation let go
+// ahead ($1 call ids, $2 tags, $3 replay windows in microseconds): each
+// call's own, or the tag of the first tagged attempt of its idempotent
+// request (same key, idempotency key and fingerprint, within the window).
+// It is queued after the reservation in one pgx batch, which Postgres runs
+// as one implicit transaction: the tag commits with the reservation, with
+// no commit of its own. Attempts of one idempotency key are serialised by
+// the key row lock, so a first attempt's tag is committed before a retry
+// is reserved.
+const postgresTagCalls = `UPDATE calls AS c SET tag = COALESCE((
+		SELECT o.tag FROM calls o
+		WHERE c.idempotency_key <> '' AND c.request_hash <> ''
+		  AND o.key_id = c.key_id AND o.idempotency_key = c.idempotency_key
+		  AND o.request_hash = c.request_hash AND o.replay_of = '' AND o.tag <> ''
+		  AND o.call_id <> c.call_id AND o.started_at > c.started_at - t.window_us * interval '1 microsecond'
+		ORDER BY o.started_at, o.seq LIMIT 1), t.tag)
+	FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(call_id, tag, window_us)
+	WHERE c.call_id = t.call_id AND (c.cost_state = 'reserved' OR c.replay_of <> '')
+	RETURNING c.call_id, c.tag`
+
+// postgresTags are the tags to record after a batch's reservations.
+type postgresTags struct {
+	callIDs, tags []string
+	windows       []int64
+}
+
+func (t *postgresTags) add(callID, tag string, windowMicros int64) {
+	t.callIDs = append(t.callIDs, callID)
+	t.tags = append(t.tags, tag)
+	t.windows = append(t.windows, windowMicros)
+}
+
+// queue queues the tags' UPDATE on b, when there are any.
+func (t *postgresTags) queue(b *pgx.Batch) bool {
+	if len(t.callIDs) == 0 {
+		return false
+	}
+	b.Queue(postgresTagCalls, t.callIDs, t.tags, t.windows)
+	return true
+}
+
+// read reads the tags recorded, by call id.
+func (t *postgresTags) read(br pgx.BatchResults) (map[string]string, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var id, tag string
+		if err := rows.Scan(&id, &tag); err != nil {
+			return nil, err
+		}
+		got[id] = tag
+	}
+	return got, rows.Err()
+}
