@@ -24,6 +24,9 @@ export async function main(
   expires_in: string = "2h",
   run_label: string = "",
   metadata: object = {}, // added to the key's metadata
+  // e.g. {allow: {customer: [...]}, once_per: "customer"} (docs/rules.md);
+  // typed inline: Windmill's parser turns a named type into a resource type.
+  rules: { allow?: { [subject: string]: string[] }; once_per?: string; [rule: string]: unknown } = {},
 ) {
   const job = Deno.env.get("WM_FLOW_JOB_ID");
   const label = job ? `windmill/${job}` : run_label;
@@ -42,6 +45,7 @@ export async function main(
     },
   };
   if (daily_cap_usd > 0) body.daily_usd_cap = usd6(daily_cap_usd);
+  if (Object.keys(rules).length > 0) body.rules = rules;
 
   const base = keybrake.url.replace(/\/+$/, "");
   const res = await fetch(`${base}/vault/keys`, {

@@ -38,6 +38,7 @@ def main(
     expires_in: str = "2h",
     run_label: str = "",
     metadata: dict = {},
+    rules: dict = {},  # e.g. {"allow": {"customer": [...]}, "once_per": "customer"} (docs/rules.md)
 ):
     job = os.environ.get("WM_FLOW_JOB_ID")
     label = f"windmill/{job}" if job else run_label
@@ -58,6 +59,8 @@ def main(
     }
     if daily_cap_usd > 0:
         body["daily_usd_cap"] = usd6(daily_cap_usd)
+    if rules:
+        body["rules"] = rules
 
     base = keybrake["url"].rstrip("/")
     req = urllib.request.Request(

@@ -42,6 +42,18 @@ export function isCapHit(err: unknown): boolean {
   return header(err, "x-keybrake-cap-hit")?.toLowerCase() === "true";
 }
 
+// The rule that refused the call (X-Keybrake-Rule: once_per, allow, ...), or
+// "" when no rule did.
+export function refusedByRule(err: unknown): string {
+  return header(err, "x-keybrake-rule") ?? "";
+}
+
+// 403 keybrake_rule_denied by the key's once_per rule: this subject (a
+// customer) already had its one call in this run.
+export function isOncePerRefusal(err: unknown): boolean {
+  return status(err) === 403 && refusedByRule(err) === "once_per";
+}
+
 export function shouldRetry(err: unknown): boolean {
   if (isCapHit(err)) return false; // the cap is final for this key: a retry cannot succeed
   const s = status(err);

@@ -41,6 +41,18 @@ def is_cap_hit(err):
     return _headers(err).get("x-keybrake-cap-hit", "").lower() == "true"
 
 
+def refused_by_rule(err):
+    """The rule that refused the call (X-Keybrake-Rule: once_per, allow, ...),
+    or "" when no rule did."""
+    return _headers(err).get("x-keybrake-rule", "")
+
+
+def is_once_per_refusal(err):
+    """403 keybrake_rule_denied by the key's once_per rule: this subject (a
+    customer) already had its one call in this run."""
+    return _status(err) == 403 and refused_by_rule(err) == "once_per"
+
+
 def should_retry(err):
     if is_cap_hit(err):
         return False  # the cap is final for this key: a retry cannot succeed
