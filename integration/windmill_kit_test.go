@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,9 +57,11 @@ type wmJob struct {
 	resource       map[string]string
 }
 
-// inputs evaluates a module's input_transforms the way Windmill does for
-// the expressions the kit uses; any other expression fails the test, so the
-// flow cannot drift from what is tested.
+// inputs evaluates a module's input_transforms the way Windmill does: a
+// path (results.issue_key.vault_key) is looked up here, any other
+// expression is run as JavaScript by node with the same bindings (Windmill
+// runs input transforms as JavaScript too); a path to nothing fails the
+// test, so the flow cannot drift from what is tested.
 func (j wmJob) inputs(t *testing.T, m wmModule) map[string]any {
 	t.Helper()
 	out := map[string]any{}
@@ -73,6 +78,9 @@ func (j wmJob) eval(t *testing.T, what string, tr wmTransform) any {
 			return j.resource
 		}
 		return tr.Value
+	}
+	if !wmPath.MatchString(tr.Expr) {
+		return j.evalJS(t, what, tr.Expr)
 	}
 	parts := strings.Split(tr.Expr, ".")
 	var cur any
@@ -96,6 +104,29 @@ func (j wmJob) eval(t *testing.T, what string, tr wmTransform) any {
 		}
 	}
 	return cur
+}
+
+// wmPath is an input transform that names a value: results.issue_key.key_id.
+var wmPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// evalJS runs a JavaScript input transform with node, flow_input, results
+// and previous_result bound to the job's, and returns its JSON value.
+func (j wmJob) evalJS(t *testing.T, what, expr string) any {
+	t.Helper()
+	bindings, _ := json.Marshal(map[string]any{"flow_input": j.flowInput, "results": j.results,
+		"previous_result": j.previousResult})
+	cmd := exec.Command(needTool(t, "node"), "-e", `const { flow_input, results, previous_result } = JSON.parse(process.env.WM_BINDINGS);
+process.stdout.write(JSON.stringify(eval("(" + process.env.WM_EXPR + ")")));`)
+	cmd.Env = append(os.Environ(), "WM_BINDINGS="+string(bindings), "WM_EXPR="+expr)
+	out, err := cmd.Output()
+	var v any
+	if err == nil {
+		err = json.Unmarshal(out, &v)
+	}
+	if err != nil {
+		t.Fatalf("%s: evaluating %q: %v\n%s", what, expr, err, out)
+	}
+	return v
 }
 
 // wmRunner runs one kit script for a Windmill script path
@@ -183,42 +214,11 @@ type wmLoopRun struct {
 // issue_key result and the error handler's.
 func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
 	t.Helper()
-	raw, err := os.ReadFile("../examples/windmill/" + lr.flowFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flow wmFlow
-	if err := yaml.Unmarshal(raw, &flow); err != nil {
-		t.Fatal(err)
-	}
-	mods := map[string]wmModule{}
-	for _, m := range flow.Value.Modules {
-		mods[m.ID] = m
-	}
+	flow, mods := lr.load(t)
 	loop := mods[lr.loopID]
-	if !loop.Value.Parallel || len(loop.Value.Modules) != 1 || flow.Value.FailureModule.Value.Path != "f/keybrake/on_failure" {
-		t.Fatalf("%s is no longer a parallel loop with an error handler: %+v", lr.flowFile, loop.Value)
-	}
-	root := wmJob{id: "0193a1b2-root", resource: map[string]string{"url": n.url, "api_token": lr.token},
-		flowInput: lr.flowInput, results: map[string]any{}}
-	issue := mods["issue_key"]
-	if key, err = lr.runner(t, root, issue.Value.Path, root.inputs(t, issue)); err != nil {
-		t.Fatal(err)
-	}
-	if key["agent_run_label"] != "windmill/0193a1b2-root" {
-		t.Fatalf("issue_key labelled the run %v; want windmill/<flow job id>", key["agent_run_label"])
-	}
-	root.results["issue_key"] = key
-
-	iteration := func(i int) wmJob {
-		j := root
-		j.id = fmt.Sprintf("0193a1b2-iter-%d", i)
-		j.flowInput = map[string]any{"iter": map[string]any{"index": i, "value": lr.items[i]}}
-		for k, v := range lr.flowInput {
-			j.flowInput[k] = v
-		}
-		return j
-	}
+	root, key := lr.issueKey(t, n, mods)
+	iteration := func(i int) wmJob { return lr.iteration(root, i) }
+	var err error
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
 	for i := range errs {
@@ -261,6 +261,58 @@ func (lr wmLoopRun) run(t *testing.T, n *node) (key, handled map[string]any) {
 		}
 	}
 	return key, handled
+}
+
+// load reads lr's flow file: the flow and its top-level modules by id.
+func (lr wmLoopRun) load(t *testing.T) (wmFlow, map[string]wmModule) {
+	t.Helper()
+	raw, err := os.ReadFile("../examples/windmill/" + lr.flowFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flow wmFlow
+	if err := yaml.Unmarshal(raw, &flow); err != nil {
+		t.Fatal(err)
+	}
+	mods := map[string]wmModule{}
+	for _, m := range flow.Value.Modules {
+		mods[m.ID] = m
+	}
+	loop := mods[lr.loopID]
+	if !loop.Value.Parallel || len(loop.Value.Modules) != 1 || flow.Value.FailureModule.Value.Path != "f/keybrake/on_failure" {
+		t.Fatalf("%s is no longer a parallel loop with an error handler: %+v", lr.flowFile, loop.Value)
+	}
+	return flow, mods
+}
+
+// issueKey runs the flow's issue_key step in the root job and returns the
+// root job, holding its result, and the result.
+func (lr wmLoopRun) issueKey(t *testing.T, n *node, mods map[string]wmModule) (wmJob, map[string]any) {
+	t.Helper()
+	root := wmJob{id: "0193a1b2-root", resource: map[string]string{"url": n.url, "api_token": lr.token},
+		flowInput: lr.flowInput, results: map[string]any{}}
+	issue := mods["issue_key"]
+	key, err := lr.runner(t, root, issue.Value.Path, root.inputs(t, issue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key["agent_run_label"] != "windmill/0193a1b2-root" {
+		t.Fatalf("issue_key labelled the run %v; want windmill/<flow job id>", key["agent_run_label"])
+	}
+	root.results["issue_key"] = key
+	return root, key
+}
+
+// iteration is the job of the loop's i-th iteration: its own id, the
+// item in flow_input.iter.
+func (lr wmLoopRun) iteration(root wmJob, i int) wmJob {
+	j := root
+	j.id = fmt.Sprintf("0193a1b2-iter-%d", i)
+	j.flowInput = map[string]any{"iter": map[string]any{"index": i, "value": lr.items[i]}}
+	for k, v := range lr.flowInput {
+		j.flowInput[k] = v
+	}
+	return j
 }
 
 // TestWindmillKitParallelLoop runs charge_batch__flow as Windmill runs it,
@@ -392,5 +444,123 @@ func TestWindmillKitIssueKeyRoundsCap(t *testing.T) {
 	apiCall(t, n, "GET", "/vault/keys/"+key["key_id"].(string), nil, &view)
 	if view.TotalUSDCap.String() != "439.78" || view.AgentRunLabel != "windmill/manual-1" {
 		t.Errorf("key %+v; want total_usd_cap 439.78 (rounded) and label windmill/manual-1", view)
+	}
+}
+
+// TestWindmillKitOncePerCustomer runs charge_batch__flow on items whose
+// customers repeat (the seed's pagination bug, small): the flow gives
+// issue_key allow.customer = the distinct customers and once_per: customer,
+// the parallel loop charges four items at a time, and each customer is
+// charged exactly once. The duplicates are refused by Keybrake (403,
+// X-Keybrake-Rule: once_per) and reported skipped by the charge step, so no
+// iteration fails, the error handler never runs and the key stays active
+// until the flow's own revoke step. The Deno set charges with
+// charge.deno.ts (stripe-node); stripe-python cannot be installed here, so
+// the Python set's iterations do what charge.py does with stripe-go.
+func TestWindmillKitOncePerCustomer(t *testing.T) {
+	needPython(t)
+	customers := []string{"cus_A", "cus_B", "cus_A", "cus_C", "cus_B", "cus_A", "cus_C", "cus_B"}
+	items := []any{}
+	for i, c := range customers {
+		items = append(items, map[string]any{"id": fmt.Sprintf("order-%d", 2001+i), "amount_cents": 1000, "customer": c})
+	}
+	for _, lang := range []string{"python", "deno"} {
+		t.Run(lang, func(t *testing.T) {
+			n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
+			_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
+				"max_ttl": "6h", "run_label_prefix": "windmill/"})
+			lr := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
+				runner: runPyStep, flowInput: map[string]any{"cap_usd": 200, "items": items}, items: items}
+			charge := func(job wmJob, m wmModule) (map[string]any, error) {
+				in := job.inputs(t, m)
+				item := in["item"].(map[string]any)
+				p := &stripe.PaymentIntentCreateParams{Amount: stripe.Int64(int64(item["amount_cents"].(int))),
+					Currency: stripe.String("usd"), Customer: stripe.String(item["customer"].(string)),
+					Confirm: stripe.Bool(true), PaymentMethod: stripe.String("pm_card_visa"),
+					PaymentMethodTypes: []*string{stripe.String("card")}}
+				p.SetIdempotencyKey(fmt.Sprintf("%s:%s", in["run_label"], item["id"]))
+				pi, err := stripeClient(n, in["vault_key"].(string), "").V1PaymentIntents.Create(context.Background(), p)
+				var se *stripe.Error
+				switch {
+				case err == nil:
+					return map[string]any{"item_id": item["id"], "customer": item["customer"], "status": string(pi.Status)}, nil
+				case errors.As(err, &se) && se.HTTPStatusCode == 403 && se.LastResponse != nil &&
+					se.LastResponse.Header.Get("X-Keybrake-Rule") == "once_per":
+					return map[string]any{"item_id": item["id"], "customer": item["customer"], "status": "skipped_duplicate"}, nil
+				}
+				return nil, err
+			}
+			if lang == "deno" {
+				lr.runner = denoRunner(t)
+				charge = func(job wmJob, m wmModule) (map[string]any, error) {
+					return lr.runner(t, job, m.Value.Path, job.inputs(t, m))
+				}
+			}
+			_, mods := lr.load(t)
+			root, key := lr.issueKey(t, n, mods)
+			var view struct {
+				Status string `json:"status"`
+				Rules  struct {
+					Allow   map[string][]string `json:"allow"`
+					OncePer string              `json:"once_per"`
+				} `json:"rules"`
+			}
+			keyPath := "/vault/keys/" + key["key_id"].(string)
+			apiCall(t, n, "GET", keyPath, nil, &view)
+			allowed := slices.Sorted(slices.Values(view.Rules.Allow["customer"]))
+			if view.Rules.OncePer != "customer" || !slices.Equal(allowed, []string{"cus_A", "cus_B", "cus_C"}) {
+				t.Fatalf("issue_key gave the key rules %+v; want allow.customer = the 3 distinct customers, once_per customer", view.Rules)
+			}
+
+			// Parallelism 4: the iterations run four at a time.
+			step := mods[lr.loopID].Value.Modules[0]
+			results := make([]map[string]any, len(items))
+			for start := 0; start < len(items); start += 4 {
+				var wg sync.WaitGroup
+				for i := start; i < min(start+4, len(items)); i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						res, err := charge(lr.iteration(root, i), step)
+						if err != nil {
+							t.Errorf("iteration %d failed (the error handler would run): %v", i, err)
+						}
+						results[i] = res
+					}()
+				}
+				wg.Wait()
+			}
+			charged, skipped := map[string]int{}, 0
+			for i, res := range results {
+				switch {
+				case res == nil:
+				case res["customer"] != customers[i]:
+					t.Errorf("iteration %d reported customer %v; want %s", i, res["customer"], customers[i])
+				case res["status"] == "skipped_duplicate":
+					skipped++
+				default: // a PaymentIntent, in whatever status stripe-mock gives it
+					charged[customers[i]]++
+				}
+			}
+			if len(charged) != 3 || charged["cus_A"] != 1 || charged["cus_B"] != 1 || charged["cus_C"] != 1 || skipped != 5 {
+				t.Errorf("charged %v, skipped %d; want each of the 3 customers charged once, 5 duplicates skipped", charged, skipped)
+			}
+			if apiCall(t, n, "GET", keyPath, nil, &view); view.Status != "active" {
+				t.Errorf("key %s after the loop; want active (no error handler ran)", view.Status)
+			}
+
+			// The flow's summary step on the issuer token: 3 forwarded, the
+			// 5 duplicates refused by once_per, no cap hit.
+			sum := mods["summary"]
+			root.results[lr.loopID] = results
+			summary, err := lr.runner(t, root, sum.Value.Path, root.inputs(t, sum))
+			if err != nil {
+				t.Fatal(err)
+			}
+			byRule, _ := summary["refusals_by_rule"].(map[string]any)
+			if summary["forwarded"] != 3.0 || summary["cap_hits"] != 0.0 || byRule["once_per"] != 5.0 || summary["spent_usd"] != 30.0 {
+				t.Errorf("summary %v; want 3 forwarded ($30), 5 refused by once_per, no cap hit", summary)
+			}
+		})
 	}
 }
