@@ -561,6 +561,37 @@ func TestWindmillKitOncePerCustomer(t *testing.T) {
 			if summary["forwarded"] != 3.0 || summary["cap_hits"] != 0.0 || byRule["once_per"] != 5.0 || summary["spent_usd"] != 30.0 {
 				t.Errorf("summary %v; want 3 forwarded ($30), 5 refused by once_per, no cap hit", summary)
 			}
+			if lang == "python" {
+				checkPyRuleRefusals(t, n, key["vault_key"].(string))
+			}
 		})
+	}
+}
+
+// checkPyRuleRefusals: retry.py, which charge.py asks whether a refusal is
+// a skipped duplicate, tells Keybrake's real once_per refusal (a charge of
+// cus_A again) from an allow refusal (cus_Z, not in the run's list), and
+// retries neither. It reads status and headers as it does a stripe-python
+// error's, here from urllib's HTTPError.
+func checkPyRuleRefusals(t *testing.T, n *node, vaultKey string) {
+	t.Helper()
+	root, _ := filepath.Abs("..")
+	cmd := exec.Command("python3", "-c", `import os, urllib.error, urllib.parse, urllib.request
+from examples.windmill import retry
+for customer in ("cus_A", "cus_Z"):
+    body = urllib.parse.urlencode({"amount": 1000, "currency": "usd", "customer": customer}).encode()
+    req = urllib.request.Request(os.environ["KB_URL"] + "/v1/payment_intents", data=body,
+                                 headers={"Authorization": "Bearer " + os.environ["KB_KEY"]})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        print(customer, "forwarded")
+    except urllib.error.HTTPError as e:
+        print(customer, e.code, retry.refused_by_rule(e), retry.is_once_per_refusal(e), retry.should_retry(e))`)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "KB_URL="+n.url, "KB_KEY="+vaultKey, "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	want := "cus_A 403 once_per True False\ncus_Z 403 allow False False\n"
+	if err != nil || string(out) != want {
+		t.Errorf("retry.py on Keybrake's rule refusals: %v\n%s\nwant:\n%s", err, out, want)
 	}
 }
