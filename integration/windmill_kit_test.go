@@ -338,9 +338,7 @@ func TestWindmillKitParallelLoop(t *testing.T) {
 	}
 	for _, lang := range []string{"python", "deno"} {
 		t.Run(lang, func(t *testing.T) {
-			n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
-			_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
-				"max_ttl": "6h", "run_label_prefix": "windmill/"})
+			n, token := wmStripeNode(t)
 			// 1999*3/100*1.1 = 65.967 in decimal, 65.96700000000001 in
 			// floats: three $19.99 charges fit, the fourth is a cap hit.
 			lr := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
@@ -407,6 +405,16 @@ func TestWindmillKitSMSFanout(t *testing.T) {
 	}
 }
 
+// wmStripeNode is a node in front of stripe-mock and an issuer token for
+// Stripe keys labelled windmill/… (as docs/tokens.md advises for the kit).
+func wmStripeNode(t *testing.T) (*node, string) {
+	t.Helper()
+	n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
+	_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
+		"max_ttl": "6h", "run_label_prefix": "windmill/"})
+	return n, token
+}
+
 // scriptStep runs a loop step as the kit's own script, with lr's runner.
 func (lr wmLoopRun) scriptStep(t *testing.T) func(job wmJob, m wmModule) error {
 	return func(job wmJob, m wmModule) error {
@@ -466,9 +474,7 @@ func TestWindmillKitOncePerCustomer(t *testing.T) {
 	}
 	for _, lang := range []string{"python", "deno"} {
 		t.Run(lang, func(t *testing.T) {
-			n := startNode(t, nodeConfig{ledger: sqliteLedger(t), env: map[string]string{"STRIPE_API_BASE": env.stripeMock}})
-			_, token := issuerToken(t, n, map[string]any{"vendors": []string{"stripe"}, "max_key_usd": 500,
-				"max_ttl": "6h", "run_label_prefix": "windmill/"})
+			n, token := wmStripeNode(t)
 			lr := wmLoopRun{flowFile: "charge_batch__flow/flow.yaml", loopID: "charge_each", token: token,
 				runner: runPyStep, flowInput: map[string]any{"cap_usd": 200, "items": items}, items: items}
 			charge := func(job wmJob, m wmModule) (map[string]any, error) {
