@@ -117,7 +117,6 @@ func runCapModel(t *testing.T, dsn string, seed uint64, count int, seedEnv strin
 	}
 }
 
-
 // simVendors are Keybrake's vendors configured like the simulator.
 func simVendors(t testing.TB) func(map[string]*http.Client) map[string]vendors.Vendor {
 	return func(c map[string]*http.Client) map[string]vendors.Vendor {
