@@ -84,6 +84,7 @@ func runBatchModel(t *testing.T, dsn string, seed uint64, count int, seedEnv str
 		}
 	}
 	t.Logf("batch model: %d sequences, %d calls, seeds %d..%d, every cap held", ran, calls, seed, seed+uint64(ran)-1)
+	fmt.Printf("batch model (%s): %d sequences, %d calls, every cap held\n", filepath.Base(t.Name()), ran, calls)
 }
 
 // batchSeq is one sequence: a key and its calls.

@@ -39,10 +39,11 @@ import (
 // decides it).
 //
 // KEYBRAKE_EVIDENCE_SEQUENCES sets how many sequences run on the embedded
-// ledger (default 3,000, about 30 s; Postgres runs a tenth; 10,000 for an
-// acceptance run), KEYBRAKE_CAP_SEED the first seed, as for TestCapModel.
+// ledger (default KEYBRAKE_CAP_SEQUENCES, itself 10,000 by default; Postgres
+// runs a tenth, with seeds of its own), KEYBRAKE_CAP_SEED and
+// KEYBRAKE_CAP_PG_SEED the first seeds, as for TestCapModel.
 func TestCapModelEvidence(t *testing.T) {
-	count := envInt(t, "KEYBRAKE_EVIDENCE_SEQUENCES", 3_000)
+	count := envInt(t, "KEYBRAKE_EVIDENCE_SEQUENCES", envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000))
 	seed := envSeed(t, "KEYBRAKE_CAP_SEED", uint64(time.Now().UnixNano()))
 	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
 	t.Run("sqlite", func(t *testing.T) {
