@@ -8,7 +8,10 @@
 #               by every worker and one key per worker
 #   spend       Keybrake, POST /v1/payment_intents amount=100 currency=usd, on
 #               Postgres and SQLite, with one key shared by every worker
-#               (reservations serialise on the key) and one key per worker
+#               (reservations serialise on the key) and one key per worker;
+#               "-rules": a key per worker carrying every kind of rule
+#               (max_call_usd, max_calls, rate, allow), none tight enough
+#               to refuse
 #
 # Every scenario gets a warm-up and a measured window of BENCH_DURATION with
 # BENCH_CONNS keep-alive connections from bench/load (throughput), and a few
@@ -174,11 +177,14 @@ wait_http "http://127.0.0.1:${kb_port[sqlite]}/vault/keys"
 wait_http "http://127.0.0.1:$plain_port/v1/customers/cus_x"
 
 # --- vault keys ------------------------------------------------------------
-issue_key() { # CADDY_NAME -> prints the vault key
-	local resp
+# RULES are the rules of the "-rules" scenarios' keys: every kind of rule a
+# spend call is checked against, none of them tight enough to refuse one.
+RULES='"rules":{"max_call_usd":10,"max_calls":1000000000,"rate":"10000/1s","allow":{"currency":["usd"]}}'
+issue_key() { # CADDY_NAME [EXTRA_JSON] -> prints the vault key
+	local resp extra="${2:+,$2}"
 	resp="$(curl -fsS --max-time 10 -X POST "http://127.0.0.1:${kb_port[$1]}/vault/keys" \
 		-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-		-d '{"vendor":"stripe","total_usd_cap":1000000000,"allowed_endpoints":["POST /v1/payment_intents","GET /v1/customers/*"],"expires_in":"2h","agent_run_label":"bench"}')"
+		-d '{"vendor":"stripe","total_usd_cap":1000000000,"allowed_endpoints":["POST /v1/payment_intents","GET /v1/customers/*"],"expires_in":"2h","agent_run_label":"bench"'"$extra"'}')"
 	sed -n 's/.*"vault_key":"\([A-Za-z0-9]*\)".*/\1/p' <<<"$resp"
 }
 
@@ -186,10 +192,13 @@ echo "==> issuing vault keys (cap \$1,000,000,000 each): 1 + $CONNS per ledger"
 for backend in pg sqlite; do
 	issue_key "$backend" >"$work/$backend.key"
 	: >"$work/$backend.keys"
+	: >"$work/${backend}rules.keys"
 	for _ in $(seq 1 "$CONNS"); do
 		issue_key "$backend" >>"$work/$backend.keys"
+		issue_key "$backend" "$RULES" >>"$work/${backend}rules.keys"
 	done
-	if [[ ! -s "$work/$backend.key" ]] || [[ "$(grep -c . "$work/$backend.keys")" -ne "$CONNS" ]]; then
+	if [[ ! -s "$work/$backend.key" ]] || [[ "$(grep -c . "$work/$backend.keys")" -ne "$CONNS" ]] ||
+		[[ "$(grep -c . "$work/${backend}rules.keys")" -ne "$CONNS" ]]; then
 		echo "bench: could not issue keys on $backend" >&2
 		exit 1
 	fi
@@ -285,7 +294,7 @@ batch_counts() {
 		END { printf "%d %d %d\n", b, r, f }' || echo "0 0 0"
 }
 
-# scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each) [CONNS]
+# scenario NAME CADDY_NAME(or plain) KIND(get|post) KEYS(none|one|each|each-rules) [CONNS]
 scenario() {
 	local name="$1" target="$2" kind="$3" keys="$4" conns="${5:-$CONNS}"
 	if [[ -n "$ONLY" && "$target" != plain ]] && ! [[ "$name" =~ $ONLY ]]; then
@@ -302,6 +311,7 @@ scenario() {
 		case "$keys" in
 		one) args+=(-key "$(cat "$work/$backend.key")") ;;
 		each) args+=(-keys "$work/$backend.keys") ;;
+		each-rules) args+=(-keys "$work/${backend}rules.keys") ;;
 		esac
 	fi
 	if [[ "$kind" == get ]]; then
@@ -358,6 +368,8 @@ scenario spend-pg-1key pg post one
 scenario spend-pg-key/worker pg post each
 scenario spend-sqlite-1key sqlite post one
 scenario spend-sqlite-key/worker sqlite post each
+scenario spend-pg-key/worker-rules pg post each-rules
+scenario spend-sqlite-key/worker-rules sqlite post each-rules
 scenario zero-cost-pg-key/worker-INFO pginfo get each
 scenario spend-pg-key/worker-INFO pginfo post each
 scenario plain-get plain get none
