@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keybrake/keybrake/gate"
 	"github.com/keybrake/keybrake/integration/simvendor"
@@ -31,16 +30,7 @@ import (
 // KEYBRAKE_CAP_SEED and KEYBRAKE_CAP_PG_SEED are the first seeds, as for
 // TestCapModel. The count is fixed; `go test -timeout` bounds the time.
 func TestCapModelBatches(t *testing.T) {
-	count := max(envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)/10, 1)
-	seed := envSeed(t, "KEYBRAKE_CAP_SEED", uint64(time.Now().UnixNano()))
-	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
-	t.Run("sqlite", func(t *testing.T) {
-		runBatchModel(t, "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), seed, count, "KEYBRAKE_CAP_SEED")
-	})
-	t.Run("postgres", func(t *testing.T) {
-		need(t, true)
-		runBatchModel(t, freshDatabase(t), pgSeed, max(count/10, 1), "KEYBRAKE_CAP_PG_SEED")
-	})
+	onBothLedgers(t, max(envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)/10, 1), runBatchModel)
 }
 
 // batchModel is the gates and vendors the sequences run against.

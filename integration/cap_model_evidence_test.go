@@ -43,16 +43,7 @@ import (
 // runs a tenth, with seeds of its own), KEYBRAKE_CAP_SEED and
 // KEYBRAKE_CAP_PG_SEED the first seeds, as for TestCapModel.
 func TestCapModelEvidence(t *testing.T) {
-	count := envInt(t, "KEYBRAKE_EVIDENCE_SEQUENCES", envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000))
-	seed := envSeed(t, "KEYBRAKE_CAP_SEED", uint64(time.Now().UnixNano()))
-	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
-	t.Run("sqlite", func(t *testing.T) {
-		runEvidenceModel(t, capModelSQLite(t), seed, count, "KEYBRAKE_CAP_SEED")
-	})
-	t.Run("postgres", func(t *testing.T) {
-		need(t, true)
-		runEvidenceModel(t, freshDatabase(t), pgSeed, max(count/10, 1), "KEYBRAKE_CAP_PG_SEED")
-	})
+	onBothLedgers(t, envInt(t, "KEYBRAKE_EVIDENCE_SEQUENCES", envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)), runEvidenceModel)
 }
 
 // capModelSQLite is a fresh embedded ledger for a model test, under

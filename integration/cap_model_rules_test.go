@@ -32,16 +32,7 @@ import (
 // KEYBRAKE_CAP_SEQUENCES and KEYBRAKE_CAP_SEED as for TestCapModel (this
 // test runs a fifth of the sequences).
 func TestCapModelRules(t *testing.T) {
-	count := max(envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)/5, 1)
-	seed := envSeed(t, "KEYBRAKE_CAP_SEED", uint64(time.Now().UnixNano()))
-	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
-	t.Run("sqlite", func(t *testing.T) {
-		runRulesModel(t, "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), seed, count, "KEYBRAKE_CAP_SEED")
-	})
-	t.Run("postgres", func(t *testing.T) {
-		need(t, true)
-		runRulesModel(t, freshDatabase(t), pgSeed, max(count/10, 1), "KEYBRAKE_CAP_PG_SEED")
-	})
+	onBothLedgers(t, max(envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)/5, 1), runRulesModel)
 }
 
 // runRulesModel runs count sequences from seed (a fixed count: go test

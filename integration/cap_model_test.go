@@ -40,16 +40,24 @@ import (
 // embedded ledger's last). A failing sequence prints how to replay it
 // alone. The count is fixed; `go test -timeout` bounds the time.
 func TestCapModel(t *testing.T) {
-	count := envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000)
+	onBothLedgers(t, envInt(t, "KEYBRAKE_CAP_SEQUENCES", 10_000), runCapModel)
+}
+
+// onBothLedgers runs a model's count sequences on a fresh embedded ledger
+// from KEYBRAKE_CAP_SEED (default: the clock), then a tenth as many on a
+// fresh Postgres database from seeds of its own, KEYBRAKE_CAP_PG_SEED
+// (default: the one after the embedded ledger's last). run gets the name
+// of the variable that replays a sequence. The count is fixed; `go test
+// -timeout` bounds the time.
+func onBothLedgers(t *testing.T, count int, run func(t *testing.T, dsn string, seed uint64, count int, seedEnv string)) {
 	seed := envSeed(t, "KEYBRAKE_CAP_SEED", uint64(time.Now().UnixNano()))
-	pgCount := max(count/10, 1)
 	pgSeed := envSeed(t, "KEYBRAKE_CAP_PG_SEED", seed+uint64(count))
 	t.Run("sqlite", func(t *testing.T) {
-		runCapModel(t, capModelSQLite(t), seed, count, "KEYBRAKE_CAP_SEED")
+		run(t, capModelSQLite(t), seed, count, "KEYBRAKE_CAP_SEED")
 	})
 	t.Run("postgres", func(t *testing.T) {
 		need(t, true)
-		runCapModel(t, freshDatabase(t), pgSeed, pgCount, "KEYBRAKE_CAP_PG_SEED")
+		run(t, freshDatabase(t), pgSeed, max(count/10, 1), "KEYBRAKE_CAP_PG_SEED")
 	})
 }
 
