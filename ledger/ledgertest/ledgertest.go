@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Batch/BadOp", testBatchBadOp},
 		{"Batch/FinishesFirst", testBatchFinishesFirst},
 		{"Batch/Queued", testBatchQueued},
+		{"Batch/RollupsMatchCalls", testRollupsMatchCalls},
 
 		{"Rules/StoredAndPatched", testRulesStored},
 		{"Rules/MaxCalls", testRuleMaxCalls},

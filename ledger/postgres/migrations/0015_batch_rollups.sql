@@ -1,0 +1,497 @@
+-- 0015: the daily rollups (0011) of a batch written once per group, not
+-- once per call.
+--
+-- The trigger of 0011 upserted a call's rollup row for every call written
+-- and again for every settlement, from a PL/pgSQL function calling
+-- another: on the spend path that was about half of Postgres's CPU per
+-- call (BENCHMARKS.md, run 9). keybrake_batch, which writes every
+-- reservation and settlement of a busy node, now counts its calls itself:
+-- it notes each finished call as it was, and at its end adds what its
+-- calls count now less what they counted before, one upsert per day, run,
+-- vendor, endpoint and outcome it touched, in the same transaction. While
+-- it runs it marks the transaction (a setting local to it, reset at its
+-- end) and the trigger's WHEN skips the rows it writes; every other write
+-- of a call (a lone reservation, a resolution, a refusal bucket) still
+-- goes through the trigger, so the rollups stay exact whatever writes.
+
+-- keybrake_roll_rows adds to the rollups what the calls in plus count and
+-- takes out what those in minus count, as keybrake_roll (0014) counts a
+-- call, in the shard of the session (0011).
+CREATE FUNCTION keybrake_roll_rows(plus calls[], minus calls[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO call_days AS d (day, run_label, vendor, endpoint, outcome, shard,
+			calls, forwarded, replays, cap_hits, refused, spent, reserved)
+	SELECT c.day, c.run_label, c.vendor, c.endpoint,
+		c.outcome || CASE WHEN c.rule <> '' THEN ':' || c.rule ELSE '' END, pg_backend_pid(),
+		coalesce(sum(c.s * c.call_count), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state <> 'none' OR c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.replay_of <> ''), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.outcome IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.call_count) FILTER (WHERE c.cost_state = 'none' AND c.replay_of = ''
+			AND c.outcome NOT IN ('cap_hit', 'budget_hit')), 0),
+		coalesce(sum(c.s * c.cost), 0),
+		coalesce(sum(c.s * c.reserved) FILTER (WHERE c.cost_state IN ('reserved', 'unknown')), 0)
+	FROM (SELECT p.*, 1 AS s FROM unnest(plus) AS p
+		UNION ALL SELECT m.*, -1 AS s FROM unnest(minus) AS m) AS c
+	GROUP BY 1, 2, 3, 4, 5
+	ON CONFLICT (day, run_label, vendor, endpoint, outcome, shard) DO UPDATE SET
+		calls = d.calls + EXCLUDED.calls, forwarded = d.forwarded + EXCLUDED.forwarded,
+		replays = d.replays + EXCLUDED.replays, cap_hits = d.cap_hits + EXCLUDED.cap_hits,
+		refused = d.refused + EXCLUDED.refused, spent = d.spent + EXCLUDED.spent,
+		reserved = d.reserved + EXCLUDED.reserved;
+END;
+$$;
+
+-- The trigger of 0011, for every write but keybrake_batch's, and only for
+-- an update of a column a call's counts depend on (not the tag a batch's
+-- calls get after it, issue 17). The test of the setting is in the
+-- function rather than in the trigger's WHEN: a WHEN is compiled again for
+-- every statement that writes calls, each of a batch's.
+DROP TRIGGER calls_roll ON calls;
+CREATE TRIGGER calls_roll AFTER INSERT OR UPDATE OF outcome, cost_state, cost, reserved, call_count ON calls
+	FOR EACH ROW EXECUTE FUNCTION keybrake_roll_call();
+CREATE OR REPLACE FUNCTION keybrake_roll_call() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_setting('keybrake.batch_rolls', true) = 'on' THEN
+		RETURN NULL;
+	ELSIF TG_OP = 'INSERT' THEN
+		PERFORM keybrake_roll(NEW, NEW, NULL);
+	ELSIF (OLD.outcome, OLD.cost_state, OLD.cost, OLD.reserved, OLD.call_count)
+		IS NOT DISTINCT FROM (NEW.outcome, NEW.cost_state, NEW.cost, NEW.reserved, NEW.call_count) THEN
+		RETURN NULL;
+	ELSIF (OLD.day, OLD.run_label, OLD.vendor, OLD.endpoint, OLD.outcome)
+		= (NEW.day, NEW.run_label, NEW.vendor, NEW.endpoint, NEW.outcome) THEN
+		PERFORM keybrake_roll(NEW, NEW, OLD);
+	ELSE
+		PERFORM keybrake_roll(OLD, NULL, OLD);
+		PERFORM keybrake_roll(NEW, NEW, NULL);
+	END IF;
+	RETURN NULL;
+END;
+$$;
+
+-- keybrake_batch as in 0014, with the rollups written at its end.
+CREATE OR REPLACE FUNCTION keybrake_batch(
+	f_call_ids    text[],
+	f_modes       text[],
+	f_costs       bigint[],
+	f_states      text[],
+	f_statuses    integer[],
+	f_amounts     bigint[],
+	f_currencies  text[],
+	f_txn_ids     text[],
+	f_outcomes    text[],
+	f_nows        timestamptz[],
+	r_call_ids    text[],
+	r_key_ids     text[],
+	r_vendors     text[],
+	r_methods     text[],
+	r_paths       text[],
+	r_endpoints   text[],
+	r_estimates   bigint[],
+	r_minimums    bigint[],
+	r_idems       text[],
+	r_prints      text[],
+	r_windows     bigint[],
+	r_objects     text[],
+	r_nows        timestamptz[],
+	r_moves       boolean[],
+	r_onces       text[],
+	r_claims      text[]
+) RETURNS TABLE (
+	o_kind      text,
+	o_idx       integer,
+	o_outcome   text,
+	o_replay_of text,
+	o_run_label text,
+	o_remaining bigint,
+	o_held      bigint,
+	o_state     text,
+	o_rule      text,
+	o_retry_us  bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+	i             integer;
+	j             integer;
+	v_keys        text[];
+	v_moving      text[];
+	v_order       integer[];
+	v_n           integer;
+	v_pos         integer;
+	v_key         text;
+	v_found       boolean;
+	k             vault_keys%ROWTYPE;
+	tk            api_tokens%ROWTYPE;
+	v_tok_read    boolean;
+	v_budget      boolean;
+	v_dirty       boolean;
+	v_free_n      integer;
+	-- The key's days met in this batch: their counters as they stand now,
+	-- what the batch reserved on each, and the token's for that day.
+	v_days        date[];
+	v_dspent      bigint[];
+	v_dres        bigint[];
+	v_dadd        bigint[];
+	v_tspent      bigint[];
+	v_tres        bigint[];
+	v_di          integer;
+	v_day         date;
+	d_spent       bigint;
+	d_reserved    bigint;
+	t_spent       bigint;
+	t_reserved    bigint;
+	v_free        boolean;
+	v_outcome     text;
+	v_replay      text;
+	v_held        bigint;
+	v_state       text;
+	v_used_budget boolean;
+	o_hash        text;
+	o_cstate      text;
+	v_key_room    bigint;
+	v_tok_room    bigint;
+	v_headroom    bigint;
+	fc            calls%ROWTYPE;
+	v_cost        bigint;
+	v_rule        text;
+	v_retry       bigint;
+	v_counted     boolean;
+	-- What the finishes move, one element per finish that moves money.
+	fk_ids        text[] := '{}';
+	fk_days       date[] := '{}';
+	fk_spent      bigint[] := '{}';
+	fk_res        bigint[] := '{}';
+	-- The finished calls as they were before the batch finished them.
+	v_before      calls[] := '{}';
+	-- The calls the batch wrote: the finished ones, then the new ones.
+	v_written     text[] := '{}';
+BEGIN
+	-- The batch writes its calls' daily rollups itself, below.
+	PERFORM set_config('keybrake.batch_rolls', 'on', true);
+	IF coalesce(cardinality(r_call_ids), 0) = 0 THEN
+		PERFORM set_config('synchronous_commit', 'off', true);
+	END IF;
+
+	-- The keys whose counters the batch moves: those of its spend
+	-- reservations, and of its finishes that move money. A zero-cost call
+	-- takes no key lock here either (migration 0002). (Every lookup of
+	-- calls goes by call_id = ANY (array), an index scan whatever the plan;
+	-- a join of calls with an unnested array may be planned as a scan of
+	-- the whole table.)
+	v_moving := ARRAY(SELECT f.call_id FROM unnest(f_call_ids, f_modes, f_costs) AS f(call_id, mode, cost)
+		WHERE f.mode = 'settle' AND f.cost <> 0);
+	v_keys := ARRAY(
+		SELECT u.key_id FROM unnest(r_key_ids, r_estimates, r_minimums, r_idems, r_windows, r_moves) AS u(key_id, est, mn, idem, win, moves)
+			WHERE NOT (u.est = 0 AND u.mn = 0 AND NOT (u.idem <> '' AND u.win > 0) AND NOT u.moves)
+		UNION
+		SELECT c.key_id FROM calls c
+			WHERE c.call_id = ANY (f_call_ids) AND (c.reserved <> 0 OR c.cost <> 0 OR c.rule_counted OR c.call_id = ANY (v_moving)));
+	PERFORM 1 FROM vault_keys vk WHERE vk.id = ANY (v_keys) ORDER BY vk.id FOR NO KEY UPDATE;
+	PERFORM 1 FROM api_tokens t
+		WHERE t.id IN (SELECT vk.token_id FROM vault_keys vk WHERE vk.id = ANY (v_keys) AND vk.token_id <> '')
+		ORDER BY t.id FOR UPDATE;
+
+	-- Finishes: each call as keybrake_finish does it (a call no longer open
+	-- is left alone, so a repeated settlement counts once), the counters
+	-- they move summed per key and per key and day and written once each.
+	o_kind := 'finish';
+	o_outcome := '';
+	o_replay_of := '';
+	o_run_label := '';
+	o_remaining := 0;
+	o_held := 0;
+	o_rule := '';
+	o_retry_us := 0;
+	PERFORM 1 FROM calls c WHERE c.call_id = ANY (f_call_ids) ORDER BY c.call_id FOR UPDATE;
+	FOR i IN 1 .. coalesce(cardinality(f_call_ids), 0) LOOP
+		o_idx := i;
+		SELECT * INTO fc FROM calls c WHERE c.call_id = f_call_ids[i];
+		IF NOT FOUND THEN
+			o_state := 'not_found';
+		ELSIF fc.cost_state NOT IN ('reserved', 'unknown', 'unpriced') THEN
+			o_state := '';
+		ELSE
+			v_held := CASE WHEN fc.cost_state IN ('reserved', 'unknown') THEN fc.reserved ELSE 0 END;
+			d_spent := 0;
+			d_reserved := 0;
+			CASE f_modes[i]
+			WHEN 'settle' THEN
+				v_cost := f_costs[i];
+				o_state := f_states[i];
+				d_reserved := -v_held;
+				d_spent := f_costs[i] - fc.cost;
+			WHEN 'release' THEN
+				v_cost := 0;
+				o_state := 'released';
+				d_reserved := -v_held;
+				d_spent := -fc.cost;
+			WHEN 'unknown' THEN
+				v_cost := fc.cost;
+				o_state := CASE WHEN fc.cost_state = 'reserved' THEN 'unknown' ELSE fc.cost_state END;
+			ELSE
+				RAISE EXCEPTION 'unknown finish mode %', f_modes[i] USING ERRCODE = 'invalid_parameter_value';
+			END CASE;
+			IF d_spent <> 0 OR d_reserved <> 0 THEN
+				fk_ids := fk_ids || fc.key_id;
+				fk_days := fk_days || fc.day;
+				fk_spent := fk_spent || d_spent;
+				fk_res := fk_res || d_reserved;
+			END IF;
+			v_before := v_before || fc;
+			UPDATE calls SET
+				cost = v_cost,
+				cost_state = o_state,
+				status_code = f_statuses[i],
+				vendor_amount = COALESCE(f_amounts[i], vendor_amount),
+				vendor_currency = CASE WHEN f_currencies[i] <> '' THEN f_currencies[i] ELSE vendor_currency END,
+				vendor_txn_id = CASE WHEN f_txn_ids[i] <> '' THEN f_txn_ids[i] ELSE vendor_txn_id END,
+				outcome = CASE WHEN f_outcomes[i] <> '' THEN f_outcomes[i] ELSE outcome END,
+				finished_at = f_nows[i]
+			WHERE call_id = f_call_ids[i];
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+	IF cardinality(fk_ids) > 0 THEN
+		UPDATE vault_keys vk SET spent = vk.spent + x.ds, reserved = vk.reserved + x.dr
+			FROM (SELECT u.key_id, sum(u.ds)::bigint AS ds, sum(u.dr)::bigint AS dr
+				FROM unnest(fk_ids, fk_spent, fk_res) AS u(key_id, ds, dr) GROUP BY u.key_id) x
+			WHERE vk.id = x.key_id AND (x.ds <> 0 OR x.dr <> 0);
+		UPDATE key_days kd SET spent = kd.spent + x.ds, reserved = kd.reserved + x.dr
+			FROM (SELECT u.key_id, u.day, sum(u.ds)::bigint AS ds, sum(u.dr)::bigint AS dr
+				FROM unnest(fk_ids, fk_days, fk_spent, fk_res) AS u(key_id, day, ds, dr) GROUP BY u.key_id, u.day) x
+			WHERE kd.key_id = x.key_id AND kd.day = x.day AND (x.ds <> 0 OR x.dr <> 0);
+	END IF;
+
+	o_kind := 'reserve';
+	o_state := '';
+	v_order := ARRAY(SELECT u.ord::integer FROM unnest(r_key_ids) WITH ORDINALITY AS u(key_id, ord) ORDER BY u.key_id, u.ord);
+	v_n := coalesce(cardinality(v_order), 0);
+	v_pos := 1;
+	WHILE v_pos <= v_n LOOP
+		v_key := r_key_ids[v_order[v_pos]];
+		SELECT * INTO k FROM vault_keys WHERE id = v_key;
+		v_found := FOUND;
+		v_tok_read := false;
+		v_budget := false;
+		v_dirty := false;
+		v_free_n := 0;
+		v_days := '{}';
+		v_dspent := '{}';
+		v_dres := '{}';
+		v_dadd := '{}';
+		v_tspent := '{}';
+		v_tres := '{}';
+		-- Every call of this key, in arrival order.
+		WHILE v_pos <= v_n AND r_key_ids[v_order[v_pos]] = v_key LOOP
+			i := v_order[v_pos];
+			v_pos := v_pos + 1;
+			o_idx := i;
+			IF NOT v_found THEN
+				o_rule := '';
+				o_retry_us := 0;
+				o_outcome := 'not_found';
+				o_replay_of := '';
+				o_run_label := '';
+				o_remaining := 0;
+				o_held := 0;
+				RETURN NEXT;
+				CONTINUE;
+			END IF;
+			v_day := (r_nows[i] AT TIME ZONE 'UTC')::date;
+			v_di := array_position(v_days, v_day);
+			IF v_di IS NULL THEN
+				SELECT d.spent, d.reserved INTO d_spent, d_reserved
+					FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+				v_days := v_days || v_day;
+				v_di := cardinality(v_days);
+				v_dspent[v_di] := COALESCE(d_spent, 0);
+				v_dres[v_di] := COALESCE(d_reserved, 0);
+				v_dadd[v_di] := 0;
+				v_tspent[v_di] := NULL;
+				v_tres[v_di] := NULL;
+			END IF;
+
+			v_free := r_estimates[i] = 0 AND r_minimums[i] = 0 AND NOT (r_idems[i] <> '' AND r_windows[i] > 0) AND NOT r_moves[i];
+			v_rule := '';
+			v_retry := 0;
+			v_counted := false;
+			v_held := 0;
+			v_state := 'none';
+			v_replay := '';
+			v_used_budget := false;
+			IF k.vendor <> r_vendors[i] THEN
+				v_outcome := 'wrong_vendor';
+			ELSIF k.revoked_at IS NOT NULL THEN
+				v_outcome := 'revoked';
+			ELSIF r_nows[i] >= k.expires_at THEN
+				v_outcome := 'expired';
+			ELSIF r_endpoints[i] <> '' AND NOT (r_endpoints[i] = ANY (k.allowed_endpoints)) THEN
+				v_outcome := 'endpoint_denied';
+			ELSIF v_free THEN
+				v_outcome := 'forwarded';
+				v_state := 'reserved';
+				v_free_n := v_free_n + 1;
+			ELSE
+				v_dirty := true;
+				IF r_idems[i] <> '' AND r_windows[i] > 0 THEN
+					-- The original, as keybrake_reserve finds it; the
+					-- batch's earlier calls are in calls already.
+					o_hash := NULL;
+					o_cstate := NULL;
+					SELECT c.call_id, c.request_hash, c.cost_state INTO v_replay, o_hash, o_cstate FROM calls c
+						WHERE c.key_id = k.id AND c.idempotency_key = r_idems[i] AND c.request_hash <> ''
+						  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
+						  AND c.started_at > r_nows[i] - make_interval(secs => r_windows[i] / 1000000.0)
+						ORDER BY c.seq LIMIT 1;
+					v_replay := COALESCE(v_replay, '');
+				END IF;
+
+				IF v_replay <> '' AND o_hash <> r_prints[i] THEN
+					v_outcome := 'idempotency_mismatch';
+				ELSIF v_replay <> '' AND o_cstate = 'reserved' THEN
+					v_outcome := 'idempotency_in_flight';
+				ELSIF v_replay <> '' THEN
+					v_outcome := 'idempotent_replay';
+					k.calls := k.calls + 1;
+				ELSE
+					IF r_moves[i] AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
+						SELECT x.rule, x.retry_us INTO v_rule, v_retry FROM keybrake_rule_denied(k, r_onces[i], r_claims[i], r_nows[i]) x;
+					END IF;
+				END IF;
+				IF v_rule <> '' THEN
+					v_outcome := 'rule_denied';
+				ELSIF v_replay = '' THEN
+					IF NOT v_tok_read THEN
+						v_tok_read := true;
+						IF k.token_id <> '' THEN
+							-- Locked above; its totals include what the
+							-- batch's other keys have written.
+							SELECT * INTO tk FROM api_tokens WHERE id = k.token_id;
+							v_budget := FOUND AND (tk.daily_cap IS NOT NULL OR tk.total_cap IS NOT NULL);
+						END IF;
+					END IF;
+					IF v_budget AND v_tspent[v_di] IS NULL THEN
+						SELECT t.spent, t.reserved INTO t_spent, t_reserved
+							FROM token_days t WHERE t.token_id = tk.id AND t.day = v_day;
+						v_tspent[v_di] := COALESCE(t_spent, 0);
+						v_tres[v_di] := COALESCE(t_reserved, 0);
+					END IF;
+					v_used_budget := v_budget;
+					v_key_room := LEAST(
+						CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+						CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (v_dspent[v_di] + v_dres[v_di]) END);
+					v_tok_room := NULL;
+					IF v_budget THEN
+						v_tok_room := LEAST(
+							CASE WHEN tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+							CASE WHEN tk.daily_cap IS NOT NULL THEN tk.daily_cap - (v_tspent[v_di] + v_tres[v_di]) END);
+					END IF;
+					v_headroom := LEAST(v_key_room, v_tok_room);
+					IF v_headroom IS NULL OR r_estimates[i] <= v_headroom THEN
+						v_held := r_estimates[i];
+					ELSIF r_minimums[i] > 0 AND r_minimums[i] <= v_headroom THEN
+						v_held := v_headroom;
+					END IF;
+					IF v_held = 0 AND r_estimates[i] > 0 THEN
+						IF v_key_room IS NULL OR r_estimates[i] <= v_key_room OR (r_minimums[i] > 0 AND r_minimums[i] <= v_key_room) THEN
+							v_outcome := 'budget_hit';
+						ELSE
+							v_outcome := 'cap_hit';
+						END IF;
+						k.cap_hits := k.cap_hits + 1;
+					ELSE
+						v_outcome := 'forwarded';
+						v_state := 'reserved';
+						k.calls := k.calls + 1;
+						k.reserved := k.reserved + v_held;
+						v_dres[v_di] := v_dres[v_di] + v_held;
+						v_dadd[v_di] := v_dadd[v_di] + v_held;
+						IF v_budget THEN
+							tk.reserved := tk.reserved + v_held;
+							v_tres[v_di] := v_tres[v_di] + v_held;
+						END IF;
+						IF r_moves[i] AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
+							PERFORM keybrake_rule_take(k, r_call_ids[i], r_claims[i], r_nows[i]);
+							k.rule_calls := k.rule_calls + 1;
+							v_counted := true;
+						END IF;
+					END IF;
+				END IF;
+			END IF;
+
+			o_remaining := LEAST(
+				CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+				CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (v_dspent[v_di] + v_dres[v_di]) END,
+				CASE WHEN v_used_budget AND tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+				CASE WHEN v_used_budget AND tk.daily_cap IS NOT NULL THEN tk.daily_cap - (v_tspent[v_di] + v_tres[v_di]) END);
+			o_remaining := GREATEST(COALESCE(o_remaining, 0), 0);
+
+			INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
+					outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
+					cost_state, day, started_at, rule, rule_counted)
+				VALUES (r_call_ids[i], k.id, k.run_label, r_vendors[i], r_methods[i], r_paths[i], r_endpoints[i],
+					v_outcome, keybrake_refusal_status(v_outcome, v_rule),
+					v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted);
+			o_rule := v_rule;
+			o_retry_us := v_retry;
+			o_outcome := v_outcome;
+			o_replay_of := v_replay;
+			o_run_label := k.run_label;
+			o_held := v_held;
+			RETURN NEXT;
+		END LOOP;
+
+		-- The key's counters, once for the batch; the triggers of 0006 move
+		-- its token's.
+		IF v_found AND v_dirty THEN
+			UPDATE vault_keys SET reserved = k.reserved, calls = k.calls, cap_hits = k.cap_hits, rule_calls = k.rule_calls
+				WHERE id = k.id;
+			FOR j IN 1 .. cardinality(v_days) LOOP
+				INSERT INTO key_days AS d (key_id, day, spent, reserved)
+					VALUES (k.id, v_days[j], 0, v_dadd[j])
+					ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
+			END LOOP;
+		END IF;
+		-- Its zero-cost calls, counted into one shard row.
+		IF v_free_n > 0 THEN
+			INSERT INTO key_call_shards AS s (key_id, shard, calls)
+				VALUES (k.id, (random() * 15)::smallint, v_free_n)
+				ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + EXCLUDED.calls;
+		END IF;
+	END LOOP;
+
+	-- The rollups: what the calls written (the finished ones as they are
+	-- now, and the new ones) count, less what the finished ones counted
+	-- before. The ids go in a variable: "call_id = ANY (variable)" is an
+	-- index scan in every plan, while an expression there let a cached
+	-- generic plan scan the whole table.
+	v_written := ARRAY(SELECT b.call_id FROM unnest(v_before) AS b) || r_call_ids;
+	PERFORM keybrake_roll_rows(ARRAY(SELECT c FROM calls c WHERE c.call_id = ANY (v_written)), v_before);
+	PERFORM set_config('keybrake.batch_rolls', '', true);
+END;
+$$;
+
+-- The write functions plan every statement with sequential scans off.
+-- PL/pgSQL caches a statement's generic plan for the life of the session,
+-- and a plan made while calls is new and small (no statistics yet: a fresh
+-- ledger's first minute) scans the table; the cached plan went on scanning
+-- it for every batch as it grew, until an autoanalyze replanned it (seen
+-- in make bench: "call_id = ANY (f_call_ids)" as a sequential scan of
+-- calls, CPU per call growing with the table). Every lookup these
+-- functions make has an index; with this they use it whatever the
+-- statistics say. A SET on a function holds while it runs, the functions
+-- it calls included, and is undone when it returns.
+ALTER FUNCTION keybrake_batch(text[], text[], bigint[], text[], integer[], bigint[], text[], text[], text[], timestamptz[],
+	text[], text[], text[], text[], text[], text[], bigint[], bigint[], text[], text[], bigint[], text[], timestamptz[],
+	boolean[], text[], text[]) SET enable_seqscan = off;
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+		WHERE p.proname IN ('keybrake_reserve', 'keybrake_finish') AND p.pronamespace = current_schema()::regnamespace
+	LOOP
+		EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
+	END LOOP;
+END;
+$$;
