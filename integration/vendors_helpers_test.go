@@ -122,6 +122,16 @@ func waitAudit(t *testing.T, n *node, label string, timeout time.Duration, done 
 }
 
 // byOutcome groups audit rows by outcome.
+// counted is how many calls audit records stand for: a refusal's record
+// counts its key's refusals of the same outcome in its minute.
+func counted(calls []auditCall) int64 {
+	var n int64
+	for _, c := range calls {
+		n += int64(c.Count)
+	}
+	return n
+}
+
 func byOutcome(calls []auditCall) map[string][]auditCall {
 	out := map[string][]auditCall{}
 	for _, c := range calls {

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Calls/AuditVendorTxn", testAuditVendorTxn},
 		{"Calls/PendingCalls", testPendingCalls},
 		{"Calls/RefusalFlood", testRefusalFlood},
+		{"Calls/ReserveRefusalFlood", testReserveRefusalFlood},
 		{"Calls/Retention", testRetention},
 		{"Paging/InvalidRequests", testInvalidPageRequests},
 

@@ -169,8 +169,10 @@ func testRuleOncePer(f *fixture) {
 	stale.OncePer = "currency"
 	f.reserveRule(stale, ledger.OutcomeRuleDenied, rules.RuleOncePer)
 	f.reserveRule(f.moving(k, now), ledger.OutcomeRuleDenied, rules.RuleOncePer)
-	if c := f.call(k.ID, f.lastCallID()); c.StatusCode != 403 {
-		f.t.Fatalf("once_per refusal recorded with status %d; want 403", c.StatusCode)
+	// The minute's once_per refusals are one record, counting all six.
+	refusals := f.auditAll(ledger.AuditFilter{KeyID: k.ID, Outcome: ledger.OutcomeRuleDenied})
+	if len(refusals) != 1 || refusals[0].StatusCode != 403 || refusals[0].Rule != rules.RuleOncePer || refusals[0].Count != 6 {
+		f.t.Fatalf("once_per refusals recorded as %+v; want one record, status 403, counting 6", refusals)
 	}
 	// Other keys' claims are their own.
 	other := f.newKey(func(k *ledger.Key) { k.Rules = f.mustRules(`{"once_per": "customer"}`) })

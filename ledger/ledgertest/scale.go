@@ -186,3 +186,86 @@ func testRetention(f *fixture) {
 		t.Errorf("RunOnce with retain_calls 24h: no error; want ErrRetainTooShort")
 	}
 }
+
+// reserveFlood is how many calls testReserveRefusalFlood sends per key.
+const reserveFlood = 600
+
+// testReserveRefusalFlood: the refusals Reserve decides itself, a key at
+// its cap, a key revoked after its first call and a key past its
+// max_calls, each sending a flood in batches and alone over two minutes,
+// add one record per key, outcome and minute, counting every call; the
+// key's counters and the summary count every call too.
+func testReserveRefusalFlood(f *fixture) {
+	t := f.t
+	capped := f.newKey(func(k *ledger.Key) { k.RunLabel, k.TotalCap = "run/rflood", capOf("2") })
+	revoked := f.newKey(func(k *ledger.Key) { k.RunLabel = "run/rflood" })
+	ruled := f.newKey(func(k *ledger.Key) { k.RunLabel, k.Rules = "run/rflood", f.mustRules(`{"max_calls": 1}`) })
+	for _, k := range []ledger.Key{capped, revoked, ruled} {
+		r := f.moving(k, t0)
+		r.Estimate = usd("2")
+		f.reserveReq(r, ledger.OutcomeForwarded)
+	}
+	if _, err := f.s.RevokeKey(f.ctx, revoked.ID, t0); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	// t0 is on a minute: 150 ms apart, each flood spans two minutes.
+	b, batches := f.s.(ledger.Batcher)
+	for i := 0; i < reserveFlood; i += 10 {
+		var ops []ledger.Op
+		for j := i; j < i+10; j++ {
+			at := t0.Add(time.Duration(j+1) * 150 * time.Millisecond)
+			for _, k := range []ledger.Key{capped, revoked, ruled} {
+				ops = append(ops, reserveOp(f.moving(k, at)))
+			}
+		}
+		if !batches || i%20 == 10 {
+			for _, op := range ops {
+				if _, err := f.s.Reserve(f.ctx, *op.Reserve); err != nil {
+					t.Fatalf("Reserve: %v", err)
+				}
+			}
+			continue
+		}
+		res, errs := b.WriteBatch(f.ctx, ops)
+		for j := range ops {
+			if errs[j] != nil || res[j].Outcome == ledger.OutcomeForwarded {
+				t.Fatalf("flood call %d: %+v, %v; want a refusal", j, res[j], errs[j])
+			}
+		}
+	}
+	want := map[string]string{capped.ID: ledger.OutcomeCapHit, revoked.ID: ledger.OutcomeRevoked, ruled.ID: ledger.OutcomeRuleDenied}
+	for _, k := range []ledger.Key{capped, revoked, ruled} {
+		calls := f.auditAll(ledger.AuditFilter{KeyID: k.ID})
+		var refused int64
+		for _, c := range calls {
+			if c.Outcome == want[k.ID] {
+				refused += c.Count
+			}
+		}
+		if len(calls) != 3 || refused != reserveFlood {
+			t.Fatalf("key %s: %d calls refused %s left %d records counting %d; want 3 records (its call and two minutes) counting %d",
+				k.ID, reserveFlood, want[k.ID], len(calls), refused, reserveFlood)
+		}
+	}
+	if u := f.getKey(capped.ID, t0); u.CapHits != reserveFlood {
+		t.Errorf("capped key counts %d cap hits; want %d", u.CapHits, reserveFlood)
+	}
+	rows, err := f.s.Summary(f.ctx, ledger.SummaryFilter{RunLabel: "run/rflood"})
+	if err != nil {
+		t.Fatalf("Summary: %v", err)
+	}
+	counted := map[string]int64{}
+	for _, r := range rows {
+		if r.Outcome != ledger.OutcomeForwarded {
+			counted[r.Outcome] += r.Calls
+			if r.CapHits+r.Refused != r.Calls {
+				t.Errorf("summary row %+v: its calls are not all refusals", r)
+			}
+		}
+	}
+	for _, o := range want {
+		if counted[o] != reserveFlood {
+			t.Errorf("summary counts %d %s; want %d (%+v)", counted[o], o, reserveFlood, rows)
+		}
+	}
+}

@@ -166,14 +166,16 @@ func testPatchKey(f *fixture) {
 	// The stored allowlist decides, whatever a node cached: the entry the
 	// gate matched before the PATCH is refused, for spend and free calls.
 	at := t0.Add(81 * time.Hour)
-	denied := f.reserveReq(f.request(k, usd("1"), at, nil), ledger.OutcomeEndpointDenied)
+	deniedReq := f.request(k, usd("1"), at, nil)
+	denied := f.reserveReq(deniedReq, ledger.OutcomeEndpointDenied)
 	if denied.Reserved != 0 {
 		f.t.Fatalf("an endpoint refusal held %s", denied.Reserved)
 	}
 	free := f.request(k, 0, at, nil)
 	f.reserveReq(free, ledger.OutcomeEndpointDenied)
-	if c := f.call(k.ID, free.CallID); c.StatusCode != 403 || c.CostState != ledger.CostNone {
-		f.t.Fatalf("endpoint refusal recorded as %+v", c)
+	// Both refusals of the minute are counted in the first one's record.
+	if c := f.call(k.ID, deniedReq.CallID); c.StatusCode != 403 || c.CostState != ledger.CostNone || c.Count != 2 {
+		f.t.Fatalf("endpoint refusals recorded as %+v; want one record counting 2", c)
 	}
 	f.reserveReq(f.request(k, 0, at, func(r *ledger.ReserveRequest) {
 		r.Method, r.Path, r.Endpoint = "GET", "/v1/customers/cus_1", "GET /v1/customers/*"
@@ -214,8 +216,8 @@ func testBudgetTotal(f *fixture) {
 	f.wantBudget(tk.ID, t0, budget{Spent: usd("2.5"), Reserved: usd("4"), DaySpent: usd("2.5"), DayReserved: usd("4")})
 
 	calls := f.auditAll(ledger.AuditFilter{KeyID: b.ID, Outcome: ledger.OutcomeBudgetHit})
-	if len(calls) != 2 || calls[0].StatusCode != 429 || calls[0].CostState != ledger.CostNone {
-		f.t.Fatalf("budget hits in the audit = %+v; want 2 with status 429", calls)
+	if len(calls) != 1 || calls[0].Count != 2 || calls[0].StatusCode != 429 || calls[0].CostState != ledger.CostNone {
+		f.t.Fatalf("budget hits in the audit = %+v; want one record of the minute counting 2, status 429", calls)
 	}
 }
 

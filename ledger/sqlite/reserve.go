@@ -145,12 +145,26 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 		}
 	}
 	counted := res.Outcome == ledger.OutcomeForwarded && r.MovesMoney && k.rules.counts()
+	// A refusal (nothing reserved, not a replay sent on to the vendor) is
+	// counted per key, vendor, outcome and minute, as RecordRefusal counts
+	// those decided before the reservation: a key at its cap, revoked or
+	// refused by a rule that goes on calling adds a row a minute, not a
+	// row a call.
+	var bucket sql.NullString
+	if costState == ledger.CostNone && res.ReplayOf == "" {
+		bucket = sql.NullString{String: ledger.RefusalBucket(ledger.Call{KeyID: r.KeyID, Vendor: r.Vendor,
+			Outcome: res.Outcome, Rule: res.Rule, StartedAt: r.Now}), Valid: true}
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO calls
 		(call_id, key_id, run_label, vendor, method, path, endpoint, outcome, status_code, reserved, cost,
-		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, tag, day, started_at, rule, rule_counted)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 idempotency_key, request_hash, replay_of, vendor_txn_id, cost_state, tag, day, started_at, rule, rule_counted,
+		 refusal_bucket)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+			call_count = call_count + 1, finished_at = max(coalesce(finished_at, started_at), excluded.started_at)`,
 		r.CallID, r.KeyID, k.runLabel, r.Vendor, r.Method, r.Path, r.Endpoint, res.Outcome, refusalStatus(res.Outcome, res.Rule), held,
-		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, res.Tag, day, sqliteTime(r.Now), res.Rule, counted); err != nil {
+		r.IdempotencyKey, r.Fingerprint, res.ReplayOf, r.Object, costState, res.Tag, day, sqliteTime(r.Now), res.Rule, counted,
+		bucket); err != nil {
 		return ledger.ReserveResult{}, err
 	}
 	if counted {

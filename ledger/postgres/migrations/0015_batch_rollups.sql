@@ -13,6 +13,207 @@
 -- end) and the trigger's WHEN skips the rows it writes; every other write
 -- of a call (a lone reservation, a resolution, a refusal bucket) still
 -- goes through the trigger, so the rollups stay exact whatever writes.
+--
+-- Also: the refusals the reserving functions decide (cap and budget hits,
+-- revoked or expired keys, rules, the allowlist) are counted per key,
+-- vendor, outcome and minute, as 0011 counts RecordRefusal's; and the
+-- write functions plan without sequential scans (at the end).
+
+-- keybrake_refusal_bucket is ledger.RefusalBucket: the record a refusal
+-- is counted in, one per key, vendor, outcome (with its rule) and UTC
+-- minute. Refusals decided in the reserving functions (a cap hit, a
+-- revoked key, a rule) are counted there as RecordRefusal counts those
+-- refused before: a key that goes on calling at its cap adds a row a
+-- minute, not a row a call.
+CREATE FUNCTION keybrake_refusal_bucket(p_key text, p_vendor text, p_outcome text, p_rule text, p_at timestamptz)
+RETURNS text LANGUAGE sql STABLE AS $$
+	SELECT p_key || '|' || p_vendor || '|' || p_outcome || CASE WHEN p_rule <> '' THEN ':' || p_rule ELSE '' END
+		|| '|' || to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI":00Z"')
+$$;
+
+-- keybrake_reserve as in 0014, its refusals counted per bucket.
+CREATE OR REPLACE FUNCTION keybrake_reserve(
+	p_call_id     text,
+	p_key_id      text,
+	p_vendor      text,
+	p_method      text,
+	p_path        text,
+	p_endpoint    text,
+	p_estimate    bigint,
+	p_minimum     bigint,
+	p_idem        text,
+	p_fingerprint text,
+	p_window_us   bigint,
+	p_object      text,
+	p_now         timestamptz,
+	p_moves       boolean,
+	p_once        text,
+	p_claims      text,
+	OUT outcome   text,
+	OUT replay_of text,
+	OUT run_label text,
+	OUT remaining bigint,
+	OUT held      bigint,
+	OUT rule      text,
+	OUT retry_us  bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+	k          vault_keys%ROWTYPE;
+	tk         api_tokens%ROWTYPE;
+	v_day      date := (p_now AT TIME ZONE 'UTC')::date;
+	d_spent    bigint;
+	d_reserved bigint;
+	t_spent    bigint := 0;
+	t_reserved bigint := 0;
+	v_budget   boolean := false;
+	v_state    text := 'none';
+	v_headroom bigint;
+	v_key_room bigint;
+	v_tok_room bigint;
+	o_hash     text;
+	o_state    text;
+	v_replays  boolean := p_idem <> '' AND p_window_us > 0;
+	v_free     boolean := p_estimate = 0 AND p_minimum = 0 AND NOT (p_idem <> '' AND p_window_us > 0) AND NOT p_moves;
+	v_counted  boolean := false;
+BEGIN
+	held := 0;
+	rule := '';
+	retry_us := 0;
+	IF v_free THEN
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id;
+	ELSE
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
+	END IF;
+
+	SELECT d.spent, d.reserved INTO d_spent, d_reserved
+		FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+	d_spent := COALESCE(d_spent, 0);
+	d_reserved := COALESCE(d_reserved, 0);
+
+	run_label := k.run_label;
+	replay_of := '';
+
+	IF k.vendor <> p_vendor THEN
+		outcome := 'wrong_vendor';
+	ELSIF k.revoked_at IS NOT NULL THEN
+		outcome := 'revoked';
+	ELSIF p_now >= k.expires_at THEN
+		outcome := 'expired';
+	ELSIF p_endpoint <> '' AND NOT (p_endpoint = ANY (k.allowed_endpoints)) THEN
+		outcome := 'endpoint_denied';
+	ELSIF v_free THEN
+		outcome := 'forwarded';
+		v_state := 'reserved';
+		INSERT INTO key_call_shards AS s (key_id, shard, calls)
+			VALUES (k.id, (random() * 15)::smallint, 1)
+			ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
+	ELSE
+		IF v_replays THEN
+			SELECT c.call_id, c.request_hash, c.cost_state INTO replay_of, o_hash, o_state FROM calls c
+				WHERE c.key_id = k.id AND c.idempotency_key = p_idem AND c.request_hash <> ''
+				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
+				  AND c.started_at > p_now - make_interval(secs => p_window_us / 1000000.0)
+				ORDER BY c.seq LIMIT 1;
+			replay_of := COALESCE(replay_of, '');
+		END IF;
+
+		IF replay_of <> '' AND o_hash <> p_fingerprint THEN
+			outcome := 'idempotency_mismatch';
+		ELSIF replay_of <> '' AND o_state = 'reserved' THEN
+			outcome := 'idempotency_in_flight';
+		ELSIF replay_of <> '' THEN
+			outcome := 'idempotent_replay';
+			k.calls := k.calls + 1;
+		ELSE
+			IF p_moves AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
+				SELECT x.rule, x.retry_us INTO rule, retry_us FROM keybrake_rule_denied(k, p_once, p_claims, p_now) x;
+			END IF;
+		END IF;
+		IF rule <> '' THEN
+			outcome := 'rule_denied';
+		ELSIF outcome IS NULL THEN
+			IF k.token_id <> '' THEN
+				-- The second row, locked after the key row.
+				SELECT * INTO tk FROM api_tokens WHERE id = k.token_id FOR UPDATE;
+				v_budget := FOUND AND (tk.daily_cap IS NOT NULL OR tk.total_cap IS NOT NULL);
+				IF v_budget THEN
+					SELECT t.spent, t.reserved INTO t_spent, t_reserved
+						FROM token_days t WHERE t.token_id = tk.id AND t.day = v_day;
+					t_spent := COALESCE(t_spent, 0);
+					t_reserved := COALESCE(t_reserved, 0);
+				END IF;
+			END IF;
+			v_key_room := LEAST(
+				CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+				CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (d_spent + d_reserved) END);
+			IF v_budget THEN
+				v_tok_room := LEAST(
+					CASE WHEN tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+					CASE WHEN tk.daily_cap IS NOT NULL THEN tk.daily_cap - (t_spent + t_reserved) END);
+			END IF;
+			v_headroom := LEAST(v_key_room, v_tok_room);
+			IF v_headroom IS NULL OR p_estimate <= v_headroom THEN
+				held := p_estimate;
+			ELSIF p_minimum > 0 AND p_minimum <= v_headroom THEN
+				held := v_headroom;
+			END IF;
+			IF held = 0 AND p_estimate > 0 THEN
+				-- The key's own caps first: a budget hit is a call the key
+				-- alone would have let through.
+				IF v_key_room IS NULL OR p_estimate <= v_key_room OR (p_minimum > 0 AND p_minimum <= v_key_room) THEN
+					outcome := 'budget_hit';
+				ELSE
+					outcome := 'cap_hit';
+				END IF;
+				k.cap_hits := k.cap_hits + 1;
+			ELSE
+				outcome := 'forwarded';
+				v_state := 'reserved';
+				k.calls := k.calls + 1;
+				k.reserved := k.reserved + held;
+				d_reserved := d_reserved + held;
+				t_reserved := t_reserved + held;
+				tk.reserved := tk.reserved + held;
+				INSERT INTO key_days AS d (key_id, day, spent, reserved)
+					VALUES (k.id, v_day, 0, held)
+					ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
+				IF p_moves AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
+					PERFORM keybrake_rule_take(k, p_call_id, p_claims, p_now);
+					k.rule_calls := k.rule_calls + 1;
+					v_counted := true;
+				END IF;
+			END IF;
+		END IF;
+
+		UPDATE vault_keys SET reserved = k.reserved, calls = k.calls, cap_hits = k.cap_hits, rule_calls = k.rule_calls
+			WHERE id = k.id;
+	END IF;
+
+	remaining := LEAST(
+		CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+		CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (d_spent + d_reserved) END,
+		CASE WHEN v_budget AND tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+		CASE WHEN v_budget AND tk.daily_cap IS NOT NULL THEN tk.daily_cap - (t_spent + t_reserved) END);
+	remaining := GREATEST(COALESCE(remaining, 0), 0);
+
+	-- A refusal (nothing reserved, not a replay sent on to the vendor) is
+	-- counted per key, vendor, outcome and minute, as RecordRefusal counts
+	-- those refused before the reservation.
+	INSERT INTO calls AS c (call_id, key_id, run_label, vendor, method, path, endpoint,
+			outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
+			cost_state, day, started_at, rule, rule_counted, refusal_bucket)
+		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
+			outcome, keybrake_refusal_status(outcome, rule),
+			held, p_idem, p_fingerprint, replay_of, p_object, v_state, v_day, p_now, rule, v_counted,
+			CASE WHEN v_state = 'none' AND replay_of = '' THEN keybrake_refusal_bucket(k.id, p_vendor, outcome, rule, p_now) END)
+		ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+			call_count = c.call_count + 1,
+			finished_at = GREATEST(coalesce(c.finished_at, c.started_at), EXCLUDED.started_at);
+END;
+$$;
 
 -- keybrake_roll_rows adds to the rollups what the calls in plus count and
 -- takes out what those in minus count, as keybrake_roll (0014) counts a
@@ -165,6 +366,8 @@ DECLARE
 	v_before      calls[] := '{}';
 	-- The calls the batch wrote: the finished ones, then the new ones.
 	v_written     text[] := '{}';
+	-- The refusals, which the trigger counts.
+	v_by_trigger  text[] := '{}';
 BEGIN
 	-- The batch writes its calls' daily rollups itself, below.
 	PERFORM set_config('keybrake.batch_rolls', 'on', true);
@@ -426,12 +629,33 @@ BEGIN
 				CASE WHEN v_used_budget AND tk.daily_cap IS NOT NULL THEN tk.daily_cap - (v_tspent[v_di] + v_tres[v_di]) END);
 			o_remaining := GREATEST(COALESCE(o_remaining, 0), 0);
 
-			INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
-					outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
-					cost_state, day, started_at, rule, rule_counted)
-				VALUES (r_call_ids[i], k.id, k.run_label, r_vendors[i], r_methods[i], r_paths[i], r_endpoints[i],
-					v_outcome, keybrake_refusal_status(v_outcome, v_rule),
-					v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted);
+			IF v_state = 'none' AND v_replay = '' THEN
+				-- A refusal, counted into its minute's bucket as
+				-- keybrake_reserve counts it. The trigger counts it in
+				-- the rollups, whether it starts the bucket or adds to
+				-- one an earlier transaction wrote; the end of the batch
+				-- leaves it out.
+				PERFORM set_config('keybrake.batch_rolls', '', true);
+				INSERT INTO calls AS c (call_id, key_id, run_label, vendor, method, path, endpoint,
+						outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
+						cost_state, day, started_at, rule, rule_counted, refusal_bucket)
+					VALUES (r_call_ids[i], k.id, k.run_label, r_vendors[i], r_methods[i], r_paths[i], r_endpoints[i],
+						v_outcome, keybrake_refusal_status(v_outcome, v_rule),
+						v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted,
+						keybrake_refusal_bucket(k.id, r_vendors[i], v_outcome, v_rule, r_nows[i]))
+					ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+						call_count = c.call_count + 1,
+						finished_at = GREATEST(coalesce(c.finished_at, c.started_at), EXCLUDED.started_at);
+				PERFORM set_config('keybrake.batch_rolls', 'on', true);
+				v_by_trigger := v_by_trigger || r_call_ids[i];
+			ELSE
+				INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
+						outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
+						cost_state, day, started_at, rule, rule_counted)
+					VALUES (r_call_ids[i], k.id, k.run_label, r_vendors[i], r_methods[i], r_paths[i], r_endpoints[i],
+						v_outcome, keybrake_refusal_status(v_outcome, v_rule),
+						v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted);
+			END IF;
 			o_rule := v_rule;
 			o_retry_us := v_retry;
 			o_outcome := v_outcome;
@@ -465,7 +689,8 @@ BEGIN
 	-- before. The ids go in a variable: "call_id = ANY (variable)" is an
 	-- index scan in every plan, while an expression there let a cached
 	-- generic plan scan the whole table.
-	v_written := ARRAY(SELECT b.call_id FROM unnest(v_before) AS b) || r_call_ids;
+	v_written := ARRAY(SELECT b.call_id FROM unnest(v_before) AS b)
+		|| ARRAY(SELECT x FROM unnest(r_call_ids) AS x WHERE NOT (x = ANY (v_by_trigger)));
 	PERFORM keybrake_roll_rows(ARRAY(SELECT c FROM calls c WHERE c.call_id = ANY (v_written)), v_before);
 	PERFORM set_config('keybrake.batch_rolls', '', true);
 END;
