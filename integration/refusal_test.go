@@ -75,6 +75,8 @@ func TestRefusals(t *testing.T) {
 		{"missing amount", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "currency=usd", 400, "parameter_missing"},
 		{"smuggled second amount", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=1&amount=500000&currency=usd", 400, "keybrake_duplicate_param"},
 		{"currency without a rate", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=500&currency=gbp", 400, "keybrake_currency_not_priced"},
+		{"amount past int64", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=9223372036854775808&currency=usd", 400, "parameter_invalid_integer"},
+		{"amount no cap can hold", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=9223372036854775807&currency=usd", 400, "amount_too_large"},
 		{"over the cap in one call", "POST", "/stripe/v1/payment_intents", bearer(key.VaultKey), "amount=5001&currency=usd", 429, "keybrake_cap_hit"},
 		{"vault key as Basic user, wrong vendor path", "POST", "/stripe/v1/payouts", "Basic " + base64.StdEncoding.EncodeToString([]byte(key.VaultKey+":")), "amount=1&currency=usd", 403, "keybrake_endpoint_denied"},
 	}
@@ -102,7 +104,7 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("refused call with a cost: %+v", c)
 		}
 	}
-	for outcome, want := range map[string]int{"expired": 1, "wrong_vendor": 1, "endpoint_denied": 5, "bad_request": 4, "unknown_cost_denied": 1, "cap_hit": 1} {
+	for outcome, want := range map[string]int{"expired": 1, "wrong_vendor": 1, "endpoint_denied": 5, "bad_request": 6, "unknown_cost_denied": 1, "cap_hit": 1} {
 		if outcomes[outcome] != want {
 			t.Errorf("audit has %d %s calls; want %d (all: %v)", outcomes[outcome], outcome, want, outcomes)
 		}

@@ -1,6 +1,7 @@
 package stripe
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -222,6 +223,12 @@ func amountAndCurrency(form url.Values, amountField string) (*int64, string, err
 // with no configured rate.
 func (v *Vendor) toUSD(amount int64, currency string) (money.Micros, error) {
 	cost, err := v.rates.ToUSD(amount, currency)
+	if errors.Is(err, money.ErrInvalidAmount) {
+		// An amount no rate can price (past what a cap can hold): Stripe
+		// itself refuses amounts of more than eight digits with this code.
+		return 0, badParam("amount_too_large", "Amount must be no more than the largest amount Keybrake can price; got "+
+			text.Truncate(strconv.FormatInt(amount, 10), 20)+" in "+strings.ToUpper(text.Truncate(currency, 10))+".")
+	}
 	if err != nil {
 		return 0, badParam("keybrake_currency_not_priced",
 			fmt.Sprintf("Keybrake cannot price %s: %v. Configure a rate for it in the stripe vendor block.", strings.ToUpper(text.Truncate(currency, 10)), err))
