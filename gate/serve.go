@@ -101,7 +101,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		g.cfg.Vendor.WriteError(w, vendors.NotConfigured(g.cfg.NotConfigured))
 		return nil
 	}
-	c := &call{id: newCallID(), started: g.cfg.Now()}
+	now := g.cfg.Now()
+	c := &call{id: newCallID(now), started: now}
 	for _, stage := range beforeReservation {
 		if f := stage(g, r, c); f != nil {
 			g.refuse(w, r, c, f)

@@ -151,6 +151,9 @@ for backend in $BACKENDS; do
 		"$work/seed" -fresh -ledger "$dsn" -calls "$size" >"$work/seed.out" 2>"$work/seed.log"
 		grep '^seeded' "$work/seed.out" | sed 's/^/    /'
 		eval "$(grep '^SEED_' "$work/seed.out")"
+		# The seed leaves gigabytes of dirty pages: flushed now, so that the
+		# spend window's commits do not wait behind their writeback.
+		sync
 		start_caddy "$dsn"
 		issue_keys "$CONNS"
 		name="$backend/$size"
