@@ -136,6 +136,9 @@ type call struct {
 	CostUSD     json.Number `json:"cost_usd"`
 	VendorTxnID string      `json:"vendor_txn_id"`
 	CostState   string      `json:"cost_state"`
+	// Count is how many calls the record stands for: refusals are counted
+	// per key, outcome and minute, in one record.
+	Count int `json:"count"`
 }
 
 type auditPage struct {

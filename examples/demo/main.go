@@ -455,14 +455,16 @@ func checkSummary(s summary, label string, calls, charges, capHits int64, spent 
 }
 
 // checkAudit matches the audit trail against what the SDK saw: one
-// forwarded call per PaymentIntent, with its pi_… id, and one cap_hit call
-// per refusal.
+// forwarded call per PaymentIntent, with its pi_… id, and the cap_hit
+// refusals counted (a record per key and minute, its count the calls).
 func checkAudit(calls []call, charged map[string]string, capHits int, fails *failures) {
 	byOutcome := map[string]int{}
 	var txns, noTxn, unknown []string
 	seen := map[string]bool{}
+	recorded := 0
 	for _, c := range calls {
-		byOutcome[c.Outcome]++
+		byOutcome[c.Outcome] += c.Count
+		recorded += c.Count
 		if c.Outcome != "forwarded" {
 			continue
 		}
@@ -489,7 +491,7 @@ func checkAudit(calls []call, charged map[string]string, capHits int, fails *fai
 		outcomes = append(outcomes, fmt.Sprintf("%d %s", n, o))
 	}
 	sort.Strings(outcomes)
-	detail("%d calls recorded: %s", len(calls), strings.Join(outcomes, ", "))
+	detail("%d calls recorded in %d records: %s", recorded, len(calls), strings.Join(outcomes, ", "))
 	detail("PaymentIntents: %s", firstFew(txns))
 	if len(noTxn) > 0 {
 		fails.add("audit: %d forwarded call(s) without a vendor_txn_id: %s", len(noTxn), firstFew(noTxn))
