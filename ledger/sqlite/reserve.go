@@ -193,6 +193,19 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 	return res, nil
 }
 
+// sqliteFindOriginalSQL and sqliteFirstTagSQL are the lookups of an
+// idempotency key (sqliteFindOriginal, sqliteFirstTag).
+const (
+	sqliteFindOriginalSQL = `SELECT call_id, request_hash, cost_state FROM calls
+		WHERE key_id = +? AND idempotency_key = +? AND idempotency_key <> '' AND request_hash <> '' AND replay_of = ''
+		  AND cost_state IN (+?, +?, +?) AND started_at > +?
+		ORDER BY seq LIMIT 1`
+	sqliteFirstTagSQL = `SELECT tag FROM calls
+		WHERE key_id = +? AND idempotency_key = +? AND idempotency_key <> '' AND request_hash = +? AND replay_of = '' AND tag <> ''
+		  AND started_at > +?
+		ORDER BY seq LIMIT 1`
+)
+
 // sqliteOriginal is the original call of an idempotency key.
 type sqliteOriginal struct {
 	callID, requestHash, costState string
@@ -207,12 +220,15 @@ type sqliteOriginal struct {
 // result for a request that failed validation) and unknown ones (the vendor
 // may never have seen them) do not count either: the retry may really move
 // money, so it is reserved anew.
+//
+// The lookups of an idempotency key write out "idempotency_key <> ”", the
+// condition of the partial index calls_by_idempotency, which SQLite uses
+// only when the query states it: without it they walked the key's every
+// call of the replay window (a day for Stripe) through calls_by_key. Their
+// values are bound as +? (see sqliteKeyFrom).
 func sqliteFindOriginal(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (sqliteOriginal, error) {
 	var o sqliteOriginal
-	err := tx.QueryRowContext(ctx, `SELECT call_id, request_hash, cost_state FROM calls
-		WHERE key_id = ? AND idempotency_key = ? AND request_hash <> '' AND replay_of = ''
-		  AND cost_state IN (?, ?, ?) AND started_at > ?
-		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, ledger.CostReserved, ledger.CostSettled, ledger.CostUnpriced,
+	err := tx.QueryRowContext(ctx, sqliteFindOriginalSQL, r.KeyID, r.IdempotencyKey, ledger.CostReserved, ledger.CostSettled, ledger.CostUnpriced,
 		sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&o.callID, &o.requestHash, &o.costState)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sqliteOriginal{}, nil
@@ -228,10 +244,7 @@ func sqliteFirstTag(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) 
 		return r.Tag, nil
 	}
 	var tag string
-	err := tx.QueryRowContext(ctx, `SELECT tag FROM calls
-		WHERE key_id = ? AND idempotency_key = ? AND request_hash = ? AND replay_of = '' AND tag <> ''
-		  AND started_at > ?
-		ORDER BY seq LIMIT 1`, r.KeyID, r.IdempotencyKey, r.Fingerprint, sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&tag)
+	err := tx.QueryRowContext(ctx, sqliteFirstTagSQL, r.KeyID, r.IdempotencyKey, r.Fingerprint, sqliteTime(r.Now.Add(-r.ReplayWindow))).Scan(&tag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r.Tag, nil
 	}
@@ -315,8 +328,8 @@ func sqliteReadBudget(ctx context.Context, tx *sqliteTx, tokenID string, day int
 	var b sqliteBudget
 	err := tx.QueryRowContext(ctx, `SELECT t.daily_cap, t.total_cap, t.spent, t.reserved,
 			COALESCE(d.spent, 0), COALESCE(d.reserved, 0)
-		FROM api_tokens t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = ?
-		WHERE t.id = ?`, day, tokenID).Scan(&b.dailyCap, &b.totalCap, &b.spent, &b.reserved, &b.daySpent, &b.dayReserved)
+		FROM api_tokens t LEFT JOIN token_days d ON d.token_id = t.id AND d.day = +?
+		WHERE t.id = +?`, day, tokenID).Scan(&b.dailyCap, &b.totalCap, &b.spent, &b.reserved, &b.daySpent, &b.dayReserved)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !b.dailyCap.Valid && !b.totalCap.Valid) {
 		return nil, nil
 	}

@@ -44,7 +44,7 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 	if k.rateCalls.Valid {
 		var n int64
 		var oldest sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), min(at) FROM key_rate_log WHERE key_id = ? AND at > ?`,
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), min(at) FROM key_rate_log WHERE key_id = +? AND at > +?`,
 			r.KeyID, sqliteTime(r.Now.Add(-k.window()))).Scan(&n, &oldest); err != nil {
 			return "", 0, err
 		}
@@ -57,7 +57,7 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 		values, _ := json.Marshal(r.OnceValues) // strings always marshal
 		var claimed bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM key_claims
-			WHERE key_id = ? AND value IN (SELECT value FROM json_each(?)))`, r.KeyID, string(values)).Scan(&claimed); err != nil {
+			WHERE key_id = +? AND value IN (SELECT value FROM json_each(?)))`, r.KeyID, string(values)).Scan(&claimed); err != nil {
 			return "", 0, err
 		}
 		if claimed {
@@ -83,7 +83,7 @@ func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.Reserve
 		}
 	}
 	if k.rateCalls.Valid {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM key_rate_log WHERE key_id = ? AND at <= ?`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM key_rate_log WHERE key_id = +? AND at <= +?`,
 			r.KeyID, sqliteTime(r.Now.Add(-k.window()))); err != nil {
 			return err
 		}

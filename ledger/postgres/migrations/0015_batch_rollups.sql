@@ -31,7 +31,11 @@ RETURNS text LANGUAGE sql STABLE AS $$
 		|| '|' || to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI":00Z"')
 $$;
 
--- keybrake_reserve as in 0014, its refusals counted per bucket.
+-- keybrake_reserve as in 0014, its refusals counted per bucket. (Its
+-- lookup of an idempotency key, and keybrake_batch's below, write out
+-- "idempotency_key <> ''", the condition of calls_idempotency_idx: a
+-- generic plan cannot prove it from "= p_idem", and without it searched
+-- the key's every call of the replay window.)
 CREATE OR REPLACE FUNCTION keybrake_reserve(
 	p_call_id     text,
 	p_key_id      text,
@@ -113,7 +117,7 @@ BEGIN
 	ELSE
 		IF v_replays THEN
 			SELECT c.call_id, c.request_hash, c.cost_state INTO replay_of, o_hash, o_state FROM calls c
-				WHERE c.key_id = k.id AND c.idempotency_key = p_idem AND c.request_hash <> ''
+				WHERE c.key_id = k.id AND c.idempotency_key = p_idem AND c.idempotency_key <> '' AND c.request_hash <> ''
 				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
 				  AND c.started_at > p_now - make_interval(secs => p_window_us / 1000000.0)
 				ORDER BY c.seq LIMIT 1;
@@ -542,7 +546,7 @@ BEGIN
 					o_hash := NULL;
 					o_cstate := NULL;
 					SELECT c.call_id, c.request_hash, c.cost_state INTO v_replay, o_hash, o_cstate FROM calls c
-						WHERE c.key_id = k.id AND c.idempotency_key = r_idems[i] AND c.request_hash <> ''
+						WHERE c.key_id = k.id AND c.idempotency_key = r_idems[i] AND c.idempotency_key <> '' AND c.request_hash <> ''
 						  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
 						  AND c.started_at > r_nows[i] - make_interval(secs => r_windows[i] / 1000000.0)
 						ORDER BY c.seq LIMIT 1;
