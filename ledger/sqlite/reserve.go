@@ -221,7 +221,7 @@ type sqliteOriginal struct {
 // may never have seen them) do not count either: the retry may really move
 // money, so it is reserved anew.
 //
-// The lookups of an idempotency key write out "idempotency_key <> ”", the
+// The lookups of an idempotency key state that it is not empty, the
 // condition of the partial index calls_by_idempotency, which SQLite uses
 // only when the query states it: without it they walked the key's every
 // call of the replay window (a day for Stripe) through calls_by_key. Their
