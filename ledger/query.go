@@ -48,7 +48,7 @@ func (q *query) whereClause() string {
 // condition on the same index (started_at >= its time, then the row
 // comparison for rows of the same instant), so page 10,000 starts where it
 // should instead of stepping over every row before it. The vendor_txn_id
-// index is partial (WHERE vendor_txn_id <> ”): the same literal condition is
+// index is partial (on a non-empty vendor_txn_id): the same literal condition is
 // written into the query, since no planner can prove it from a bound value.
 func AuditSQL(d Dialect, columns string, f AuditFilter, limit int, after *CallCursor) (string, []any) {
 	q := &query{d: d}
