@@ -59,17 +59,13 @@ func testRollupsMatchCalls(f *fixture) {
 			}
 			ops = append(ops, finishOp(open[i], mode, st))
 		}
-		if len(open) > 8 {
-			open = open[8:]
-		} else {
-			open = nil
-		}
+		open = open[min(8, len(open)):]
 		var res []ledger.ReserveResult
 		var errs []error
 		if round%5 == 4 {
 			// One at a time, as an idle node writes.
 			for _, op := range ops {
-				r, err := f.s.(ledger.Batcher).WriteBatch(f.ctx, []ledger.Op{op})
+				r, err := f.writeBatch([]ledger.Op{op})
 				res, errs = append(res, r...), append(errs, err...)
 			}
 		} else {
