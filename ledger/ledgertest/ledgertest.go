@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Rules/StoredAndPatched", testRulesStored},
 		{"Rules/MaxCalls", testRuleMaxCalls},
 		{"Rules/Rate", testRuleRate},
+		{"Rules/RateModel", testRuleRateModel},
 		{"Rules/OncePer", testRuleOncePer},
 		{"Rules/Summary", testRuleSummary},
 		{"Concurrent/Rules", testConcurrentRules},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
@@ -30,7 +31,7 @@ func (k sqliteKeyRules) window() time.Duration {
 
 // denied decides a money-moving call's stateful rules, in the one writer's
 // transaction: the rule that refuses it ("" for none) and, for rate, how
-// long until the oldest call of the window leaves it. The order is
+// long until the N-th newest call of the window leaves it. The order is
 // Postgres's keybrake_rule_denied: once_per as the gate read it (another
 // subject than the key's means a cache older than a PATCH), max_calls,
 // rate, then the once_per claims.
@@ -42,15 +43,19 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 		return rules.RuleMaxCalls, 0, nil
 	}
 	if k.rateCalls.Valid {
-		var n int64
-		var oldest sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), min(at) FROM key_rate_log WHERE key_id = +? AND at > +?`,
-			r.KeyID, sqliteTime(r.Now.Add(-k.window()))).Scan(&n, &oldest); err != nil {
-			return "", 0, err
-		}
-		if n >= k.rateCalls.Int64 {
-			wait := sqliteFromNanos(oldest.Int64).Add(k.window()).Sub(r.Now)
+		// The N-th newest call of the window decides, and says when
+		// there is room again: after a PATCH narrowed N the window may
+		// hold more than N, and its oldest leaving frees nothing.
+		var nth int64
+		err := tx.QueryRowContext(ctx, `SELECT at FROM key_rate_log WHERE key_id = +? AND at > +?
+			ORDER BY at DESC LIMIT 1 OFFSET ?`,
+			r.KeyID, sqliteTime(r.Now.Add(-k.window())), k.rateCalls.Int64-1).Scan(&nth)
+		switch {
+		case err == nil:
+			wait := sqliteFromNanos(nth).Add(k.window()).Sub(r.Now)
 			return rules.RuleRate, max(wait, time.Microsecond), nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return "", 0, err
 		}
 	}
 	if k.oncePer != "" {
