@@ -88,6 +88,13 @@ const (
 	CostNone     = "none"     // refused before any reservation
 )
 
+// IsPendingState tells whether calls in cost state s still wait for
+// something (their answer, a sweeper, a price): the states PendingCalls
+// lists, and the ones the SQLite ledger keeps a small index of.
+func IsPendingState(s string) bool {
+	return s == CostReserved || s == CostUnpriced || s == CostUnknown
+}
+
 // Hash is the SHA-256 of a vault key's secret. Only hashes are stored.
 type Hash [sha256.Size]byte
 
@@ -489,7 +496,8 @@ type Store interface {
 	// PendingCalls lists calls of a vendor in a cost state (CostUnpriced for
 	// reconciliation of provisional prices, CostReserved for reservations
 	// whose node died) that started before the given time, oldest first, at
-	// most limit of them (limit as PageLimit reads it).
+	// most limit of them (limit as PageLimit reads it). Another state than
+	// those IsPendingState names is an error.
 	PendingCalls(ctx context.Context, vendor, costState string, startedBefore time.Time, limit int) ([]Call, error)
 	// Ping checks the store can be reached.
 	Ping(ctx context.Context) error

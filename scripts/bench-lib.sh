@@ -2,6 +2,9 @@
 # their work directory (removed on exit), the processes they start (pids:
 # killed on exit), a throwaway Postgres (pg_dir: stopped on exit), and two
 # helpers. BENCH_NAME names the script in messages.
+#
+# proc_ticks sums utime+stime (clock ticks) of the given pids; pg_ticks is
+# the throwaway Postgres's CPU so far (0 when an outside one is used).
 work="$(mktemp -d /tmp/keybrake-$BENCH_NAME.XXXXXX)"
 chmod 755 "$work"
 pids=()
@@ -50,3 +53,30 @@ wait_http() { # URL: wait until anything answers
 	return 1
 }
 
+proc_ticks() {
+	local files=() pid
+	for pid in "$@"; do
+		[[ -r "/proc/$pid/stat" ]] && files+=("/proc/$pid/stat")
+	done
+	if [[ ${#files[@]} -eq 0 ]]; then
+		echo 0
+		return
+	fi
+	# A process may exit between the test and the read: cat skips it.
+	cat "${files[@]}" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' || true
+}
+# pg_ticks: the throwaway Postgres's CPU so far: the postmaster's own and
+# reaped children's (cutime+cstime), plus its live children's. Backends that
+# exit move from the second sum to the first, so the total only grows.
+pg_ticks() {
+	if [[ -z "$pg_dir" || ! -r "$pg_dir/data/postmaster.pid" ]]; then
+		echo 0
+		return
+	fi
+	local pm own kids
+	pm="$(head -n1 "$pg_dir/data/postmaster.pid")"
+	own="$(cat "/proc/$pm/stat" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }' || true)"
+	# shellcheck disable=SC2046
+	kids="$(proc_ticks $(pgrep -P "$pm"))"
+	echo $((own + kids))
+}

@@ -6,7 +6,10 @@
 # on it, and measures
 #
 #   spend       POST /v1/payment_intents amount=100 through the gate, one key
-#               per worker, BENCH_CONNS connections for BENCH_DURATION: req/s
+#               per worker, BENCH_CONNS connections for BENCH_DURATION: req/s,
+#               and CPU ms per call (Caddy's and a throwaway Postgres's: on
+#               a small shared machine throughput moves by 10-20% from one
+#               window to the next, the CPU a call takes much less)
 #   each read   of the audit and the summaries, one connection for
 #               BENCH_READ_DURATION: p50 and p99 (ms)
 #
@@ -137,6 +140,9 @@ issue_keys() { # N -> file of vault keys
 
 results="$work/results.tsv"
 : >"$results"
+cpu_results="$work/cpu.tsv"
+: >"$cpu_results"
+clk_tck="$(getconf CLK_TCK)"
 for backend in $BACKENDS; do
 	for size in $SIZES; do
 		case "$backend" in
@@ -158,7 +164,15 @@ for backend in $BACKENDS; do
 		issue_keys "$CONNS"
 		name="$backend/$size"
 		"$work/load" -name "$name spend" -url "$kb/v1/payment_intents" -method POST -body 'amount=100&currency=usd' \
-			-keys "$work/keys" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" >/dev/null
+			-keys "$work/keys" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" >/dev/null &
+		load_pid=$!
+		# The CPU of the measured window (after the warm-up): Caddy's, which
+		# holds the SQLite ledger, and a throwaway Postgres's.
+		sleep "${WARMUP%s}"
+		ticks0=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
+		wait "$load_pid"
+		ticks1=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
+		printf '%s\t%s\n' "$name" "$((ticks1 - ticks0))" >>"$cpu_results"
 		while IFS='|' read -r read path; do
 			"$work/load" -name "$name $read" -url "$kb$path" -H "Authorization: Bearer $TOKEN" \
 				-c 1 -d "$READ_DURATION" -warmup 1s -out "$results" >/dev/null
@@ -176,18 +190,21 @@ EOF
 done
 
 echo
-echo "==> results: spend in req/s ($CONNS connections, one key each); reads p50 / p99 in ms (one connection)"
-awk -F'\t' '
+echo "==> results: spend in req/s ($CONNS connections, one key each) and the CPU it took per call (Caddy's, with"
+echo "    the SQLite ledger in it, plus a throwaway Postgres's; an outside Postgres is not counted);"
+echo "    reads p50 / p99 in ms (one connection)"
+awk -F'\t' -v tck="$clk_tck" '
+	FNR == NR { ticks[$1] = $2; next }
 	{ split($1, w, " "); key = w[1]; what = substr($1, length(key) + 2)
 	  if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-	  if (what == "spend") spend[key] = sprintf("%.0f", $5)
+	  if (what == "spend") { spend[key] = sprintf("%.0f", $5); cpu[key] = sprintf("%.3f", 1000 * ticks[key] / tck / $2) }
 	  else { cols[what] = 1; cell[key, what] = sprintf("%.2f / %.2f", $6, $8); if (!(what in corder)) { corder[what] = ++m; cname[m] = what } } }
 	END {
-		printf "| ledger | spend req/s"; for (j = 1; j <= m; j++) printf " | %s", cname[j]; print " |"
-		printf "| --- | ---"; for (j = 1; j <= m; j++) printf " | ---"; print " |"
-		for (i = 1; i <= n; i++) { k = order[i]; printf "| %s | %s", k, spend[k]
+		printf "| ledger | spend req/s | CPU ms/call"; for (j = 1; j <= m; j++) printf " | %s", cname[j]; print " |"
+		printf "| --- | --- | ---"; for (j = 1; j <= m; j++) printf " | ---"; print " |"
+		for (i = 1; i <= n; i++) { k = order[i]; printf "| %s | %s | %s", k, spend[k], cpu[k]
 			for (j = 1; j <= m; j++) printf " | %s", cell[k, cname[j]]; print " |" }
-	}' "$results"
+	}' "$cpu_results" "$results"
 if [[ -n "${BENCH_RESULTS:-}" ]]; then
 	cp "$results" "$BENCH_RESULTS"
 fi

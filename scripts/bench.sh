@@ -230,39 +230,11 @@ GET_PATH=/v1/customers/cus_x
 POST_PATH=/v1/payment_intents
 POST_BODY='amount=100&currency=usd'
 
-# CPU accounting: where the machine's CPU went during each measured window.
-# proc_ticks sums utime+stime (clock ticks) of the given pids; pg_pids lists
-# the throwaway Postgres's processes (none when an outside one is used).
+# CPU accounting: where the machine's CPU went during each measured window
+# (proc_ticks and pg_ticks: bench-lib.sh).
 cpu_file="$work/cpu.tsv"
 : >"$cpu_file"
 clk_tck="$(getconf CLK_TCK)"
-proc_ticks() {
-	local files=() pid
-	for pid in "$@"; do
-		[[ -r "/proc/$pid/stat" ]] && files+=("/proc/$pid/stat")
-	done
-	if [[ ${#files[@]} -eq 0 ]]; then
-		echo 0
-		return
-	fi
-	# A process may exit between the test and the read: cat skips it.
-	cat "${files[@]}" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' || true
-}
-# pg_ticks: the throwaway Postgres's CPU so far: the postmaster's own and
-# reaped children's (cutime+cstime), plus its live children's. Backends that
-# exit move from the second sum to the first, so the total only grows.
-pg_ticks() {
-	if [[ -z "$pg_dir" || ! -r "$pg_dir/data/postmaster.pid" ]]; then
-		echo 0
-		return
-	fi
-	local pm own kids
-	pm="$(head -n1 "$pg_dir/data/postmaster.pid")"
-	own="$(cat "/proc/$pm/stat" 2>/dev/null | awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }' || true)"
-	# shellcheck disable=SC2046
-	kids="$(proc_ticks $(pgrep -P "$pm"))"
-	echo $((own + kids))
-}
 # snapshot CADDY_PID: one line "caddy_ticks upstream_ticks pg_ticks
 # cpu-line-of-/proc/stat"
 snapshot() {

@@ -55,4 +55,9 @@ func testInvalidPageRequests(f *fixture) {
 	if err != nil || len(pending) != 2 {
 		t.Fatalf("PendingCalls(limit 0) = %d calls, %v; want 2", len(pending), err)
 	}
+	// Settled calls are not pending: asking for them is a mistake, not an
+	// empty list.
+	if _, err := f.s.PendingCalls(f.ctx, k1.Vendor, ledger.CostSettled, now, 0); err == nil {
+		t.Errorf("PendingCalls(settled) succeeded; want an error")
+	}
 }

@@ -92,6 +92,9 @@ func (s *postgresStore) PendingCalls(ctx context.Context, vendor, costState stri
 	if err != nil {
 		return nil, fmt.Errorf("listing pending calls: %w", err)
 	}
+	if !ledger.IsPendingState(costState) {
+		return nil, fmt.Errorf("listing pending calls: cost state %q is not pending", costState)
+	}
 	calls, _, err := s.queryCalls(ctx, `SELECT `+postgresCallColumns+` FROM calls
 		WHERE vendor = $1 AND cost_state = $2 AND started_at < $3
 		ORDER BY started_at, seq LIMIT $4`, vendor, costState, startedBefore, limit)

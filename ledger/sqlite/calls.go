@@ -37,6 +37,22 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 	return nil
 }
 
+// sqliteObjectExposureSQL sums a key's calls on one vendor object. It
+// states "vendor_txn_id <> ''", the condition of calls_by_any_vendor_txn:
+// without it the planner cannot use that partial index for a bound id, and
+// walks the key's every call.
+const sqliteObjectExposureSQL = `SELECT COALESCE(SUM(CASE
+		WHEN cost_state IN (?, ?) THEN reserved
+		WHEN cost_state IN (?, ?) THEN cost
+		ELSE 0 END), 0)
+	FROM calls WHERE key_id = ? AND vendor_txn_id = ? AND vendor = ? AND vendor_txn_id <> ''`
+
+// sqlitePendingCallsSQL pages a vendor's calls in one pending state. The
+// literal IN is calls_pending's condition, for the same reason.
+var sqlitePendingCallsSQL = `SELECT ` + sqliteCallColumns + ` FROM calls
+	WHERE vendor = ? AND cost_state = ? AND started_at < ? AND cost_state IN ('reserved', 'unpriced', 'unknown')
+	ORDER BY started_at, seq LIMIT ?`
+
 // ObjectExposure sums what a key has counted for one vendor object.
 func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object string) (money.Micros, error) {
 	if object == "" {
@@ -48,11 +64,7 @@ func (s *sqliteStore) ObjectExposure(ctx context.Context, keyID, vendor, object 
 		return 0, fmt.Errorf("summing object exposure: %w", err)
 	}
 	var sum int64
-	err := s.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE
-			WHEN cost_state IN (?, ?) THEN reserved
-			WHEN cost_state IN (?, ?) THEN cost
-			ELSE 0 END), 0)
-		FROM calls WHERE key_id = ? AND vendor_txn_id = ? AND vendor = ?`,
+	err := s.read.QueryRowContext(ctx, sqliteObjectExposureSQL,
 		ledger.CostReserved, ledger.CostUnknown, ledger.CostSettled, ledger.CostUnpriced, keyID, object, vendor).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("summing exposure of %s %q: %w", vendor, object, s.mapErr(err))
@@ -119,9 +131,10 @@ func (s *sqliteStore) PendingCalls(ctx context.Context, vendor, costState string
 	if err != nil {
 		return nil, fmt.Errorf("listing pending calls: %w", err)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sqliteCallColumns+` FROM calls
-		WHERE vendor = ? AND cost_state = ? AND started_at < ?
-		ORDER BY started_at, seq LIMIT ?`, vendor, costState, sqliteTime(startedBefore), limit)
+	if !ledger.IsPendingState(costState) {
+		return nil, fmt.Errorf("listing pending calls: cost state %q is not pending", costState)
+	}
+	rows, err := s.read.QueryContext(ctx, sqlitePendingCallsSQL, vendor, costState, sqliteTime(startedBefore), limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing pending calls: %w", s.mapErr(err))
 	}

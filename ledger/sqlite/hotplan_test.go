@@ -9,9 +9,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// TestSQLiteHotPathPlans: the spend path's lookups by idempotency key
-// search calls_by_idempotency, not the key's calls of the whole replay
-// window, on an analysed ledger.
+// TestSQLiteHotPathPlans: on an analysed ledger, the spend path's lookups
+// by idempotency key search calls_by_idempotency, not the key's calls of
+// the whole replay window; a key's exposure to one object searches the
+// transaction id index, not the key's calls; PendingCalls searches the
+// small index of pending calls (migration 0011).
 func TestSQLiteHotPathPlans(t *testing.T) {
 	ctx := context.Background()
 	st, err := openSQLite(ctx, "sqlite:"+filepath.Join(t.TempDir(), "l.db"), zap.NewNop())
@@ -23,11 +25,14 @@ func TestSQLiteHotPathPlans(t *testing.T) {
 	if _, err := s.write.ExecContext(ctx, `ANALYZE`); err != nil {
 		t.Fatal(err)
 	}
-	cases := map[string]string{
-		"original":  sqliteFindOriginalSQL,
-		"first tag": sqliteFirstTagSQL,
+	cases := map[string]struct{ sql, index string }{
+		"original":        {sqliteFindOriginalSQL, "calls_by_idempotency"},
+		"first tag":       {sqliteFirstTagSQL, "calls_by_idempotency"},
+		"object exposure": {sqliteObjectExposureSQL, "calls_by_any_vendor_txn"},
+		"pending calls":   {sqlitePendingCallsSQL, "calls_pending"},
 	}
-	for name, q := range cases {
+	for name, c := range cases {
+		q := c.sql
 		rows, err := s.write.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, make([]any, strings.Count(q, "?"))...)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -42,8 +47,8 @@ func TestSQLiteHotPathPlans(t *testing.T) {
 			plan = append(plan, detail)
 		}
 		rows.Close()
-		if !strings.Contains(strings.Join(plan, "; "), "USING INDEX calls_by_idempotency") {
-			t.Errorf("%s: plan %q; want a search of calls_by_idempotency", name, plan)
+		if !strings.Contains(strings.Join(plan, "; "), "SEARCH calls USING INDEX "+c.index) {
+			t.Errorf("%s: plan %q; want a search of %s", name, plan, c.index)
 		}
 	}
 }
