@@ -38,7 +38,7 @@ func (s *sqliteStore) RecordRefusal(ctx context.Context, c ledger.Call) error {
 }
 
 // sqliteObjectExposureSQL sums a key's calls on one vendor object. It
-// states "vendor_txn_id <> ''", the condition of calls_by_any_vendor_txn:
+// states the condition of calls_by_any_vendor_txn (a non-empty id):
 // without it the planner cannot use that partial index for a bound id, and
 // walks the key's every call.
 const sqliteObjectExposureSQL = `SELECT COALESCE(SUM(CASE
