@@ -22,6 +22,7 @@
 #   BENCH_SCALE_SIZES     calls to seed, one size a run  (default "0 1000000 10000000")
 #   BENCH_SCALE_BACKENDS  sqlite and/or postgres         (default "sqlite postgres")
 #   BENCH_DURATION        spend window, whole seconds    (default 10s)
+#   BENCH_SCALE_SPEND_WINDOWS  spend windows per ledger, averaged (default 3)
 #   BENCH_WARMUP          warm-up of each window         (default 2s)
 #   BENCH_READ_DURATION   window of each read            (default 3s)
 #   BENCH_CONNS           spend connections              (default 64)
@@ -40,6 +41,7 @@ root="$PWD"
 SIZES="${BENCH_SCALE_SIZES:-0 1000000 10000000}"
 BACKENDS="${BENCH_SCALE_BACKENDS:-sqlite postgres}"
 DURATION="${BENCH_DURATION:-10s}"
+SPEND_WINDOWS="${BENCH_SCALE_SPEND_WINDOWS:-3}"
 WARMUP="${BENCH_WARMUP:-2s}"
 READ_DURATION="${BENCH_READ_DURATION:-3s}"
 CONNS="${BENCH_CONNS:-64}"
@@ -163,16 +165,18 @@ for backend in $BACKENDS; do
 		start_caddy "$dsn"
 		issue_keys "$CONNS"
 		name="$backend/$size"
-		"$work/load" -name "$name spend" -url "$kb/v1/payment_intents" -method POST -body 'amount=100&currency=usd' \
-			-keys "$work/keys" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" >/dev/null &
-		load_pid=$!
-		# The CPU of the measured window (after the warm-up): Caddy's, which
-		# holds the SQLite ledger, and a throwaway Postgres's.
-		sleep "${WARMUP%s}"
-		ticks0=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
-		wait "$load_pid"
-		ticks1=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
-		printf '%s\t%s\n' "$name" "$((ticks1 - ticks0))" >>"$cpu_results"
+		for _ in $(seq 1 "$SPEND_WINDOWS"); do
+			"$work/load" -name "$name spend" -url "$kb/v1/payment_intents" -method POST -body 'amount=100&currency=usd' \
+				-keys "$work/keys" -c "$CONNS" -d "$DURATION" -warmup "$WARMUP" -out "$results" >/dev/null &
+			load_pid=$!
+			# The CPU of the measured window (after the warm-up): Caddy's,
+			# which holds the SQLite ledger, and a throwaway Postgres's.
+			sleep "${WARMUP%s}"
+			ticks0=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
+			wait "$load_pid"
+			ticks1=$(($(proc_ticks "$caddy_pid") + $(pg_ticks)))
+			printf '%s\t%s\n' "$name" "$((ticks1 - ticks0))" >>"$cpu_results"
+		done
 		while IFS='|' read -r read path; do
 			"$work/load" -name "$name $read" -url "$kb$path" -H "Authorization: Bearer $TOKEN" \
 				-c 1 -d "$READ_DURATION" -warmup 1s -out "$results" >/dev/null
@@ -190,14 +194,15 @@ EOF
 done
 
 echo
-echo "==> results: spend in req/s ($CONNS connections, one key each) and the CPU it took per call (Caddy's, with"
+echo "==> results: spend in req/s (mean of $SPEND_WINDOWS windows; $CONNS connections, one key each) and the CPU it took per call (Caddy's, with"
 echo "    the SQLite ledger in it, plus a throwaway Postgres's; an outside Postgres is not counted);"
 echo "    reads p50 / p99 in ms (one connection)"
 awk -F'\t' -v tck="$clk_tck" '
-	FNR == NR { ticks[$1] = $2; next }
+	FNR == NR { ticks[$1] += $2; next }
 	{ split($1, w, " "); key = w[1]; what = substr($1, length(key) + 2)
 	  if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-	  if (what == "spend") { spend[key] = sprintf("%.0f", $5); cpu[key] = sprintf("%.3f", 1000 * ticks[key] / tck / $2) }
+	  if (what == "spend") { rps[key] += $5; ok[key] += $2; windows[key]++
+	    spend[key] = sprintf("%.0f", rps[key] / windows[key]); cpu[key] = sprintf("%.3f", 1000 * ticks[key] / tck / ok[key]) }
 	  else { cols[what] = 1; cell[key, what] = sprintf("%.2f / %.2f", $6, $8); if (!(what in corder)) { corder[what] = ++m; cname[m] = what } } }
 	END {
 		printf "| ledger | spend req/s | CPU ms/call"; for (j = 1; j <= m; j++) printf " | %s", cname[j]; print " |"

@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Calls/PendingCalls", testPendingCalls},
 		{"Calls/RefusalFlood", testRefusalFlood},
 		{"Calls/ReserveRefusalFlood", testReserveRefusalFlood},
+		{"Calls/RefusalBucketShared", testRefusalBucketShared},
 		{"Calls/Retention", testRetention},
 		{"Paging/InvalidRequests", testInvalidPageRequests},
 

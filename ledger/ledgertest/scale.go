@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keybrake/keybrake/ledger"
+	"github.com/keybrake/keybrake/rules"
 )
 
 // refusalFlood is how many refusals testRefusalFlood records.
@@ -266,6 +267,53 @@ func testReserveRefusalFlood(f *fixture) {
 	for _, o := range want {
 		if counted[o] != reserveFlood {
 			t.Errorf("summary counts %d %s; want %d (%+v)", counted[o], o, reserveFlood, rows)
+		}
+	}
+}
+
+// testRefusalBucketShared: a refusal the gate records (RecordRefusal, with
+// ledger.RefusalBucket) and one the ledger decides inside Reserve, for the
+// same key, vendor, outcome (and rule) and minute, are counted in one
+// record: the backends' own bucket names (Postgres builds its in SQL) are
+// the same string as the Go one.
+func testRefusalBucketShared(f *fixture) {
+	t := f.t
+	revoked := f.newKey(func(k *ledger.Key) { k.RunLabel = "run/shared" })
+	ruled := f.newKey(func(k *ledger.Key) { k.RunLabel, k.Rules = "run/shared", f.mustRules(`{"max_calls": 1}`) })
+	f.reserveReq(f.moving(ruled, t0), ledger.OutcomeForwarded)
+	if _, err := f.s.RevokeKey(f.ctx, revoked.ID, t0); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	// A minute that is not t0's, and a time late in it.
+	minute := t0.Add(17*time.Minute + 59*time.Second + 999*time.Millisecond)
+	for i, c := range []struct {
+		key           ledger.Key
+		outcome, rule string
+		status        int
+	}{{revoked, ledger.OutcomeRevoked, "", 401}, {ruled, ledger.OutcomeRuleDenied, rules.RuleMaxCalls, 429}} {
+		early := minute.Add(-40 * time.Second)
+		if err := f.s.RecordRefusal(f.ctx, ledger.Call{CallID: fmt.Sprintf("gateRefused%d", i), KeyID: c.key.ID,
+			RunLabel: c.key.RunLabel, Vendor: c.key.Vendor, Method: "POST", Path: "/v1/payment_intents",
+			Endpoint: "POST /v1/payment_intents", StatusCode: c.status, Outcome: c.outcome, Rule: c.rule,
+			CostState: ledger.CostNone, StartedAt: early}); err != nil {
+			t.Fatalf("RecordRefusal: %v", err)
+		}
+		f.reserveRule(f.moving(c.key, minute), c.outcome, c.rule)
+		if b, ok := f.s.(ledger.Batcher); ok {
+			res, errs := b.WriteBatch(f.ctx, []ledger.Op{reserveOp(f.moving(c.key, minute))})
+			if errs[0] != nil || res[0].Outcome != c.outcome {
+				t.Fatalf("batched refusal: %+v, %v", res[0], errs[0])
+			}
+		}
+		records := f.auditAll(ledger.AuditFilter{KeyID: c.key.ID, Outcome: c.outcome})
+		_, batched := f.s.(ledger.Batcher)
+		want := int64(2)
+		if batched {
+			want = 3
+		}
+		if len(records) != 1 || records[0].Count != want {
+			t.Fatalf("%s refusals of one minute, recorded by the gate and by the ledger: %d records %+v; want one counting %d",
+				c.outcome, len(records), records, want)
 		}
 	}
 }
