@@ -62,11 +62,12 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 			k.expires_at, k.revoked_at, k.spent, k.reserved,
 			COALESCE(d.spent, 0), COALESCE(d.reserved, 0), k.token_id,
 			? = '' OR EXISTS (SELECT 1 FROM json_each(k.allowed_endpoints) e WHERE e.value = ?),
-			k.max_calls, k.rate_calls, k.rate_window_us, k.once_per, k.rule_calls
+			k.max_calls, k.rate_calls, k.rate_window_us, k.once_per, k.rule_calls, k.rate_taken, k.rate_last
 		FROM `+sqliteKeyFrom+` WHERE k.id = +?`, r.Endpoint, r.Endpoint, day, r.KeyID).Scan(
 		&k.vendor, &k.runLabel, &k.dailyCap, &k.totalCap, &k.expiresAt, &revokedAt,
 		&k.spent, &k.reserved, &k.daySpent, &k.dayReserved, &k.tokenID, &k.endpointAllowed,
-		&k.rules.maxCalls, &k.rules.rateCalls, &k.rules.rateWindowUS, &k.rules.oncePer, &k.rules.ruleCalls)
+		&k.rules.maxCalls, &k.rules.rateCalls, &k.rules.rateWindowUS, &k.rules.oncePer, &k.rules.ruleCalls,
+		&k.rules.rateTaken, &k.rules.rateLast)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.ReserveResult{}, fmt.Errorf("key %s: %w", r.KeyID, ledger.ErrNotFound)
 	}

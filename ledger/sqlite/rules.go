@@ -12,11 +12,15 @@ import (
 )
 
 // sqliteKeyRules are a key's stateful rules as Reserve reads them (see
-// migration 0007), with what the key has counted against max_calls.
+// migrations 0010 and 0012), with what the key has counted against
+// max_calls and the state of its rate ring: slots ever taken, and the last
+// time written (unix nanoseconds).
 type sqliteKeyRules struct {
 	maxCalls, rateCalls, rateWindowUS sql.NullInt64
 	oncePer                           string
 	ruleCalls                         int64
+	rateTaken                         int64
+	rateLast                          sql.NullInt64
 }
 
 // counts tells whether the key has a stateful rule, so that a forwarded
@@ -42,20 +46,23 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 	if k.maxCalls.Valid && k.ruleCalls >= k.maxCalls.Int64 {
 		return rules.RuleMaxCalls, 0, nil
 	}
-	if k.rateCalls.Valid {
-		// The N-th newest call of the window decides, and says when
-		// there is room again: after a PATCH narrowed N the window may
-		// hold more than N, and its oldest leaving frees nothing.
+	if k.rateCalls.Valid && k.rateTaken >= k.rateCalls.Int64 {
+		// The ring is full: the slot this call would take holds the N-th
+		// newest time, which decides, and says when there is room again.
+		// (A full ring without it cannot happen; if it did, the call is
+		// refused for a window rather than counted blind.)
 		var nth int64
-		err := tx.QueryRowContext(ctx, `SELECT at FROM key_rate_log WHERE key_id = +? AND at > +?
-			ORDER BY at DESC LIMIT 1 OFFSET ?`,
-			r.KeyID, sqliteTime(r.Now.Add(-k.window())), k.rateCalls.Int64-1).Scan(&nth)
+		err := tx.QueryRowContext(ctx, `SELECT at FROM key_rate_slots WHERE key_id = +? AND slot = +?`,
+			r.KeyID, k.rateTaken%k.rateCalls.Int64).Scan(&nth)
 		switch {
-		case err == nil:
+		case errors.Is(err, sql.ErrNoRows):
+			return rules.RuleRate, k.window(), nil
+		case err != nil:
+			return "", 0, err
+		}
+		if nth > sqliteTime(r.Now.Add(-k.window())) {
 			wait := sqliteFromNanos(nth).Add(k.window()).Sub(r.Now)
 			return rules.RuleRate, max(wait, time.Microsecond), nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return "", 0, err
 		}
 	}
 	if k.oncePer != "" {
@@ -73,12 +80,9 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 }
 
 // take counts a forwarded call against the key's stateful rules: one more
-// call for max_calls, its once_per claims, its rate slot (pruning the slots
-// that left the window).
+// call for max_calls, its once_per claims, its time in its rate slot (made
+// monotonic per key, as Postgres's 0016 does).
 func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1 WHERE id = ?`, r.KeyID); err != nil {
-		return err
-	}
 	if k.oncePer != "" {
 		for _, v := range r.OnceValues {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO key_claims (key_id, value, call_id) VALUES (?, ?, ?)`,
@@ -87,15 +91,55 @@ func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.Reserve
 			}
 		}
 	}
-	if k.rateCalls.Valid {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM key_rate_log WHERE key_id = +? AND at <= +?`,
-			r.KeyID, sqliteTime(r.Now.Add(-k.window()))); err != nil {
+	if !k.rateCalls.Valid {
+		_, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1 WHERE id = ?`, r.KeyID)
+		return err
+	}
+	at := sqliteTime(r.Now)
+	if k.rateLast.Valid {
+		at = max(at, k.rateLast.Int64)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO key_rate_slots (key_id, slot, at) VALUES (?, ?, ?)
+		ON CONFLICT (key_id, slot) DO UPDATE SET at = excluded.at`, r.KeyID, k.rateTaken%k.rateCalls.Int64, at); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1, rate_taken = rate_taken + 1, rate_last = ?
+		WHERE id = ?`, at, r.KeyID)
+	return err
+}
+
+// sqliteReslotRate rebuilds a key's rate ring after a PATCH changed its N:
+// the newest min(N, kept) times, renumbered oldest first, so that the next
+// slot (rate_taken mod N) is again the N-th newest once the ring is full.
+// A rate taken away keeps the ring as it is (calls made without a rate are
+// not counted; a rate put back decides from what was kept).
+func sqliteReslotRate(ctx context.Context, tx *sqliteTx, keyID string, n int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT at FROM key_rate_slots WHERE key_id = ? ORDER BY at DESC LIMIT ?`, keyID, n)
+	if err != nil {
+		return err
+	}
+	var ats []int64
+	for rows.Next() {
+		var at int64
+		if err := rows.Scan(&at); err != nil {
+			rows.Close()
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO key_rate_log (key_id, at, call_id) VALUES (?, ?, ?)`,
-			r.KeyID, sqliteTime(r.Now), r.CallID); err != nil {
+		ats = append(ats, at)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM key_rate_slots WHERE key_id = ?`, keyID); err != nil {
+		return err
+	}
+	for i := range ats {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_rate_slots (key_id, slot, at) VALUES (?, ?, ?)`,
+			keyID, i, ats[len(ats)-1-i]); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err = tx.ExecContext(ctx, `UPDATE keys SET rate_taken = ? WHERE id = ?`, len(ats), keyID)
+	return err
 }

@@ -163,6 +163,13 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 	var ku ledger.KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		rs := ledger.StoreRules(p.Rules)
+		var oldRate sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT rate_calls FROM keys WHERE id = ?`, id).Scan(&oldRate); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ledger.ErrNotFound
+			}
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE keys SET
 				daily_cap = COALESCE(?, daily_cap),
 				total_cap = COALESCE(?, total_cap),
@@ -185,6 +192,11 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 			return err
 		} else if n == 0 {
 			return ledger.ErrNotFound
+		}
+		if p.Rules != nil && rs.RateCalls != nil && (!oldRate.Valid || oldRate.Int64 != *rs.RateCalls) {
+			if err := sqliteReslotRate(ctx, tx, id, *rs.RateCalls); err != nil {
+				return err
+			}
 		}
 		ku, err = sqliteScanKey(tx.QueryRowContext(ctx,
 			`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, int64(0), id))

@@ -34,7 +34,7 @@
 -- A change of N (PATCH) rebuilds the ring from the newest min(N, kept)
 -- times (trigger vault_keys_rate_reslot); a change of W alone keeps it; a
 -- rate taken away keeps it as it was (calls made without one are not
--- counted), as SQLite's log is kept. As in 0014, a released call keeps its
+-- counted), as SQLite's 0012 does too. As in 0014, a released call keeps its
 -- slot, and what the rule no longer needed is forgotten: a window made
 -- longer counts only what the old rule kept.
 --
