@@ -99,8 +99,14 @@ func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.Reserve
 	if k.rateLast.Valid {
 		at = max(at, k.rateLast.Int64)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO key_rate_slots (key_id, slot, at) VALUES (?, ?, ?)
-		ON CONFLICT (key_id, slot) DO UPDATE SET at = excluded.at`, r.KeyID, k.rateTaken%k.rateCalls.Int64, at); err != nil {
+	// A key's slots are 0 .. min(rate_taken, N) - 1 (counting fills them
+	// in order; a rebuild renumbers them from 0): until the ring is full
+	// the slot is new, after it exists.
+	slotSQL := `UPDATE key_rate_slots SET at = ? WHERE key_id = ? AND slot = ?`
+	if k.rateTaken < k.rateCalls.Int64 {
+		slotSQL = `INSERT INTO key_rate_slots (at, key_id, slot) VALUES (?, ?, ?)`
+	}
+	if _, err := tx.ExecContext(ctx, slotSQL, at, r.KeyID, k.rateTaken%k.rateCalls.Int64); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1, rate_taken = rate_taken + 1, rate_last = ?
