@@ -170,7 +170,8 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 			}
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE keys SET
+		// The key exists (read above, in this write transaction).
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET
 				daily_cap = COALESCE(?, daily_cap),
 				total_cap = COALESCE(?, total_cap),
 				expires_at = COALESCE(?, expires_at),
@@ -184,20 +185,15 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 			sqliteNullMicros(p.DailyCap), sqliteNullMicros(p.TotalCap), expires, endpoints,
 			p.Rules != nil, rs.JSON, p.Rules != nil, sqliteNullInt64(rs.MaxCalls),
 			p.Rules != nil, sqliteNullInt64(rs.RateCalls), p.Rules != nil, sqliteNullInt64(rs.RateWindowUS),
-			p.Rules != nil, rs.OncePer, id)
-		if err != nil {
+			p.Rules != nil, rs.OncePer, id); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ledger.ErrNotFound
 		}
 		if p.Rules != nil && rs.RateCalls != nil && (!oldRate.Valid || oldRate.Int64 != *rs.RateCalls) {
 			if err := sqliteReslotRate(ctx, tx, id, *rs.RateCalls); err != nil {
 				return err
 			}
 		}
+		var err error
 		ku, err = sqliteScanKey(tx.QueryRowContext(ctx,
 			`SELECT `+sqliteKeyColumns+` FROM `+sqliteKeyFrom+` WHERE k.id = ?`, int64(0), id))
 		return err
