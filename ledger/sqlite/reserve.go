@@ -168,15 +168,22 @@ func sqliteReserveTx(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest)
 		bucket); err != nil {
 		return ledger.ReserveResult{}, err
 	}
+	var ruleCalls, rateTaken int64 // what the call adds to the key's rule counts
+	var rateLast sql.NullInt64
 	if counted {
-		if err := k.rules.take(ctx, tx, r); err != nil {
+		if rateLast, err = k.rules.take(ctx, tx, r); err != nil {
 			return ledger.ReserveResult{}, err
+		}
+		ruleCalls = 1
+		if rateLast.Valid {
+			rateTaken = 1
 		}
 	}
 	switch res.Outcome {
 	case ledger.OutcomeForwarded:
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE keys SET reserved = reserved + ?, calls = calls + 1 WHERE id = ?`, held, r.KeyID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE keys SET reserved = reserved + ?, calls = calls + 1,
+				rule_calls = rule_calls + ?, rate_taken = rate_taken + ?, rate_last = COALESCE(?, rate_last)
+			WHERE id = ?`, held, ruleCalls, rateTaken, rateLast, r.KeyID); err != nil {
 			return ledger.ReserveResult{}, err
 		}
 		if err := sqliteAddToDay(ctx, tx, r.KeyID, day, 0, held); err != nil {

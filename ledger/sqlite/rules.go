@@ -79,21 +79,22 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 	return "", 0, nil
 }
 
-// take counts a forwarded call against the key's stateful rules: one more
-// call for max_calls, its once_per claims, its time in its rate slot (made
-// monotonic per key, as Postgres's 0016 does).
-func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) error {
+// take counts a forwarded call against the key's stateful rules: its
+// once_per claims and its time in its rate slot (made monotonic per key,
+// as Postgres's 0016 does). It returns the key's rate_last after it (NULL
+// for a key without a rate); the caller writes it, one more rule call and
+// one more rate slot taken with the reservation's own update of the key.
+func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (sql.NullInt64, error) {
 	if k.oncePer != "" {
 		for _, v := range r.OnceValues {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO key_claims (key_id, value, call_id) VALUES (?, ?, ?)`,
 				r.KeyID, v, r.CallID); err != nil {
-				return err
+				return sql.NullInt64{}, err
 			}
 		}
 	}
 	if !k.rateCalls.Valid {
-		_, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1 WHERE id = ?`, r.KeyID)
-		return err
+		return sql.NullInt64{}, nil
 	}
 	at := sqliteTime(r.Now)
 	if k.rateLast.Valid {
@@ -107,11 +108,9 @@ func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.Reserve
 		slotSQL = `INSERT INTO key_rate_slots (at, key_id, slot) VALUES (?, ?, ?)`
 	}
 	if _, err := tx.ExecContext(ctx, slotSQL, at, r.KeyID, k.rateTaken%k.rateCalls.Int64); err != nil {
-		return err
+		return sql.NullInt64{}, err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE keys SET rule_calls = rule_calls + 1, rate_taken = rate_taken + 1, rate_last = ?
-		WHERE id = ?`, at, r.KeyID)
-	return err
+	return sql.NullInt64{Int64: at, Valid: true}, nil
 }
 
 // sqliteReslotRate rebuilds a key's rate ring after a PATCH changed its N:
