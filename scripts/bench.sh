@@ -13,6 +13,12 @@
 #               (max_call_usd, max_calls, rate, allow), none tight enough
 #               to refuse
 #
+# A fourth table compares spend with rules and without on each ledger in
+# alternating windows, in the order A B B A (then A B B A again, ...): the
+# machine's speed drifts within a run by more than the rules cost, and a
+# steady drift cancels out of that order. It gives the ratio of the mean
+# req/s with rules to the mean without, and each side's CPU per call.
+#
 # Every scenario gets a warm-up and a measured window of BENCH_DURATION with
 # BENCH_CONNS keep-alive connections from bench/load (throughput), and a few
 # are repeated with one connection ("@c1": no queueing, so the p50 there is
@@ -38,6 +44,8 @@
 #   BENCH_DURATION  measured time per scenario, whole seconds (default 10s)
 #   BENCH_WARMUP    warm-up per scenario, whole seconds  (default 2s)
 #   BENCH_CONNS     concurrent connections                (default 64)
+#   BENCH_RULES_PAIRS  windows of each kind in the rules comparison below
+#                   (default 2: no rules, rules, rules, no rules; 0 skips it)
 #   BENCH_ONLY      run only scenarios whose name matches this regex
 #                   (the plain baselines always run)
 #   BENCH_PROFILE   a directory: save a CPU profile of the Keybrake Caddy
@@ -55,6 +63,7 @@ DURATION="${BENCH_DURATION:-10s}"
 WARMUP="${BENCH_WARMUP:-2s}"
 CONNS="${BENCH_CONNS:-64}"
 ONLY="${BENCH_ONLY:-}"
+RULES_PAIRS="${BENCH_RULES_PAIRS:-2}"
 PROFILE_DIR="${BENCH_PROFILE:-}"
 CADDY="${CADDY:-$root/bin/caddy}"
 TOKEN="bench-token-$RANDOM$RANDOM"
@@ -358,8 +367,33 @@ scenario zero-cost-pg@c1 pg get one 1
 scenario spend-pg@c1 pg post one 1
 scenario spend-sqlite@c1 sqlite post one 1
 
+# Rules against no rules, alternating (see the top): their own results,
+# CPU and batch files, so that the tables above stay one row a scenario.
+main_results="$results" main_cpu="$cpu_file" main_batch="$batch_file"
+results="$work/pairs.tsv" cpu_file="$work/pairs-cpu.tsv" batch_file="$work/pairs-batch.tsv"
+: >"$results"
+: >"$cpu_file"
+: >"$batch_file"
+if [[ "$RULES_PAIRS" -gt 0 ]]; then
+	echo "==> rules vs no rules: $RULES_PAIRS windows each per ledger, alternating A B B A"
+	for backend in pg sqlite; do
+		for w in $(seq 1 "$RULES_PAIRS"); do
+			if ((w % 2)); then
+				scenario "spend-$backend-key/worker" "$backend" post each
+				scenario "spend-$backend-key/worker-rules" "$backend" post each-rules
+			else
+				scenario "spend-$backend-key/worker-rules" "$backend" post each-rules
+				scenario "spend-$backend-key/worker" "$backend" post each
+			fi
+		done
+	done
+fi
+pairs_results="$results" pairs_cpu="$cpu_file"
+results="$main_results" cpu_file="$main_cpu" batch_file="$main_batch"
+
 if [[ -n "${BENCH_RESULTS:-}" ]]; then
 	cp "$results" "$BENCH_RESULTS"
+	[[ -s "$pairs_results" ]] && cp "$pairs_results" "${BENCH_RESULTS%.tsv}-rules.tsv"
 fi
 
 # --- the table -------------------------------------------------------------
@@ -418,5 +452,26 @@ paste "$results" "$batch_file" | awk -F'\t' '
 		per = ($12 > 0) ? sprintf("%.1f", ($13 + $14) / $12) : "-"
 		printf "%-30s %9d %9d %9d %9s %12.3f\n", $1, $12, $13, $14, per, $12 / n
 	}'
+if [[ -s "$pairs_results" ]]; then
+	echo
+	echo "Spend with rules vs without, key per worker, alternating windows (A B B A ...): mean req/s"
+	echo "of each, their ratio (target, issue 18: >= 0.90), and CPU ms per request of Caddy and Postgres"
+	echo
+	paste "$pairs_results" "$pairs_cpu" | awk -F'\t' '
+		{
+			b = ($1 ~ /-pg-/) ? "postgres" : "sqlite"; r = ($1 ~ /-rules$/) ? "rules" : "none"
+			n[b, r]++; rps[b, r] += $5; ok[b, r] += $2; caddy[b, r] += $12; pg[b, r] += $14; seen[b] = 1
+		}
+		END {
+			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s\n", "ledger", "windows", "req/s none", "req/s rules", "ratio", "caddy none", "caddy rules", "pg none", "pg rules"
+			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s\n", "------", "-------", "----------", "-----------", "-----", "----------", "-----------", "-------", "--------"
+			for (b in seen) {
+				a = rps[b, "none"] / n[b, "none"]; c = rps[b, "rules"] / n[b, "rules"]
+				printf "%-10s %7d %11.0f %11.0f %7.2f %11.3f %11.3f %11.3f %11.3f\n", b, n[b, "none"], a, c, (a > 0) ? c / a : 0,
+					1000 * caddy[b, "none"] / ok[b, "none"], 1000 * caddy[b, "rules"] / ok[b, "rules"],
+					1000 * pg[b, "none"] / ok[b, "none"], 1000 * pg[b, "rules"] / ok[b, "rules"]
+			}
+		}'
+fi
 echo
 echo "Targets (DESIGN.md, Speed): zero-cost >= 0.90x plain; spend on Postgres >= 0.50x plain; added p50 of a spend call < 1 ms."
