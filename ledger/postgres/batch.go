@@ -9,8 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/keybrake/keybrake/ledger"
 
 	"go.uber.org/zap"
@@ -113,8 +111,7 @@ type postgresBatchArgs struct {
 	rEstimates, rMinimums, rWindows                                                      []int64
 	rNows                                                                                []time.Time
 	rMoves                                                                               []bool
-	rOnces, rClaims                                                                      []string
-	tags                                                                                 postgresTags
+	rOnces, rClaims, rTags                                                               []string
 }
 
 func (a *postgresBatchArgs) add(i int, op ledger.Op) {
@@ -136,9 +133,7 @@ func (a *postgresBatchArgs) add(i int, op ledger.Op) {
 		a.rMoves = append(a.rMoves, r.MovesMoney)
 		a.rOnces = append(a.rOnces, r.OncePer)
 		a.rClaims = append(a.rClaims, claimsJSON(r.OnceValues))
-		if r.Tag != "" {
-			a.tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
-		}
+		a.rTags = append(a.rTags, r.Tag)
 		return
 	}
 	f := op.Finish
@@ -202,33 +197,28 @@ func (s *postgresStore) runBatch(ctx context.Context, ops []ledger.Op) ([]ledger
 }
 
 // writeBatch runs keybrake_batch and fills results and errs for its ops.
+// The tags of its calls are written by the function (migration 0017).
 func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, results []ledger.ReserveResult, errs []error) error {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state,
-			o_rule, o_retry_us
+	rows, err := s.pool.Query(ctx, `SELECT o_kind, o_idx, o_outcome, o_replay_of, o_run_label, o_remaining, o_held, o_state,
+			o_rule, o_retry_us, o_tag
 		FROM keybrake_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-			$24, $25, $26)`,
+			$24, $25, $26, $27)`,
 		nonNil(a.fCallIDs), nonNil(a.fModes), nonNil(a.fCosts), nonNil(a.fStates), nonNil(a.fStatuses), nonNil(a.fAmounts),
 		nonNil(a.fCurrencies), nonNil(a.fTxnIDs), nonNil(a.fOutcomes), nonNil(a.fNows),
 		nonNil(a.rCallIDs), nonNil(a.rKeyIDs), nonNil(a.rVendors), nonNil(a.rMethods), nonNil(a.rPaths), nonNil(a.rEndpoints),
 		nonNil(a.rEstimates), nonNil(a.rMinimums), nonNil(a.rIdems), nonNil(a.rPrints), nonNil(a.rWindows), nonNil(a.rObjects),
-		nonNil(a.rNows), nonNil(a.rMoves), nonNil(a.rOnces), nonNil(a.rClaims))
-	// The tags go in the same implicit transaction: one commit.
-	tagged := a.tags.queue(b)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	rows, err := br.Query()
+		nonNil(a.rNows), nonNil(a.rMoves), nonNil(a.rOnces), nonNil(a.rClaims), nonNil(a.rTags))
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			kind, outcome, replayOf, runLabel, state, rule string
-			idx                                            int32
-			remaining, held, retryUS                       int64
+			kind, outcome, replayOf, runLabel, state, rule, tag string
+			idx                                                 int32
+			remaining, held, retryUS                            int64
 		)
-		if err := rows.Scan(&kind, &idx, &outcome, &replayOf, &runLabel, &remaining, &held, &state, &rule, &retryUS); err != nil {
+		if err := rows.Scan(&kind, &idx, &outcome, &replayOf, &runLabel, &remaining, &held, &state, &rule, &retryUS, &tag); err != nil {
 			return err
 		}
 		if kind == "finish" {
@@ -249,20 +239,10 @@ func (s *postgresStore) writeBatch(ctx context.Context, a *postgresBatchArgs, re
 			continue
 		}
 		results[i] = ledger.ReserveResult{Outcome: outcome, ReplayOf: replayOf, RunLabel: runLabel,
-			Remaining: money.Micros(remaining), Reserved: money.Micros(held), Rule: rule, RetryAfter: ledger.RetryAfterUS(retryUS)}
+			Remaining: money.Micros(remaining), Reserved: money.Micros(held), Rule: rule, RetryAfter: ledger.RetryAfterUS(retryUS),
+			Tag: tag}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || !tagged {
-		return err
-	}
-	got, err := a.tags.read(br)
-	if err != nil {
-		return err
-	}
-	for k, i := range a.rIdx {
-		results[i].Tag = got[a.rCallIDs[k]]
-	}
-	return nil
+	return rows.Err()
 }
 
 // nonNil gives pgx an empty array rather than NULL for an empty slice.

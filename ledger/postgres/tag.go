@@ -12,17 +12,9 @@ import (
 // as one implicit transaction: the tag commits with the reservation, with
 // no commit of its own. Attempts of one idempotency key are serialised by
 // the key row lock, so a first attempt's tag is committed before a retry
-// is reserved.
-const postgresTagCalls = `UPDATE calls AS c SET tag = COALESCE((
-		SELECT o.tag FROM calls o
-		WHERE c.idempotency_key <> '' AND c.request_hash <> ''
-		  AND o.key_id = c.key_id AND o.idempotency_key = c.idempotency_key
-		  AND o.request_hash = c.request_hash AND o.replay_of = '' AND o.tag <> ''
-		  AND o.call_id <> c.call_id AND o.started_at > c.started_at - t.window_us * interval '1 microsecond'
-		ORDER BY o.started_at, o.seq LIMIT 1), t.tag)
-	FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(call_id, tag, window_us)
-	WHERE c.call_id = t.call_id AND (c.cost_state = 'reserved' OR c.replay_of <> '')
-	RETURNING c.call_id, c.tag`
+// is reserved. The UPDATE is a function (migration 0017) so that it is
+// planned without sequential scans whatever calls' statistics say.
+const postgresTagCalls = `SELECT call_id, tag FROM keybrake_tag_calls($1::text[], $2::text[], $3::bigint[])`
 
 // postgresTags are the tags to record after a batch's reservations.
 type postgresTags struct {

@@ -1,24 +1,42 @@
--- 0017: a batch's new rate slots written in one statement.
+-- 0017: three costs of the write path, measured with pg_stat_statements
+-- and auto_explain on make bench's spend scenarios.
 --
--- In 0016 keybrake_batch counted each call against its key's stateful
--- rules through keybrake_rule_take, which inserted the call's rate slot at
--- once: a PL/pgSQL call (the key row passed in and out whole) and an
--- INSERT per counted call. With pg_stat_statements on make bench's spend
--- scenario with rules, that was about 14 µs of the 22 µs a call with rules
--- cost Postgres more than one without (8.8 µs the INSERT, the rest the
--- call).
+-- 1. A batch's tags (0013) were recorded by an UPDATE of the calls just
+-- inserted, queued after keybrake_batch in the same transaction: a second
+-- version of every forwarded call's row, nearly always outside HOT (the
+-- row's page is full), so a new entry in each of calls' indexes too: about
+-- 1 ms a batch of 30 calls. keybrake_batch now takes the tags (r_tags),
+-- writes each in the call's INSERT and returns it (o_tag).
 --
--- Now the batch counts in line the calls that neither claim a once_per
--- value nor find their key's ring full (the common case: max_calls and a
--- rate whose ring is still filling), and keeps their new slots in arrays
--- written by one INSERT when the batch's reservations are done. A ring that
--- is full is read before a call is counted (keybrake_rule_denied), so the
--- arrays are written first whenever that read is made: a read never misses
--- a slot the batch has taken. The other calls (once_per claims, a full
--- ring's slot updated in place) still go through keybrake_rule_take, as
--- keybrake_reserve's lone calls do.
+-- 2. That UPDATE, sent as a statement of its own, was planned with the
+-- session's settings: while calls' statistics were those of a small table
+-- (a new ledger, or one that grew fast since the last autoanalyze) it
+-- scanned the whole of calls for every batch (4 to 6 ms a batch, growing
+-- with the table) until an autoanalyze came. A lone reservation
+-- (keybrake_reserve) still records its tag after it, now through
+-- keybrake_tag_calls, planned without sequential scans like the other
+-- write functions.
+--
+-- 3. A batch's new rate slots are written in one statement. In 0016
+-- keybrake_batch counted each call against its key's stateful rules
+-- through keybrake_rule_take, which inserted the call's rate slot at once:
+-- a PL/pgSQL call (the key row passed in and out whole) and an INSERT per
+-- counted call, about 14 µs of the 22 µs a call with rules cost Postgres
+-- more than one without. Now the batch counts in line the calls that
+-- neither claim a once_per value nor find their key's ring full (the
+-- common case: max_calls and a rate whose ring is still filling), and keeps
+-- their new slots in arrays written by one INSERT when the batch's
+-- reservations are done. A ring that is full is read before a call is
+-- counted (keybrake_rule_denied), so the arrays are written first whenever
+-- that read is made: a read never misses a slot the batch has taken. The
+-- other calls (once_per claims, a full ring's slot updated in place) still
+-- go through keybrake_rule_take, as keybrake_reserve's lone calls do.
+--
+-- keybrake_batch is created with one more argument beside 0016's, which
+-- stays: a node still running the previous version keeps calling it (and
+-- tagging after it) until it is upgraded.
 
-CREATE OR REPLACE FUNCTION keybrake_batch(
+CREATE FUNCTION keybrake_batch(
 	f_call_ids    text[],
 	f_modes       text[],
 	f_costs       bigint[],
@@ -44,7 +62,8 @@ CREATE OR REPLACE FUNCTION keybrake_batch(
 	r_nows        timestamptz[],
 	r_moves       boolean[],
 	r_onces       text[],
-	r_claims      text[]
+	r_claims      text[],
+	r_tags        text[]
 ) RETURNS TABLE (
 	o_kind      text,
 	o_idx       integer,
@@ -55,7 +74,8 @@ CREATE OR REPLACE FUNCTION keybrake_batch(
 	o_held      bigint,
 	o_state     text,
 	o_rule      text,
-	o_retry_us  bigint
+	o_retry_us  bigint,
+	o_tag       text
 ) LANGUAGE plpgsql AS $$
 DECLARE
 	i             integer;
@@ -102,6 +122,7 @@ DECLARE
 	v_cost        bigint;
 	v_rule        text;
 	v_retry       bigint;
+	v_tag         text;
 	v_counted     boolean;
 	-- The rate slots the batch took and has not written yet (see above).
 	s_keys        text[] := '{}';
@@ -155,6 +176,7 @@ BEGIN
 	o_held := 0;
 	o_rule := '';
 	o_retry_us := 0;
+	o_tag := '';
 	PERFORM 1 FROM calls c WHERE c.call_id = ANY (f_call_ids) ORDER BY c.call_id FOR UPDATE;
 	FOR i IN 1 .. coalesce(cardinality(f_call_ids), 0) LOOP
 		o_idx := i;
@@ -242,6 +264,7 @@ BEGIN
 			IF NOT v_found THEN
 				o_rule := '';
 				o_retry_us := 0;
+				o_tag := '';
 				o_outcome := 'not_found';
 				o_replay_of := '';
 				o_run_label := '';
@@ -268,6 +291,7 @@ BEGIN
 			v_rule := '';
 			v_retry := 0;
 			v_counted := false;
+			v_tag := '';
 			v_held := 0;
 			v_state := 'none';
 			v_replay := '';
@@ -417,15 +441,31 @@ BEGIN
 				PERFORM set_config('keybrake.batch_rolls', 'on', true);
 				v_by_trigger := v_by_trigger || r_call_ids[i];
 			ELSE
+				-- A call let go ahead (or answered as a replay) keeps the
+				-- tag written on its request, or its idempotent request's
+				-- first tagged attempt's (keybrake_tag_calls says which;
+				-- the batch's own earlier calls are in calls already).
+				IF r_tags[i] <> '' THEN
+					v_tag := NULL;
+					IF r_idems[i] <> '' AND r_prints[i] <> '' THEN
+						SELECT o.tag INTO v_tag FROM calls o
+							WHERE o.key_id = k.id AND o.idempotency_key = r_idems[i] AND o.request_hash = r_prints[i]
+							  AND o.replay_of = '' AND o.tag <> '' AND o.call_id <> r_call_ids[i]
+							  AND o.started_at > r_nows[i] - r_windows[i] * interval '1 microsecond'
+							ORDER BY o.started_at, o.seq LIMIT 1;
+					END IF;
+					v_tag := COALESCE(v_tag, r_tags[i]);
+				END IF;
 				INSERT INTO calls (call_id, key_id, run_label, vendor, method, path, endpoint,
 						outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
-						cost_state, day, started_at, rule, rule_counted)
+						cost_state, day, started_at, rule, rule_counted, tag)
 					VALUES (r_call_ids[i], k.id, k.run_label, r_vendors[i], r_methods[i], r_paths[i], r_endpoints[i],
 						v_outcome, keybrake_refusal_status(v_outcome, v_rule),
-						v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted);
+						v_held, r_idems[i], r_prints[i], v_replay, r_objects[i], v_state, v_day, r_nows[i], v_rule, v_counted, v_tag);
 			END IF;
 			o_rule := v_rule;
 			o_retry_us := v_retry;
+			o_tag := v_tag;
 			o_outcome := v_outcome;
 			o_replay_of := v_replay;
 			o_run_label := k.run_label;
@@ -472,4 +512,21 @@ $$;
 -- sequential scans again, as 0015 set (see there).
 ALTER FUNCTION keybrake_batch(text[], text[], bigint[], text[], integer[], bigint[], text[], text[], text[], timestamptz[],
 	text[], text[], text[], text[], text[], text[], bigint[], bigint[], text[], text[], bigint[], text[], timestamptz[],
-	boolean[], text[], text[]) SET enable_seqscan = off;
+	boolean[], text[], text[], text[]) SET enable_seqscan = off;
+
+-- keybrake_tag_calls records the tags of calls a reservation let go ahead
+-- (ledger/postgres/tag.go says what it does; the statement is the one it
+-- sent before).
+CREATE FUNCTION keybrake_tag_calls(p_call_ids text[], p_tags text[], p_windows bigint[])
+	RETURNS TABLE (call_id text, tag text) LANGUAGE sql SET enable_seqscan = off AS $$
+	UPDATE calls AS c SET tag = COALESCE((
+			SELECT o.tag FROM calls o
+			WHERE c.idempotency_key <> '' AND c.request_hash <> ''
+			  AND o.key_id = c.key_id AND o.idempotency_key = c.idempotency_key
+			  AND o.request_hash = c.request_hash AND o.replay_of = '' AND o.tag <> ''
+			  AND o.call_id <> c.call_id AND o.started_at > c.started_at - t.window_us * interval '1 microsecond'
+			ORDER BY o.started_at, o.seq LIMIT 1), t.tag)
+		FROM unnest(p_call_ids, p_tags, p_windows) AS t(call_id, tag, window_us)
+		WHERE c.call_id = ANY (p_call_ids) AND c.call_id = t.call_id AND (c.cost_state = 'reserved' OR c.replay_of <> '')
+		RETURNING c.call_id, c.tag;
+$$;
