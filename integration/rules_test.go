@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -341,5 +342,87 @@ func TestRulesPolicyBounds(t *testing.T) {
 	}
 	if code := apiCall(t, n, "PATCH", "/vault/keys/"+k.KeyID, map[string]any{"rules": map[string]any{"max_calls": 1000}}, nil); code != http.StatusOK {
 		t.Fatalf("an admin widening a key: %d", code)
+	}
+}
+
+// TestRulesOncePerChargeInSteps: once_per customer counts charges, not
+// calls. Through stripe-go, on a real node in front of the simulated
+// Stripe, on both ledgers: an intent created without confirming and then
+// confirmed, and one authorised (manual capture) and then captured, each
+// charge their customer once; a second intent for either customer is
+// refused with X-Keybrake-Rule: once_per, and so is a confirm of an intent
+// the key did not create for a customer it has charged.
+func TestRulesOncePerChargeInSteps(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			sim := newSim()
+			c := startCapNode(t, sim, ledgerOfKind(t, kind))
+			key := issueKey(t, c.n, map[string]any{
+				"vendor": "stripe", "total_usd_cap": 1000, "expires_in": "1h", "agent_run_label": "rules/steps-" + kind,
+				"allowed_endpoints": []string{"POST /v1/payment_intents", "POST /v1/payment_intents/*/confirm",
+					"POST /v1/payment_intents/*/capture"},
+				"rules": map[string]any{"allow": map[string]any{"customer": []string{"cus_Two", "cus_Auth"}}, "once_per": "customer"},
+			})
+			sc := stripeClient(c.n, key.VaultKey, "")
+			ctx := context.Background()
+			wantOncePer := func(what string, err error) {
+				t.Helper()
+				var se *stripe.Error
+				if !errors.As(err, &se) || se.HTTPStatusCode != http.StatusForbidden || se.LastResponse == nil ||
+					se.LastResponse.Header.Get("X-Keybrake-Rule") != "once_per" {
+					t.Fatalf("%s: %v; want 403 with X-Keybrake-Rule: once_per", what, err)
+				}
+			}
+
+			// Created, then confirmed.
+			pi, err := sc.V1PaymentIntents.Create(ctx, &stripe.PaymentIntentCreateParams{
+				Amount: stripe.Int64(2000), Currency: stripe.String("usd"), Customer: stripe.String("cus_Two")})
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			pi, err = sc.V1PaymentIntents.Confirm(ctx, pi.ID, &stripe.PaymentIntentConfirmParams{
+				PaymentMethod: stripe.String("pm_card_visa")})
+			if err != nil || pi.Status != stripe.PaymentIntentStatusSucceeded {
+				t.Fatalf("confirm of the key's own intent: %v %+v", err, pi)
+			}
+			_, err = sc.V1PaymentIntents.Create(ctx, &stripe.PaymentIntentCreateParams{
+				Amount: stripe.Int64(2000), Currency: stripe.String("usd"), Customer: stripe.String("cus_Two"),
+				PaymentMethod: stripe.String("pm_card_visa"), Confirm: stripe.Bool(true)})
+			wantOncePer("a second intent for cus_Two", err)
+
+			// Authorised, then captured.
+			auth, err := sc.V1PaymentIntents.Create(ctx, &stripe.PaymentIntentCreateParams{
+				Amount: stripe.Int64(3000), Currency: stripe.String("usd"), Customer: stripe.String("cus_Auth"),
+				PaymentMethod: stripe.String("pm_card_visa"), Confirm: stripe.Bool(true),
+				CaptureMethod: stripe.String("manual")})
+			if err != nil || auth.Status != stripe.PaymentIntentStatusRequiresCapture {
+				t.Fatalf("authorisation: %v %+v", err, auth)
+			}
+			auth, err = sc.V1PaymentIntents.Capture(ctx, auth.ID, nil)
+			if err != nil || auth.Status != stripe.PaymentIntentStatusSucceeded {
+				t.Fatalf("capture of the key's own authorisation: %v %+v", err, auth)
+			}
+
+			// An intent for cus_Auth made elsewhere (the simulated account,
+			// with the real secret) is a second charge of that customer.
+			req := httptest.NewRequest("POST", "/v1/payment_intents", strings.NewReader(form(
+				"amount", "1000", "currency", "usd", "customer", "cus_Auth")))
+			req.Header = formHeader()
+			req.Header.Set("Authorization", "Bearer "+simStripeSecret)
+			rec := httptest.NewRecorder()
+			sim.Stripe().ServeHTTP(rec, req)
+			var made struct{ ID string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &made); rec.Code != http.StatusOK || err != nil || made.ID == "" {
+				t.Fatalf("creating an intent at the simulated Stripe: %d %s", rec.Code, rec.Body)
+			}
+			_, err = sc.V1PaymentIntents.Confirm(ctx, made.ID, &stripe.PaymentIntentConfirmParams{
+				PaymentMethod: stripe.String("pm_card_visa")})
+			wantOncePer("a confirm of another intent for cus_Auth", err)
+
+			// Each customer was charged once, in full.
+			if got := sim.Moved("stripe"); got != 50_000_000 {
+				t.Fatalf("Stripe moved %d micro-dollars; want $50 (20 + 30)", got)
+			}
+		})
 	}
 }

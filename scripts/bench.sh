@@ -14,10 +14,13 @@
 #               to refuse
 #
 # A fourth table compares spend with rules and without on each ledger in
-# alternating windows, in the order A B B A (then A B B A again, ...): the
-# machine's speed drifts within a run by more than the rules cost, and a
-# steady drift cancels out of that order. It gives the ratio of the mean
-# req/s with rules to the mean without, and each side's CPU per call.
+# alternating short windows, in the order A B B A (then A B B A again,
+# ...): the machine's speed drifts within a run, and Postgres's autovacuum
+# lands in whichever window follows the writes that called it, by more
+# than the rules cost; a steady drift cancels out of that order, and many
+# short windows average the rest. It gives the ratio of the mean req/s
+# with rules to the mean without, the lowest and highest ratio of
+# adjacent windows, and each side's CPU per call.
 #
 # Every scenario gets a warm-up and a measured window of BENCH_DURATION with
 # BENCH_CONNS keep-alive connections from bench/load (throughput), and a few
@@ -45,7 +48,9 @@
 #   BENCH_WARMUP    warm-up per scenario, whole seconds  (default 2s)
 #   BENCH_CONNS     concurrent connections                (default 64)
 #   BENCH_RULES_PAIRS  windows of each kind in the rules comparison below
-#                   (default 2: no rules, rules, rules, no rules; 0 skips it)
+#                   (default 6: no rules, rules, rules, no rules, ...; 0
+#                   skips it)
+#   BENCH_RULES_DURATION  measured time of each of those windows (default 5s)
 #   BENCH_ONLY      run only scenarios whose name matches this regex
 #                   (the plain baselines always run)
 #   BENCH_PROFILE   a directory: save a CPU profile of the Keybrake Caddy
@@ -63,7 +68,8 @@ DURATION="${BENCH_DURATION:-10s}"
 WARMUP="${BENCH_WARMUP:-2s}"
 CONNS="${BENCH_CONNS:-64}"
 ONLY="${BENCH_ONLY:-}"
-RULES_PAIRS="${BENCH_RULES_PAIRS:-2}"
+RULES_PAIRS="${BENCH_RULES_PAIRS:-6}"
+RULES_DURATION="${BENCH_RULES_DURATION:-5s}"
 PROFILE_DIR="${BENCH_PROFILE:-}"
 CADDY="${CADDY:-$root/bin/caddy}"
 TOKEN="bench-token-$RANDOM$RANDOM"
@@ -374,8 +380,15 @@ results="$work/pairs.tsv" cpu_file="$work/pairs-cpu.tsv" batch_file="$work/pairs
 : >"$results"
 : >"$cpu_file"
 : >"$batch_file"
+main_duration="$DURATION" main_duration_s="$duration_s"
+DURATION="$RULES_DURATION"
+duration_s="$(sed -n 's/^\([0-9][0-9]*\)s$/\1/p' <<<"$DURATION")"
+if [[ -z "$duration_s" ]]; then
+	echo "bench: BENCH_RULES_DURATION must be whole seconds such as 5s" >&2
+	exit 1
+fi
 if [[ "$RULES_PAIRS" -gt 0 ]]; then
-	echo "==> rules vs no rules: $RULES_PAIRS windows each per ledger, alternating A B B A"
+	echo "==> rules vs no rules: $RULES_PAIRS windows of $DURATION each per ledger, alternating A B B A"
 	for backend in pg sqlite; do
 		for w in $(seq 1 "$RULES_PAIRS"); do
 			if ((w % 2)); then
@@ -389,6 +402,7 @@ if [[ "$RULES_PAIRS" -gt 0 ]]; then
 	done
 fi
 pairs_results="$results" pairs_cpu="$cpu_file"
+DURATION="$main_duration" duration_s="$main_duration_s"
 results="$main_results" cpu_file="$main_cpu" batch_file="$main_batch"
 
 if [[ -n "${BENCH_RESULTS:-}" ]]; then
@@ -454,20 +468,29 @@ paste "$results" "$batch_file" | awk -F'\t' '
 	}'
 if [[ -s "$pairs_results" ]]; then
 	echo
-	echo "Spend with rules vs without, key per worker, alternating windows (A B B A ...): mean req/s"
-	echo "of each, their ratio (target, issue 18: >= 0.90), and CPU ms per request of Caddy and Postgres"
+	echo "Spend with rules vs without, key per worker, alternating ${RULES_DURATION} windows (A B B A ...): mean"
+	echo "req/s of each and their ratio (target, issue 18: >= 0.90), the lowest and highest ratio of"
+	echo "two adjacent windows, and CPU ms per request of Caddy and Postgres"
 	echo
 	paste "$pairs_results" "$pairs_cpu" | awk -F'\t' '
 		{
 			b = ($1 ~ /-pg-/) ? "postgres" : "sqlite"; r = ($1 ~ /-rules$/) ? "rules" : "none"
 			n[b, r]++; rps[b, r] += $5; ok[b, r] += $2; caddy[b, r] += $12; pg[b, r] += $14; seen[b] = 1
+			# Windows come in adjacent pairs (A B, B A, ...): the ratio of each.
+			if (n[b, r] == n[b, (r == "rules") ? "none" : "rules"]) {
+				x = (r == "rules") ? $5 / last : last / $5
+				if (!(b in lo) || x < lo[b]) lo[b] = x
+				if (!(b in hi) || x > hi[b]) hi[b] = x
+			}
+			last = $5
 		}
 		END {
-			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s\n", "ledger", "windows", "req/s none", "req/s rules", "ratio", "caddy none", "caddy rules", "pg none", "pg rules"
-			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s\n", "------", "-------", "----------", "-----------", "-----", "----------", "-----------", "-------", "--------"
+			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s %11s\n", "ledger", "windows", "req/s none", "req/s rules", "ratio", "pairs", "caddy none", "caddy rules", "pg none", "pg rules"
+			printf "%-10s %7s %11s %11s %7s %11s %11s %11s %11s %11s\n", "------", "-------", "----------", "-----------", "-----", "-----", "----------", "-----------", "-------", "--------"
 			for (b in seen) {
 				a = rps[b, "none"] / n[b, "none"]; c = rps[b, "rules"] / n[b, "rules"]
-				printf "%-10s %7d %11.0f %11.0f %7.2f %11.3f %11.3f %11.3f %11.3f\n", b, n[b, "none"], a, c, (a > 0) ? c / a : 0,
+				printf "%-10s %7d %11.0f %11.0f %7.2f %11s %11.3f %11.3f %11.3f %11.3f\n", b, n[b, "none"], a, c, (a > 0) ? c / a : 0,
+					sprintf("%.2f-%.2f", lo[b], hi[b]),
 					1000 * caddy[b, "none"] / ok[b, "none"], 1000 * caddy[b, "rules"] / ok[b, "rules"],
 					1000 * pg[b, "none"] / ok[b, "none"], 1000 * pg[b, "rules"] / ok[b, "rules"]
 			}

@@ -91,6 +91,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"Rules/Rate", testRuleRate},
 		{"Rules/RateModel", testRuleRateModel},
 		{"Rules/OncePer", testRuleOncePer},
+		{"Rules/OncePerObject", testRuleOncePerObject},
 		{"Rules/Summary", testRuleSummary},
 		{"Concurrent/Rules", testConcurrentRules},
 

@@ -179,6 +179,48 @@ func testRuleOncePer(f *fixture) {
 	f.reserveRule(f.moving(other, now, "cus_A"), ledger.OutcomeForwarded, "")
 }
 
+// testRuleOncePerObject: a charge made in several calls (an intent
+// created, then confirmed or captured) is one charge for once_per. A call
+// on an object goes on with the values a call on that same object claimed;
+// a call on another object, a create, or a call on an object whose
+// creating call has not told its id yet is refused by them. A value the
+// object's calls had not claimed is claimed anew, and a released follow-up
+// leaves the first call's claim in place.
+func testRuleOncePerObject(f *fixture) {
+	k := f.newKey(func(k *ledger.Key) { k.Rules = f.mustRules(`{"once_per": "customer"}`) })
+	now := t0
+	onObject := func(object string, once ...string) ledger.ReserveRequest {
+		r := f.moving(k, now, once...)
+		r.Object = object
+		return r
+	}
+	create := f.moving(k, now, "cus_A")
+	f.reserveRule(create, ledger.OutcomeForwarded, "")
+	// Its object is not known until it is settled.
+	f.reserveRule(onObject("pi_1", "cus_A"), ledger.OutcomeRuleDenied, rules.RuleOncePer)
+	f.settle(create.CallID, ledger.Settlement{StatusCode: 200, Cost: usd("1"), VendorTxnID: "pi_1", Now: now})
+
+	confirm := onObject("pi_1", "cus_A")
+	f.reserveRule(confirm, ledger.OutcomeForwarded, "")
+	f.release(confirm.CallID, ledger.Settlement{StatusCode: 402, Now: now})
+	capture := onObject("pi_1", "cus_A")
+	f.reserveRule(capture, ledger.OutcomeForwarded, "")
+	f.settle(capture.CallID, ledger.Settlement{StatusCode: 200, Cost: usd("1"), VendorTxnID: "pi_1", Now: now})
+	// The released confirm gave back nothing of the create's claim.
+	f.reserveRule(f.moving(k, now, "cus_A"), ledger.OutcomeRuleDenied, rules.RuleOncePer)
+	f.reserveRule(onObject("pi_2", "cus_A"), ledger.OutcomeRuleDenied, rules.RuleOncePer)
+
+	// The intent moved to another customer: that one is claimed now, by
+	// the call on the intent, and is the intent's too.
+	moved := onObject("pi_1", "cus_B")
+	f.reserveRule(moved, ledger.OutcomeForwarded, "")
+	f.settle(moved.CallID, ledger.Settlement{StatusCode: 200, Cost: usd("1"), VendorTxnID: "pi_1", Now: now})
+	f.reserveRule(f.moving(k, now, "cus_B"), ledger.OutcomeRuleDenied, rules.RuleOncePer)
+	f.reserveRule(onObject("pi_1", "cus_A", "cus_B"), ledger.OutcomeForwarded, "")
+	f.reserveRule(onObject("pi_3", "cus_B", "cus_C"), ledger.OutcomeRuleDenied, rules.RuleOncePer)
+	f.reserveRule(onObject("pi_3", "cus_C"), ledger.OutcomeForwarded, "")
+}
+
 // testRuleSummary: the summary counts refusals by rule.
 func testRuleSummary(f *fixture) {
 	k := f.newKey(func(k *ledger.Key) {

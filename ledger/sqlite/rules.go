@@ -38,7 +38,10 @@ func (k sqliteKeyRules) window() time.Duration {
 // long until the N-th newest call of the window leaves it. The order is
 // Postgres's keybrake_rule_denied: once_per as the gate read it (another
 // subject than the key's means a cache older than a PATCH), max_calls,
-// rate, then the once_per claims.
+// rate, then the once_per claims. A value claimed by a call on the object
+// this call acts on (r.Object: a confirm or capture of the intent whose
+// creation claimed it) is that charge going on, not a second one, and
+// does not refuse it.
 func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (string, time.Duration, error) {
 	if k.oncePer != "" && (r.OncePer != k.oncePer || len(r.OnceValues) == 0) {
 		return rules.RuleOncePer, 0, nil
@@ -68,8 +71,11 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 	if k.oncePer != "" {
 		values, _ := json.Marshal(r.OnceValues) // strings always marshal
 		var claimed bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM key_claims
-			WHERE key_id = +? AND value IN (SELECT value FROM json_each(?)))`, r.KeyID, string(values)).Scan(&claimed); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM key_claims c
+			LEFT JOIN calls o ON o.call_id = c.call_id
+			WHERE c.key_id = +? AND c.value IN (SELECT value FROM json_each(?))
+			  AND NOT (? <> '' AND coalesce(o.vendor_txn_id, '') = ?))`,
+			r.KeyID, string(values), r.Object, r.Object).Scan(&claimed); err != nil {
 			return "", 0, err
 		}
 		if claimed {
@@ -80,14 +86,16 @@ func (k sqliteKeyRules) denied(ctx context.Context, tx *sqliteTx, r ledger.Reser
 }
 
 // take counts a forwarded call against the key's stateful rules: its
-// once_per claims and its time in its rate slot (made monotonic per key,
+// once_per claims (a value its object's charge holds already, see denied,
+// stays that call's) and its time in its rate slot (made monotonic per key,
 // as Postgres's 0016 does). It returns the key's rate_last after it (NULL
 // for a key without a rate); the caller writes it, one more rule call and
 // one more rate slot taken with the reservation's own update of the key.
 func (k sqliteKeyRules) take(ctx context.Context, tx *sqliteTx, r ledger.ReserveRequest) (sql.NullInt64, error) {
 	if k.oncePer != "" {
 		for _, v := range r.OnceValues {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO key_claims (key_id, value, call_id) VALUES (?, ?, ?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO key_claims (key_id, value, call_id) VALUES (?, ?, ?)
+				ON CONFLICT (key_id, value) DO NOTHING`,
 				r.KeyID, v, r.CallID); err != nil {
 				return sql.NullInt64{}, err
 			}

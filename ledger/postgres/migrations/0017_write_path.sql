@@ -1,5 +1,6 @@
 -- 0017: three costs of the write path, measured with pg_stat_statements
--- and auto_explain on make bench's spend scenarios.
+-- and auto_explain on make bench's spend scenarios, and once_per over a
+-- charge made in several calls.
 --
 -- 1. A batch's tags (0013) were recorded by an UPDATE of the calls just
 -- inserted, queued after keybrake_batch in the same transaction: a second
@@ -32,9 +33,273 @@
 -- other calls (once_per claims, a full ring's slot updated in place) still
 -- go through keybrake_rule_take, as keybrake_reserve's lone calls do.
 --
+-- 4. once_per and a charge in several calls. A value claimed by one call
+-- refused every later call naming it, so the confirm or the capture of
+-- the intent whose creation claimed the customer was refused as a second
+-- charge. A call on an object (r_objects, p_object: the intent it
+-- confirms, captures or updates) now goes on with the claims made by
+-- calls on that same object (their vendor_txn_id) instead of being refused
+-- by them (keybrake_rule_denied with the object; keybrake_rule_take leaves
+-- such a claim to the call that made it). keybrake_reserve is recreated to
+-- pass the object.
+--
 -- keybrake_batch is created with one more argument beside 0016's, which
 -- stays: a node still running the previous version keeps calling it (and
 -- tagging after it) until it is upgraded.
+
+-- keybrake_rule_denied as in 0016, with the object the call acts on: a
+-- once_per value claimed by a call on that same object (the create of the
+-- intent this call confirms or captures, its vendor_txn_id) is that
+-- charge going on, not a second one. A claim whose call is gone, or whose
+-- object is not known yet (a create not settled), refuses as before.
+CREATE FUNCTION keybrake_rule_denied(k vault_keys, p_once text, p_claims text, p_now timestamptz, p_object text,
+	OUT rule text, OUT retry_us bigint) LANGUAGE plpgsql AS $$
+DECLARE
+	v_nth timestamptz;
+BEGIN
+	rule := '';
+	retry_us := 0;
+	IF k.once_per <> '' AND (p_once <> k.once_per OR coalesce(p_claims, '') IN ('', '[]')) THEN
+		rule := 'once_per';
+		RETURN;
+	END IF;
+	IF k.max_calls IS NOT NULL AND k.rule_calls >= k.max_calls THEN
+		rule := 'max_calls';
+		RETURN;
+	END IF;
+	IF k.rate_calls IS NOT NULL AND k.rate_taken >= k.rate_calls THEN
+		-- The ring is full: the slot this call would take holds the N-th
+		-- newest time. (A full ring without it cannot happen; if it did,
+		-- the call is refused for a window rather than counted blind.)
+		SELECT s.at INTO v_nth FROM key_rate_slots s
+			WHERE s.key_id = k.id AND s.slot = (k.rate_taken % k.rate_calls)::integer;
+		IF v_nth IS NULL OR v_nth > p_now - make_interval(secs => k.rate_window_us / 1000000.0) THEN
+			rule := 'rate';
+			retry_us := GREATEST(1, coalesce((extract(epoch FROM (v_nth - p_now)) * 1000000)::bigint, 0) + k.rate_window_us);
+			RETURN;
+		END IF;
+	END IF;
+	IF k.once_per <> '' AND EXISTS (SELECT 1 FROM key_claims c
+			LEFT JOIN calls o ON o.call_id = c.call_id
+			WHERE c.key_id = k.id AND c.value IN (SELECT jsonb_array_elements_text(p_claims::jsonb))
+			  AND NOT (p_object <> '' AND coalesce(o.vendor_txn_id, '') = p_object)) THEN
+		rule := 'once_per';
+	END IF;
+END;
+$$;
+
+-- keybrake_rule_take as in 0016, but a value the call's object holds
+-- already (see keybrake_rule_denied) stays its first call's claim.
+CREATE OR REPLACE FUNCTION keybrake_rule_take(k vault_keys, p_call_id text, p_claims text, p_now timestamptz)
+	RETURNS vault_keys LANGUAGE plpgsql AS $$
+BEGIN
+	k.rule_calls := k.rule_calls + 1;
+	IF k.once_per <> '' THEN
+		INSERT INTO key_claims (key_id, value, call_id)
+			SELECT k.id, v, p_call_id FROM jsonb_array_elements_text(p_claims::jsonb) AS v
+			ON CONFLICT (key_id, value) DO NOTHING;
+	END IF;
+	IF k.rate_calls IS NOT NULL THEN
+		-- A key's slots are 0 .. min(rate_taken, N) - 1 (counting fills
+		-- them in order; a rebuild renumbers them from 0): until the ring
+		-- is full the slot is new, after it exists. (An upsert here cost a
+		-- tenth more per call in keybrake_batch.)
+		k.rate_last := GREATEST(p_now, k.rate_last);
+		IF k.rate_taken < k.rate_calls THEN
+			INSERT INTO key_rate_slots (key_id, slot, at) VALUES (k.id, k.rate_taken::integer, k.rate_last);
+		ELSE
+			UPDATE key_rate_slots SET at = k.rate_last
+				WHERE key_id = k.id AND slot = (k.rate_taken % k.rate_calls)::integer;
+		END IF;
+		k.rate_taken := k.rate_taken + 1;
+	END IF;
+	RETURN k;
+END;
+$$;
+
+-- keybrake_reserve as in 0016, deciding once_per with the call's object.
+CREATE OR REPLACE FUNCTION keybrake_reserve(
+	p_call_id     text,
+	p_key_id      text,
+	p_vendor      text,
+	p_method      text,
+	p_path        text,
+	p_endpoint    text,
+	p_estimate    bigint,
+	p_minimum     bigint,
+	p_idem        text,
+	p_fingerprint text,
+	p_window_us   bigint,
+	p_object      text,
+	p_now         timestamptz,
+	p_moves       boolean,
+	p_once        text,
+	p_claims      text,
+	OUT outcome   text,
+	OUT replay_of text,
+	OUT run_label text,
+	OUT remaining bigint,
+	OUT held      bigint,
+	OUT rule      text,
+	OUT retry_us  bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+	k          vault_keys%ROWTYPE;
+	tk         api_tokens%ROWTYPE;
+	v_day      date := (p_now AT TIME ZONE 'UTC')::date;
+	d_spent    bigint;
+	d_reserved bigint;
+	t_spent    bigint := 0;
+	t_reserved bigint := 0;
+	v_budget   boolean := false;
+	v_state    text := 'none';
+	v_headroom bigint;
+	v_key_room bigint;
+	v_tok_room bigint;
+	o_hash     text;
+	o_state    text;
+	v_replays  boolean := p_idem <> '' AND p_window_us > 0;
+	v_free     boolean := p_estimate = 0 AND p_minimum = 0 AND NOT (p_idem <> '' AND p_window_us > 0) AND NOT p_moves;
+	v_counted  boolean := false;
+BEGIN
+	held := 0;
+	rule := '';
+	retry_us := 0;
+	IF v_free THEN
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id;
+	ELSE
+		SELECT * INTO k FROM vault_keys WHERE id = p_key_id FOR NO KEY UPDATE;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'vault key % not found', p_key_id USING ERRCODE = 'no_data_found';
+	END IF;
+
+	SELECT d.spent, d.reserved INTO d_spent, d_reserved
+		FROM key_days d WHERE d.key_id = k.id AND d.day = v_day;
+	d_spent := COALESCE(d_spent, 0);
+	d_reserved := COALESCE(d_reserved, 0);
+
+	run_label := k.run_label;
+	replay_of := '';
+
+	IF k.vendor <> p_vendor THEN
+		outcome := 'wrong_vendor';
+	ELSIF k.revoked_at IS NOT NULL THEN
+		outcome := 'revoked';
+	ELSIF p_now >= k.expires_at THEN
+		outcome := 'expired';
+	ELSIF p_endpoint <> '' AND NOT (p_endpoint = ANY (k.allowed_endpoints)) THEN
+		outcome := 'endpoint_denied';
+	ELSIF v_free THEN
+		outcome := 'forwarded';
+		v_state := 'reserved';
+		INSERT INTO key_call_shards AS s (key_id, shard, calls)
+			VALUES (k.id, (random() * 15)::smallint, 1)
+			ON CONFLICT (key_id, shard) DO UPDATE SET calls = s.calls + 1;
+	ELSE
+		IF v_replays THEN
+			SELECT c.call_id, c.request_hash, c.cost_state INTO replay_of, o_hash, o_state FROM calls c
+				WHERE c.key_id = k.id AND c.idempotency_key = p_idem AND c.idempotency_key <> '' AND c.request_hash <> ''
+				  AND c.replay_of = '' AND c.cost_state IN ('reserved', 'settled', 'unpriced')
+				  AND c.started_at > p_now - make_interval(secs => p_window_us / 1000000.0)
+				ORDER BY c.seq LIMIT 1;
+			replay_of := COALESCE(replay_of, '');
+		END IF;
+
+		IF replay_of <> '' AND o_hash <> p_fingerprint THEN
+			outcome := 'idempotency_mismatch';
+		ELSIF replay_of <> '' AND o_state = 'reserved' THEN
+			outcome := 'idempotency_in_flight';
+		ELSIF replay_of <> '' THEN
+			outcome := 'idempotent_replay';
+			k.calls := k.calls + 1;
+		ELSE
+			IF p_moves AND (k.once_per <> '' OR k.rule_calls >= k.max_calls OR k.rate_taken >= k.rate_calls) THEN
+				SELECT x.rule, x.retry_us INTO rule, retry_us FROM keybrake_rule_denied(k, p_once, p_claims, p_now, p_object) x;
+			END IF;
+		END IF;
+		IF rule <> '' THEN
+			outcome := 'rule_denied';
+		ELSIF outcome IS NULL THEN
+			IF k.token_id <> '' THEN
+				-- The second row, locked after the key row.
+				SELECT * INTO tk FROM api_tokens WHERE id = k.token_id FOR UPDATE;
+				v_budget := FOUND AND (tk.daily_cap IS NOT NULL OR tk.total_cap IS NOT NULL);
+				IF v_budget THEN
+					SELECT t.spent, t.reserved INTO t_spent, t_reserved
+						FROM token_days t WHERE t.token_id = tk.id AND t.day = v_day;
+					t_spent := COALESCE(t_spent, 0);
+					t_reserved := COALESCE(t_reserved, 0);
+				END IF;
+			END IF;
+			v_key_room := LEAST(
+				CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+				CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (d_spent + d_reserved) END);
+			IF v_budget THEN
+				v_tok_room := LEAST(
+					CASE WHEN tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+					CASE WHEN tk.daily_cap IS NOT NULL THEN tk.daily_cap - (t_spent + t_reserved) END);
+			END IF;
+			v_headroom := LEAST(v_key_room, v_tok_room);
+			IF v_headroom IS NULL OR p_estimate <= v_headroom THEN
+				held := p_estimate;
+			ELSIF p_minimum > 0 AND p_minimum <= v_headroom THEN
+				held := v_headroom;
+			END IF;
+			IF held = 0 AND p_estimate > 0 THEN
+				-- The key's own caps first: a budget hit is a call the key
+				-- alone would have let through.
+				IF v_key_room IS NULL OR p_estimate <= v_key_room OR (p_minimum > 0 AND p_minimum <= v_key_room) THEN
+					outcome := 'budget_hit';
+				ELSE
+					outcome := 'cap_hit';
+				END IF;
+				k.cap_hits := k.cap_hits + 1;
+			ELSE
+				outcome := 'forwarded';
+				v_state := 'reserved';
+				k.calls := k.calls + 1;
+				k.reserved := k.reserved + held;
+				d_reserved := d_reserved + held;
+				t_reserved := t_reserved + held;
+				tk.reserved := tk.reserved + held;
+				INSERT INTO key_days AS d (key_id, day, spent, reserved)
+					VALUES (k.id, v_day, 0, held)
+					ON CONFLICT (key_id, day) DO UPDATE SET reserved = d.reserved + EXCLUDED.reserved;
+				IF p_moves AND (k.max_calls IS NOT NULL OR k.rate_calls IS NOT NULL OR k.once_per <> '') THEN
+					k := keybrake_rule_take(k, p_call_id, p_claims, p_now);
+					v_counted := true;
+				END IF;
+			END IF;
+		END IF;
+
+		UPDATE vault_keys SET reserved = k.reserved, calls = k.calls, cap_hits = k.cap_hits, rule_calls = k.rule_calls,
+				rate_taken = k.rate_taken, rate_last = k.rate_last
+			WHERE id = k.id;
+	END IF;
+
+	remaining := LEAST(
+		CASE WHEN k.total_cap IS NOT NULL THEN k.total_cap - (k.spent + k.reserved) END,
+		CASE WHEN k.daily_cap IS NOT NULL THEN k.daily_cap - (d_spent + d_reserved) END,
+		CASE WHEN v_budget AND tk.total_cap IS NOT NULL THEN tk.total_cap - (tk.spent + tk.reserved) END,
+		CASE WHEN v_budget AND tk.daily_cap IS NOT NULL THEN tk.daily_cap - (t_spent + t_reserved) END);
+	remaining := GREATEST(COALESCE(remaining, 0), 0);
+
+	-- A refusal (nothing reserved, not a replay sent on to the vendor) is
+	-- counted per key, vendor, outcome and minute, as RecordRefusal counts
+	-- those refused before the reservation.
+	INSERT INTO calls AS c (call_id, key_id, run_label, vendor, method, path, endpoint,
+			outcome, status_code, reserved, idempotency_key, request_hash, replay_of, vendor_txn_id,
+			cost_state, day, started_at, rule, rule_counted, refusal_bucket)
+		VALUES (p_call_id, k.id, k.run_label, p_vendor, p_method, p_path, p_endpoint,
+			outcome, keybrake_refusal_status(outcome, rule),
+			held, p_idem, p_fingerprint, replay_of, p_object, v_state, v_day, p_now, rule, v_counted,
+			CASE WHEN v_state = 'none' AND replay_of = '' THEN keybrake_refusal_bucket(k.id, p_vendor, outcome, rule, p_now) END)
+		ON CONFLICT (refusal_bucket) WHERE refusal_bucket IS NOT NULL DO UPDATE SET
+			call_count = c.call_count + 1,
+			finished_at = GREATEST(coalesce(c.finished_at, c.started_at), EXCLUDED.started_at);
+END;
+$$;
 
 CREATE FUNCTION keybrake_batch(
 	f_call_ids    text[],
@@ -338,7 +603,7 @@ BEGIN
 							s_slots := '{}';
 							s_ats := '{}';
 						END IF;
-						SELECT x.rule, x.retry_us INTO v_rule, v_retry FROM keybrake_rule_denied(k, r_onces[i], r_claims[i], r_nows[i]) x;
+						SELECT x.rule, x.retry_us INTO v_rule, v_retry FROM keybrake_rule_denied(k, r_onces[i], r_claims[i], r_nows[i], r_objects[i]) x;
 					END IF;
 				END IF;
 				IF v_rule <> '' THEN
@@ -529,4 +794,17 @@ CREATE FUNCTION keybrake_tag_calls(p_call_ids text[], p_tags text[], p_windows b
 		FROM unnest(p_call_ids, p_tags, p_windows) AS t(call_id, tag, window_us)
 		WHERE c.call_id = ANY (p_call_ids) AND c.call_id = t.call_id AND (c.cost_state = 'reserved' OR c.replay_of <> '')
 		RETURNING c.call_id, c.tag;
+$$;
+
+-- CREATE OR REPLACE reset keybrake_reserve's settings (see 0015).
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+		WHERE p.proname = 'keybrake_reserve' AND p.pronamespace = current_schema()::regnamespace
+	LOOP
+		EXECUTE format('ALTER FUNCTION %s SET enable_seqscan = off', f);
+	END LOOP;
+END;
 $$;
