@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	_ "github.com/keybrake/keybrake/ledger/postgres"
 	_ "github.com/keybrake/keybrake/ledger/sqlite"
 	"github.com/keybrake/keybrake/money"
+	"github.com/keybrake/keybrake/rules"
 	"github.com/keybrake/keybrake/vendors/stripe"
 )
 
@@ -33,7 +35,7 @@ type fixture struct {
 	secrets []string
 }
 
-func newFixture(b *testing.B, dsn string, keys int) *fixture {
+func newFixture(b *testing.B, dsn string, keys int, opts ...func(*ledger.Key)) *fixture {
 	b.Helper()
 	ctx := context.Background()
 	store, err := ledger.Open(ctx, dsn, nil)
@@ -68,6 +70,9 @@ func newFixture(b *testing.B, dsn string, keys int) *fixture {
 			RunLabel:         "bench",
 			CreatedAt:        now,
 			ExpiresAt:        now.Add(2 * time.Hour),
+		}
+		for _, o := range opts {
+			o(&k)
 		}
 		if err := store.CreateKey(ctx, k); err != nil {
 			b.Fatalf("creating key: %v", err)
@@ -175,6 +180,31 @@ func BenchmarkGateZeroCostSQLite(b *testing.B) { serial(b, newFixture(b, sqliteD
 func BenchmarkGateSpendSQLite(b *testing.B)    { serial(b, newFixture(b, sqliteDSN(b), 1), true) }
 func BenchmarkGateSpendSQLiteParallel(b *testing.B) {
 	parallel(b, newFixture(b, sqliteDSN(b), 64), true)
+}
+
+// benchRules are make bench's "-rules" keys' rules: every kind of rule a
+// spend call is checked against, none tight enough to refuse one.
+const benchRules = `{"max_call_usd": 10, "max_calls": 1000000000, "rate": "10000/1s", "allow": {"currency": ["usd"]}}`
+
+// withBenchRules gives a fixture's keys benchRules.
+func withBenchRules(b *testing.B) func(*ledger.Key) {
+	r, err := rules.Parse("rules", json.RawMessage(benchRules))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func(k *ledger.Key) { k.Rules = r }
+}
+
+// BenchmarkGateSpendSQLiteParallelRules is BenchmarkGateSpendSQLiteParallel
+// with benchRules on every key.
+func BenchmarkGateSpendSQLiteParallelRules(b *testing.B) {
+	parallel(b, newFixture(b, sqliteDSN(b), 64, withBenchRules(b)), true)
+}
+
+// BenchmarkGateSpendPostgresParallelKeyEachRules is
+// BenchmarkGateSpendPostgresParallelKeyEach with benchRules on every key.
+func BenchmarkGateSpendPostgresParallelKeyEachRules(b *testing.B) {
+	parallel(b, newFixture(b, pgDSN(b), 64, withBenchRules(b)), true)
 }
 
 func BenchmarkGateZeroCostPostgres(b *testing.B) { serial(b, newFixture(b, pgDSN(b), 1), false) }
