@@ -1,7 +1,9 @@
 package keyapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -111,6 +113,47 @@ func approvalForKey(pol *policy, rule *ledger.ApprovalRule) (*ledger.ApprovalRul
 			rule.TTL, pol.approval.TTL)
 	}
 	return rule, nil
+}
+
+// patchApproval reads the approval of a PATCH: the new rule, or that the
+// key's is to be removed ({} or null). Only an admin may relax the key's
+// rule (a higher above_usd, a longer ttl) or remove it; the caller's policy
+// bounds the new rule as it bounds one at issue.
+func patchApproval(r *http.Request, cur *ledger.ApprovalRule, raw json.RawMessage) (*ledger.ApprovalRule, bool, error) {
+	p := principalOf(r)
+	if t := bytes.TrimSpace(raw); bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
+		if cur != nil && p.Role != RoleAdmin {
+			return nil, false, violation("approval", "removing the key's approval rule would widen it: PATCH only makes it stricter (an admin may remove it)")
+		}
+		if p.Policy != nil && p.Policy.approval != nil {
+			return nil, false, violation("approval", "this token's policy requires an approval rule on its keys")
+		}
+		return nil, true, nil
+	}
+	var req approvalRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, false, invalidField("approval", `approval must be an object such as {"above_usd": 50, "wait": "30s", "ttl": "1h"}, or {} to remove it`)
+	}
+	next, err := parseApproval("approval", &req)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur != nil && p.Role != RoleAdmin {
+		if next.Above > cur.Above {
+			return nil, false, violation("approval.above_usd", "approval.above_usd %s is above the key's %s: PATCH only makes the rule stricter (an admin may relax it)",
+				next.Above.Dollars(), cur.Above.Dollars())
+		}
+		if next.TTL > cur.TTL {
+			return nil, false, violation("approval.ttl", "approval.ttl %s is longer than the key's %s: PATCH only makes the rule stricter (an admin may relax it)",
+				next.TTL, cur.TTL)
+		}
+	}
+	if next, err = approvalForKey(p.Policy, next); err != nil {
+		return nil, false, err
+	}
+	return next, false, nil
 }
 
 // approvalView is an approval as the API shows it.

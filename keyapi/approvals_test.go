@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -151,5 +152,74 @@ func TestApprovalValidationAndPolicy(t *testing.T) {
 	rec = e.doAuth("GET", "/vault/whoami", "", "Bearer "+issuer)
 	if pol := decodeMap(t, rec)["policy"].(map[string]any); pol["approval"] == nil {
 		t.Fatalf("whoami policy without approval: %s", rec.Body)
+	}
+}
+
+// TestApprovalPatch: PATCH replaces a key's approval rule. An issuer may
+// only make it stricter (a lower above_usd, a shorter ttl) or add one; an
+// admin may relax or remove it; a token's policy bounds the new rule as at
+// issue and keeps its keys from losing theirs.
+func TestApprovalPatch(t *testing.T) {
+	e, _, _ := newApprovalEnv(t)
+	_, issuer := e.newToken(`{"name":"run","role":"issuer"}`)
+	rule := func(rec *httptest.ResponseRecorder) map[string]any {
+		t.Helper()
+		if rec.Code != http.StatusOK {
+			t.Fatalf("PATCH: %d %s", rec.Code, rec.Body)
+		}
+		r, _ := decodeMap(t, rec)["approval"].(map[string]any)
+		return r
+	}
+	rec := e.as(issuer, "POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100,"approval":{"above_usd":50,"ttl":"1h"}}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("issue: %d %s", rec.Code, rec.Body)
+	}
+	path := "/vault/keys/" + decodeMap(t, rec)["key_id"].(string)
+
+	if r := rule(e.as(issuer, "PATCH", path, `{"approval":{"above_usd":20,"wait":"5s","ttl":"30m"}}`)); r["above_usd"] != 20.0 || r["wait"] != "5s" || r["ttl"] != "30m0s" {
+		t.Fatalf("stricter rule: %v", r)
+	}
+	for _, tc := range []struct {
+		body, field string
+		status      int
+	}{
+		{`{"approval":{"above_usd":30}}`, "approval.above_usd", http.StatusForbidden},
+		{`{"approval":{"above_usd":20,"ttl":"1h"}}`, "approval.ttl", http.StatusForbidden},
+		{`{"approval":{}}`, "approval", http.StatusForbidden},
+		{`{"approval":null}`, "approval", http.StatusForbidden},
+		{`{"approval":{"above_usd":10,"wait":"2m"}}`, "approval.wait", http.StatusBadRequest},
+		{`{"approval":{"above_usd":10,"limit":1}}`, "approval", http.StatusBadRequest},
+		{`{"approval":"strict"}`, "approval", http.StatusBadRequest},
+	} {
+		code := codePolicyViolation
+		if tc.status == http.StatusBadRequest {
+			code = codeParameterInvalid
+		}
+		wantError(t, e.as(issuer, "PATCH", path, tc.body), tc.status, code, tc.field)
+	}
+	if r := rule(e.do("GET", path, "")); r["above_usd"] != 20.0 {
+		t.Fatalf("a refused PATCH changed the rule: %v", r)
+	}
+	// An admin relaxes it, and removes it; then the issuer may add one.
+	if r := rule(e.do("PATCH", path, `{"approval":{"above_usd":500}}`)); r["above_usd"] != 500.0 {
+		t.Fatalf("admin relaxing: %v", r)
+	}
+	if r := rule(e.do("PATCH", path, `{"approval":null}`)); r != nil {
+		t.Fatalf("admin removing: %v", r)
+	}
+	if r := rule(e.as(issuer, "PATCH", path, `{"approval":{"above_usd":0}}`)); r["above_usd"] != 0.0 {
+		t.Fatalf("issuer adding a rule: %v", r)
+	}
+
+	// Under a policy with a rule: bounded as at issue, never removed.
+	_, bound := e.newToken(`{"name":"bound","role":"issuer","policy":{"approval":{"above_usd":50}}}`)
+	rec = e.as(bound, "POST", "/vault/keys", `{"vendor":"stripe","total_usd_cap":100}`)
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("issue under policy: %d %s", rec.Code, rec.Body)
+	}
+	bpath := "/vault/keys/" + decodeMap(t, rec)["key_id"].(string)
+	wantError(t, e.as(bound, "PATCH", bpath, `{"approval":{}}`), http.StatusForbidden, codePolicyViolation, "approval")
+	if r := rule(e.as(bound, "PATCH", bpath, `{"approval":{"above_usd":40}}`)); r["above_usd"] != 40.0 {
+		t.Fatalf("stricter under policy: %v", r)
 	}
 }

@@ -23,6 +23,10 @@ type patchKeyRequest struct {
 	// Rules replace the key's rules: narrower only, unless an admin
 	// widens them; {} (or null) removes them, which only an admin may.
 	Rules json.RawMessage `json:"rules"`
+	// Approval replaces the key's approval rule: stricter only (a lower
+	// above_usd, a shorter ttl; wait is free within its bounds), unless an
+	// admin relaxes it; {} (or null) removes it, which only an admin may.
+	Approval json.RawMessage `json:"approval"`
 }
 
 // patchKey serves PATCH /vault/keys/{key_id}: new caps, a new expiry (from
@@ -89,9 +93,15 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, id string) er
 			return err
 		}
 	}
-	if p.DailyCap == nil && p.TotalCap == nil && p.ExpiresAt == nil && p.AllowedEndpoints == nil && p.Rules == nil {
+	if req.Approval != nil {
+		if p.Approval, p.RemoveApproval, err = patchApproval(r, cur.Approval, req.Approval); err != nil {
+			return err
+		}
+	}
+	if p.DailyCap == nil && p.TotalCap == nil && p.ExpiresAt == nil && p.AllowedEndpoints == nil && p.Rules == nil &&
+		p.Approval == nil && !p.RemoveApproval {
 		return &apiError{Status: http.StatusBadRequest, Code: codeParameterMissing,
-			Message: "nothing to change: give daily_usd_cap, total_usd_cap, expires_in, allowed_endpoints or rules"}
+			Message: "nothing to change: give daily_usd_cap, total_usd_cap, expires_in, allowed_endpoints, rules or approval"}
 	}
 	daily, total := cur.DailyCap, cur.TotalCap
 	if p.DailyCap != nil {

@@ -553,6 +553,22 @@ type KeyPatch struct {
 	// Rules, when not nil, replace the key's rules (a zero Rules removes
 	// them).
 	Rules *rules.Rules
+	// Approval, when not nil, replaces the key's approval rule;
+	// RemoveApproval takes it away (and wins over Approval).
+	Approval       *ApprovalRule
+	RemoveApproval bool
+}
+
+// ApprovalChange is how a backend stores a KeyPatch's approval: whether it
+// changes, and the stored form (EncodeApprovalRule: "" for none).
+func (p KeyPatch) ApprovalChange() (bool, string) {
+	switch {
+	case p.RemoveApproval:
+		return true, ""
+	case p.Approval != nil:
+		return true, EncodeApprovalRule(p.Approval)
+	}
+	return false, ""
 }
 
 // RefusalBucket names the record a refusal is counted in: one per key

@@ -65,6 +65,28 @@ func testApprovalKeyRule(f *fixture, _ ledger.ApprovalStore) {
 	if u := f.getKey(plain.ID, t0); u.Approval != nil {
 		f.t.Fatalf("a key without a rule has approval %+v", u.Approval)
 	}
+
+	// PATCH: a new rule replaces it, on a key with one and on one without;
+	// RemoveApproval takes it away; a patch of something else keeps it.
+	stricter := &ledger.ApprovalRule{Above: usd("10"), Wait: 5 * time.Second, TTL: time.Minute}
+	for _, key := range []ledger.Key{k, plain} {
+		if p, err := f.s.PatchKey(f.ctx, key.ID, ledger.KeyPatch{Approval: stricter}); err != nil || p.Approval == nil || *p.Approval != *stricter {
+			f.t.Fatalf("PatchKey(approval) = %+v, %v", p.Approval, err)
+		}
+		if got, err := f.s.KeyByHash(f.ctx, key.Hash); err != nil || got.Approval == nil || *got.Approval != *stricter {
+			f.t.Fatalf("KeyByHash after PatchKey(approval) = %+v, %v", got.Approval, err)
+		}
+	}
+	later := t0.Add(time.Hour)
+	if p, err := f.s.PatchKey(f.ctx, k.ID, ledger.KeyPatch{ExpiresAt: &later}); err != nil || p.Approval == nil || *p.Approval != *stricter {
+		f.t.Fatalf("PatchKey(expiry) changed the approval: %+v, %v", p.Approval, err)
+	}
+	if p, err := f.s.PatchKey(f.ctx, k.ID, ledger.KeyPatch{RemoveApproval: true, Approval: rule}); err != nil || p.Approval != nil {
+		f.t.Fatalf("PatchKey(remove approval) = %+v, %v", p.Approval, err)
+	}
+	if u := f.getKey(k.ID, t0); u.Approval != nil {
+		f.t.Fatalf("GetKey after the approval was removed: %+v", u.Approval)
+	}
 }
 
 func testApprovalLifecycle(f *fixture, s ledger.ApprovalStore) {

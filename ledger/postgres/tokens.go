@@ -109,6 +109,7 @@ func (s *postgresStore) PatchKey(ctx context.Context, id string, p ledger.KeyPat
 	}
 	setRules := p.Rules != nil
 	rs := ledger.StoreRules(p.Rules)
+	setApproval, approval := p.ApprovalChange()
 	row := s.pool.QueryRow(ctx, `WITH k AS (
 			UPDATE vault_keys SET
 				daily_cap = coalesce($2, daily_cap),
@@ -119,13 +120,14 @@ func (s *postgresStore) PatchKey(ctx context.Context, id string, p ledger.KeyPat
 				max_calls = CASE WHEN $6 THEN $8 ELSE max_calls END,
 				rate_calls = CASE WHEN $6 THEN $9 ELSE rate_calls END,
 				rate_window_us = CASE WHEN $6 THEN $10 ELSE rate_window_us END,
-				once_per = CASE WHEN $6 THEN $11 ELSE once_per END
+				once_per = CASE WHEN $6 THEN $11 ELSE once_per END,
+				approval = CASE WHEN $12 THEN $13 ELSE approval END
 			WHERE id = $1
 			RETURNING *
 		)
 		SELECT `+postgresKeyColumns+` FROM k, pg_notify('`+postgresKeysChannel+`', k.id) AS n`,
 		id, microsPtr(p.DailyCap), microsPtr(p.TotalCap), p.ExpiresAt, endpoints,
-		setRules, rs.JSON, rs.MaxCalls, rs.RateCalls, rs.RateWindowUS, rs.OncePer)
+		setRules, rs.JSON, rs.MaxCalls, rs.RateCalls, rs.RateWindowUS, rs.OncePer, setApproval, approval)
 	k, err := scanPostgresKey(row)
 	return k, s.wrapErr("patching key", err)
 }

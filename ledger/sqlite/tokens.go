@@ -163,6 +163,7 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 	var ku ledger.KeyUsage
 	err := s.inWriteTx(ctx, func(tx *sqliteTx) error {
 		rs := ledger.StoreRules(p.Rules)
+		setApproval, approval := p.ApprovalChange()
 		var oldRate sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT rate_calls FROM keys WHERE id = ?`, id).Scan(&oldRate); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -180,12 +181,13 @@ func (s *sqliteStore) PatchKey(ctx context.Context, id string, p ledger.KeyPatch
 				max_calls = CASE WHEN ? THEN ? ELSE max_calls END,
 				rate_calls = CASE WHEN ? THEN ? ELSE rate_calls END,
 				rate_window_us = CASE WHEN ? THEN ? ELSE rate_window_us END,
-				once_per = CASE WHEN ? THEN ? ELSE once_per END
+				once_per = CASE WHEN ? THEN ? ELSE once_per END,
+				approval = CASE WHEN ? THEN ? ELSE approval END
 			WHERE id = ?`,
 			sqliteNullMicros(p.DailyCap), sqliteNullMicros(p.TotalCap), expires, endpoints,
 			p.Rules != nil, rs.JSON, p.Rules != nil, sqliteNullInt64(rs.MaxCalls),
 			p.Rules != nil, sqliteNullInt64(rs.RateCalls), p.Rules != nil, sqliteNullInt64(rs.RateWindowUS),
-			p.Rules != nil, rs.OncePer, id); err != nil {
+			p.Rules != nil, rs.OncePer, setApproval, approval, id); err != nil {
 			return err
 		}
 		if p.Rules != nil && rs.RateCalls != nil && (!oldRate.Valid || oldRate.Int64 != *rs.RateCalls) {
