@@ -365,3 +365,70 @@ func TestApprovalsWebhooks(t *testing.T) {
 		t.Errorf("approval.decided data: %v", d)
 	}
 }
+
+// TestApprovalsPatchedRule: PATCH of a key's approval rule holds from the
+// next call on the node that took it (SQLite), and on another node (two
+// nodes on one Postgres) once the ledger's notification has reached it. A $20 refund goes through under
+// above_usd 50; the issuer lowers it to 10 and the same refund waits for a
+// person (keybrake_approval_pending when nobody decides); the issuer cannot
+// raise it again; an admin removes the rule and the refund goes through.
+func TestApprovalsPatchedRule(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			need(t, kind == "postgres")
+			dsn := ledgerOfKind(t, kind)
+			cfg := nodeConfig{ledger: dsn, env: map[string]string{"STRIPE_API_BASE": env.stripeMock}}
+			calls := startNode(t, cfg)
+			admin := calls
+			if kind == "postgres" {
+				admin = startNode(t, cfg) // the PATCH goes to the other node
+			}
+			_, issuer := newToken(t, admin, "issuer")
+			k := approvalKey(t, admin, issuer, 1000, 50, "1s")
+			c := stripeClient(calls, k.VaultKey, "")
+			if _, err := refund(c, 2000); err != nil {
+				t.Fatalf("a $20 refund under above_usd 50: %v", err)
+			}
+			patch := func(token string, approval any) int {
+				return apiCallAs(t, admin, token, "PATCH", "/vault/keys/"+k.KeyID, map[string]any{"approval": approval}, nil)
+			}
+			if code := patch(issuer, map[string]any{"above_usd": 10, "wait": "1s"}); code != http.StatusOK {
+				t.Fatalf("issuer lowering above_usd: %d", code)
+			}
+			// The node that took the PATCH holds the next call; another
+			// one as soon as the ledger's notification reaches its key
+			// cache (at most the cache's TTL, 5 s).
+			var err error
+			deadline := time.Now().Add(6 * time.Second)
+			for early := 0; ; early++ {
+				if _, err = refund(c, 2000); err != nil || time.Now().After(deadline) {
+					t.Logf("%d refunds went through before the other node saw the PATCH", early)
+					break
+				}
+				if kind == "sqlite" {
+					t.Fatal("a $20 refund went through after the rule was lowered to $10 on the same node")
+				}
+			}
+			stripeErr(t, err, http.StatusForbidden, "keybrake_approval_pending")
+			if got := approvalsOf(t, admin, k.KeyID, "pending"); len(got) != 1 {
+				t.Fatalf("%d approvals recorded; want 1", len(got))
+			}
+			if code := patch(issuer, map[string]any{"above_usd": 100}); code != http.StatusForbidden {
+				t.Fatalf("issuer raising above_usd: %d; want 403", code)
+			}
+			if code := patch(apiToken, nil); code != http.StatusOK {
+				t.Fatalf("admin removing the rule: %d", code)
+			}
+			deadline = time.Now().Add(6 * time.Second)
+			for {
+				_, err = refund(c, 2000)
+				if err == nil || kind == "sqlite" || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil {
+				t.Fatalf("a $20 refund without a rule: %v", err)
+			}
+		})
+	}
+}
