@@ -11,12 +11,14 @@ import (
 func init() {
 	register(command{name: "issue", run: runIssue, short: "issue a vault key for a run",
 		usage: "issue --vendor NAME (--total-usd-cap N | --daily-usd-cap N) --endpoint 'METHOD /path' [--endpoint …] [--run LABEL] [--expires-in 2h] [--metadata JSON] " +
-			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT]"})
+			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT] " +
+			"[--approval-above-usd N [--approval-wait 30s] [--approval-ttl 1h]]"})
 	register(command{name: "keys", run: runKeys, short: "list vault keys with their spend",
 		usage: "keys [--run LABEL] [--status active|expired|revoked] [--vendor NAME] [--limit N]"})
-	register(command{name: "patch", run: runPatch, short: "change a key's caps, expiry, allowlist or rules",
+	register(command{name: "patch", run: runPatch, short: "change a key's caps, expiry, allowlist, rules or approval rule",
 		usage: "patch KEY_ID [--total-usd-cap N] [--daily-usd-cap N] [--expires-in D] [--endpoint 'METHOD /path' …] " +
-			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT]"})
+			"[--max-call-usd N] [--max-calls N] [--rate 30/1m] [--allow SUBJECT=V1,V2 …] [--once-per SUBJECT] " +
+			"[--approval-above-usd N [--approval-wait 30s] [--approval-ttl 1h] | --no-approval]"})
 	register(command{name: "revoke", run: runRevoke, short: "revoke a key, or every key of a run",
 		usage: "revoke (KEY_ID | --run LABEL)"})
 }
@@ -32,6 +34,7 @@ func runIssue(c *ctx, args []string) error {
 	expires := f.String("expires-in", "", "time to live, e.g. 2h (default: the server's)")
 	meta := f.String("metadata", "", "a JSON object kept with the key")
 	rf := addRuleFlags(f)
+	af := addApprovalFlags(f, false)
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -67,6 +70,9 @@ func runIssue(c *ctx, args []string) error {
 			return err
 		}
 		body["rules"] = rules
+	}
+	if err := af.put(f, body); err != nil {
+		return err
 	}
 	var k keyView
 	if printed, err := c.callJSON("POST", "/vault/keys", body, &k); err != nil || printed {
@@ -139,6 +145,7 @@ func runPatch(c *ctx, args []string) error {
 	var endpoints listFlag
 	f.Var(&endpoints, "endpoint", "the narrowed allowlist, one entry per flag (repeatable)")
 	rf := addRuleFlags(f)
+	af := addApprovalFlags(f, true)
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -163,8 +170,11 @@ func runPatch(c *ctx, args []string) error {
 		}
 		body["rules"] = rules
 	}
+	if err := af.put(f, body); err != nil {
+		return err
+	}
 	if len(body) == 0 {
-		return &usageError{msg: "nothing to change: give a cap, --expires-in, --endpoint or a rule", usage: c.usage}
+		return &usageError{msg: "nothing to change: give a cap, --expires-in, --endpoint, a rule or an approval rule", usage: c.usage}
 	}
 	var k keyView
 	if printed, err := c.callJSON("PATCH", "/vault/keys/"+url.PathEscape(pos[0]), body, &k); err != nil || printed {

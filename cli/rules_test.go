@@ -39,3 +39,41 @@ func TestIssueAndPatchRules(t *testing.T) {
 		}
 	}
 }
+
+// TestIssueAndPatchApproval: issue and patch take the approval rule's
+// flags; patch replaces the rule whole, and --no-approval removes it.
+func TestIssueAndPatchApproval(t *testing.T) {
+	url := server(t)
+	code, out, errOut := run(t, url, "issue", "--vendor", "stripe", "--total-usd-cap", "100", "--endpoint", "POST /v1/refunds",
+		"--approval-above-usd", "50", "--approval-wait", "10s", "--json")
+	if code != ExitOK {
+		t.Fatalf("issue: exit %d: %s", code, errOut)
+	}
+	var k struct {
+		KeyID    string          `json:"key_id"`
+		Approval json.RawMessage `json:"approval"`
+	}
+	if err := json.Unmarshal([]byte(out), &k); err != nil {
+		t.Fatal(err)
+	}
+	if string(k.Approval) != `{"above_usd":50,"wait":"10s","ttl":"1h0m0s"}` {
+		t.Fatalf("issued approval %s", k.Approval)
+	}
+	code, out, errOut = run(t, url, "patch", k.KeyID, "--approval-above-usd", "20", "--approval-ttl", "30m", "--json")
+	if code != ExitOK || !strings.Contains(out, `"approval":{"above_usd":20,"wait":"30s","ttl":"30m0s"}`) {
+		t.Fatalf("patch: exit %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = run(t, url, "patch", k.KeyID, "--no-approval", "--json")
+	if code != ExitOK || !strings.Contains(out, `"approval":null`) {
+		t.Fatalf("patch --no-approval: exit %d %s %s", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"issue", "--vendor", "stripe", "--total-usd-cap", "1", "--approval-wait", "10s"},
+		{"issue", "--vendor", "stripe", "--total-usd-cap", "1", "--approval-above-usd", "ten"},
+		{"patch", k.KeyID, "--no-approval", "--approval-above-usd", "5"},
+	} {
+		if code, _, _ := run(t, url, args...); code == ExitOK {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}
