@@ -45,17 +45,15 @@ func (s *postgresStore) reserveAlone(ctx context.Context, r ledger.ReserveReques
 		// pipelined batch is one implicit transaction): one commit.
 		b := &pgx.Batch{}
 		b.Queue(reserveSQL, args...)
-		tags := &postgresTags{}
-		tags.add(r.CallID, r.Tag, r.ReplayWindow.Microseconds())
-		tags.queue(b)
+		queueTag(b, r)
 		err = func() error {
 			br := s.pool.SendBatch(ctx, b)
 			defer br.Close()
 			if err := br.QueryRow().Scan(scan...); err != nil {
 				return err
 			}
-			got, err := tags.read(br)
-			res.Tag = got[r.CallID]
+			var err error
+			res.Tag, err = readTag(br)
 			return err
 		}()
 	}
